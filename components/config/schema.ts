@@ -1,0 +1,367 @@
+/**
+ * The stack configuration contract (`hardway:*` keys), its defaults and its validation.
+ * Everything here is pure: `parseConfig` turns raw values into a typed, frozen
+ * `HardwayConfig` or throws a `ConfigError` that lists every problem at once.
+ */
+import { z } from "zod";
+import {
+  AddressRange,
+  cidrRange,
+  formatAddress,
+  formatRange,
+  isPrivate,
+  nthAddress,
+  parseCidr,
+  parseRange,
+  rangeContains,
+  rangesOverlap,
+} from "../network/ipv4";
+import { defaultImageUrl, defaultVersions } from "./defaults";
+
+export const ARCHES = ["arm64", "amd64"] as const;
+export const CONTAINER_RUNTIMES = ["containerd", "cri-o"] as const;
+export const CNIS = ["bridge", "cilium"] as const;
+export const CONTROL_PLANE_COUNTS = [1, 3, 5] as const;
+export const ACCELERATORS = ["auto", "hvf", "kvm", "tcg"] as const;
+export const MAX_WORKERS = 40;
+
+export type Arch = (typeof ARCHES)[number];
+export type ContainerRuntime = (typeof CONTAINER_RUNTIMES)[number];
+export type Cni = (typeof CNIS)[number];
+export type Accelerator = (typeof ACCELERATORS)[number];
+
+/** The project name, and so the namespace of every config key. */
+export const PROJECT = "hardway";
+
+/** Host parts of the VM subnet that the address plan reserves (see SPEC.md). */
+export const HOST_PARTS = {
+  host: 1,
+  gateway: 10,
+  firstControl: 11,
+  apiVip: 20,
+  firstWorker: 21,
+  dhcp: { first: 100, last: 149 },
+  metallb: { first: 200, last: 250 },
+} as const;
+
+export const DEFAULT_SUBNET = "192.168.234.0/24";
+
+/** What the program needs to know about the machine it runs on to pick defaults. */
+export interface HostFacts {
+  readonly os: NodeJS.Platform;
+  /** `process.arch` of the host, e.g. "x64" or "arm64". */
+  readonly cpu: string;
+}
+
+function oneOf<T extends readonly (string | number)[]>(values: T): string {
+  return `expected one of ${values.join(", ")}`;
+}
+
+const wholeNumber = (min: number, max: number) =>
+  z
+    .number({ error: `expected a whole number from ${min} to ${max}` })
+    .int({ error: `expected a whole number from ${min} to ${max}` })
+    .min(min, { error: `expected a whole number from ${min} to ${max}` })
+    .max(max, { error: `expected a whole number from ${min} to ${max}` });
+
+const cidrText = z.string({ error: "expected an IPv4 network such as 10.0.0.0/16" }).check((ctx) => {
+  try {
+    parseCidr(ctx.value);
+  } catch (err) {
+    ctx.issues.push({ code: "custom", message: (err as Error).message, input: ctx.value });
+  }
+});
+
+const rangeText = z.string({ error: "expected a range such as 10.0.0.200-10.0.0.250" }).check((ctx) => {
+  try {
+    parseRange(ctx.value);
+  } catch (err) {
+    ctx.issues.push({ code: "custom", message: (err as Error).message, input: ctx.value });
+  }
+});
+
+const sha256 = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/, { error: "expected 64 lowercase hex digits (a sha256 digest)" });
+
+const chart = (d: { repository: string; chart: string; version: string }) =>
+  z
+    .strictObject({
+      repository: z.url({ error: "expected the URL of a Helm repository" }).default(d.repository),
+      chart: z.string().min(1).default(d.chart),
+      version: z.string().min(1).default(d.version),
+    })
+    .prefault({});
+
+const version = (d: string) =>
+  z.string().regex(/^\d+\.\d+\.\d+$/, { error: "expected a release version such as 1.2.3" }).default(d);
+
+const versions = z
+  .strictObject({
+    kubernetes: version(defaultVersions.kubernetes),
+    etcd: version(defaultVersions.etcd),
+    containerd: version(defaultVersions.containerd),
+    crio: version(defaultVersions.crio),
+    runc: version(defaultVersions.runc),
+    cniPlugins: version(defaultVersions.cniPlugins),
+    crictl: version(defaultVersions.crictl),
+    charts: z
+      .strictObject({
+        cilium: chart(defaultVersions.charts.cilium),
+        coredns: chart(defaultVersions.charts.coredns),
+        metallb: chart(defaultVersions.charts.metallb),
+        nfsProvisioner: chart(defaultVersions.charts.nfsProvisioner),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+const vmSize = (d: { cpus: number; memory: number; disk: number }) =>
+  z
+    .strictObject({
+      cpus: wholeNumber(1, 64).default(d.cpus),
+      /** MiB of guest memory. */
+      memory: wholeNumber(512, 262144).default(d.memory),
+      /** GiB of qcow2 disk (the overlay's virtual size). */
+      disk: wholeNumber(4, 2048).default(d.disk),
+    })
+    .prefault({});
+
+/** Role sizes; the default cluster (1 gateway, 3 control, 3 workers) needs 12.5 GiB of RAM. */
+export const DEFAULT_VM_SIZES = {
+  gateway: { cpus: 1, memory: 512, disk: 8 },
+  control: { cpus: 2, memory: 2048, disk: 20 },
+  worker: { cpus: 2, memory: 2048, disk: 20 },
+} as const;
+
+const pki = z
+  .strictObject({
+    /** Lifetime of the three CAs. */
+    caValidityHours: wholeNumber(24, 24 * 365 * 30).default(24 * 365 * 10),
+    /** Lifetime of every leaf certificate. */
+    validityHours: wholeNumber(1, 24 * 365 * 10).default(24 * 365),
+    /** Pulumi re-issues a certificate this long before it expires. */
+    earlyRenewalHours: wholeNumber(0, 24 * 365).default(24 * 30),
+  })
+  .prefault({});
+
+/** The raw schema, keyed exactly like the `hardway:` config keys. */
+export const configSchema = z.strictObject({
+  arch: z.enum(ARCHES, { error: oneOf(ARCHES) }).optional(),
+  containerRuntime: z.enum(CONTAINER_RUNTIMES, { error: oneOf(CONTAINER_RUNTIMES) }).default("containerd"),
+  cni: z.enum(CNIS, { error: oneOf(CNIS) }).default("bridge"),
+  controlPlanes: z
+    .union(CONTROL_PLANE_COUNTS.map((n) => z.literal(n)), { error: oneOf(CONTROL_PLANE_COUNTS) })
+    .default(3),
+  workers: wholeNumber(0, MAX_WORKERS).default(3),
+  subnet: cidrText.default(DEFAULT_SUBNET),
+  clusterCidr: cidrText.default("10.200.0.0/16"),
+  serviceCidr: cidrText.default("10.32.0.0/16"),
+  metallbPool: rangeText.optional(),
+  domain: z
+    .string()
+    .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, {
+      error: "expected a lowercase DNS domain with at least two labels, such as hardway.internal",
+    })
+    .default("hardway.internal"),
+  accelerator: z.enum(ACCELERATORS, { error: oneOf(ACCELERATORS) }).default("auto"),
+  versions,
+  vm: z
+    .strictObject({
+      gateway: vmSize(DEFAULT_VM_SIZES.gateway),
+      control: vmSize(DEFAULT_VM_SIZES.control),
+      worker: vmSize(DEFAULT_VM_SIZES.worker),
+    })
+    .prefault({}),
+  image: z
+    .strictObject({
+      url: z.url({ error: "expected the URL of a cloud image" }).optional(),
+      sha256: sha256.optional(),
+      path: z.string().min(1).optional(),
+    })
+    .prefault({}),
+  pki,
+});
+
+type Parsed = z.infer<typeof configSchema>;
+type DeepReadonly<T> = { readonly [K in keyof T]: T[K] extends object ? DeepReadonly<T[K]> : T[K] };
+
+/** The validated stack configuration every component receives. */
+export type HardwayConfig = DeepReadonly<
+  Omit<Parsed, "arch" | "metallbPool" | "image"> & {
+    arch: Arch;
+    metallbPool: string;
+    image: { url: string; sha256?: string; path?: string };
+  }
+>;
+export type Versions = HardwayConfig["versions"];
+export type VmSize = HardwayConfig["vm"]["worker"];
+
+/** Every problem with the stack configuration, one per line. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(
+      `invalid stack configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}\n` +
+        `Fix it with \`pulumi config set ${PROJECT}:<key> <value>\` (or edit Pulumi.<stack>.yaml).`,
+    );
+    this.name = "ConfigError";
+  }
+}
+
+export function hostArch(host: HostFacts): Arch | undefined {
+  return host.cpu === "x64" ? "amd64" : host.cpu === "arm64" ? "arm64" : undefined;
+}
+
+function key(path: readonly PropertyKey[]): string {
+  return `${PROJECT}:${path.map(String).join(".")}`;
+}
+
+function describe(value: unknown): string {
+  return typeof value === "string" ? `"${value}"` : JSON.stringify(value);
+}
+
+/**
+ * Validates raw config values (already JSON-decoded where they were JSON) and applies defaults.
+ * Throws a ConfigError naming each bad key, its value and what is allowed.
+ */
+export function parseConfig(raw: Readonly<Record<string, unknown>>, host: HostFacts): HardwayConfig {
+  const result = configSchema.safeParse(raw, { reportInput: true });
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => {
+        if (issue.code === "unrecognized_keys") {
+          return `${issue.keys.map((k) => key([...issue.path, k])).join(", ")}: unknown key; known keys here: ${knownKeys(issue.path).join(", ")}`;
+        }
+        const got = issue.input === undefined ? "" : ` (got ${describe(issue.input)})`;
+        return `${key(issue.path)}: ${issue.message}${got}`;
+      }),
+    );
+  }
+  const parsed = result.data;
+  const arch = parsed.arch ?? hostArch(host);
+  const problems: string[] = [];
+  if (arch === undefined) {
+    problems.push(`${key(["arch"])}: this host's CPU (${host.cpu}) has no default; set it to one of ${ARCHES.join(", ")}`);
+  }
+  const subnet = cidrRange(parseCidr(parsed.subnet));
+  const metallbPool =
+    parsed.metallbPool ??
+    formatRange({
+      first: subnet.first + HOST_PARTS.metallb.first,
+      last: subnet.first + HOST_PARTS.metallb.last,
+    });
+  problems.push(...checkNetworks({ ...parsed, metallbPool }));
+  if (problems.length > 0) {
+    throw new ConfigError(problems);
+  }
+  return deepFreeze({
+    ...parsed,
+    arch: arch as Arch,
+    metallbPool,
+    image: { ...parsed.image, url: parsed.image.url ?? defaultImageUrl(arch as Arch) },
+  });
+}
+
+function knownKeys(path: readonly PropertyKey[]): string[] {
+  let shape: z.ZodType = configSchema;
+  for (const segment of path) {
+    shape = unwrapObject(shape).shape[String(segment)] as z.ZodType;
+  }
+  return Object.keys(unwrapObject(shape).shape);
+}
+
+function unwrapObject(schema: z.ZodType): z.ZodObject {
+  let current: z.ZodType = schema;
+  while (!(current instanceof z.ZodObject)) {
+    current = (current as z.ZodPrefault<z.ZodType>).def.innerType;
+  }
+  return current;
+}
+
+interface NetworkKeys {
+  readonly subnet: string;
+  readonly clusterCidr: string;
+  readonly serviceCidr: string;
+  readonly metallbPool: string;
+  readonly controlPlanes: number;
+  readonly workers: number;
+}
+
+/** Cross-key checks: the four address ranges must not collide, and each must be big enough. */
+export function checkNetworks(c: NetworkKeys): string[] {
+  const problems: string[] = [];
+  const subnetCidr = parseCidr(c.subnet);
+  if (subnetCidr.prefix !== 24) {
+    problems.push(`${key(["subnet"])}: expected a /24 network, such as ${DEFAULT_SUBNET} (got "${c.subnet}")`);
+    return problems;
+  }
+  if (!isPrivate(subnetCidr.network)) {
+    problems.push(`${key(["subnet"])}: expected a private (RFC 1918) network (got "${c.subnet}")`);
+  }
+  const ranges: [string, string, AddressRange][] = [
+    ["subnet", c.subnet, cidrRange(subnetCidr)],
+    ["clusterCidr", c.clusterCidr, cidrRange(parseCidr(c.clusterCidr))],
+    ["serviceCidr", c.serviceCidr, cidrRange(parseCidr(c.serviceCidr))],
+  ];
+  for (let i = 0; i < ranges.length; i++) {
+    for (let j = i + 1; j < ranges.length; j++) {
+      const [ka, va, ra] = ranges[i];
+      const [kb, vb, rb] = ranges[j];
+      if (rangesOverlap(ra, rb)) {
+        problems.push(`${key([ka])} ${va} overlaps ${key([kb])} ${vb}; pick networks that do not intersect`);
+      }
+    }
+  }
+
+  const nodes = c.controlPlanes + c.workers;
+  const cluster = parseCidr(c.clusterCidr);
+  if (cluster.prefix > 24 || 2 ** (24 - cluster.prefix) < nodes) {
+    problems.push(
+      `${key(["clusterCidr"])}: ${c.clusterCidr} cannot give each of the ${nodes} nodes its own /24 pod network; use a larger network such as 10.200.0.0/16`,
+    );
+  }
+  const service = parseCidr(c.serviceCidr);
+  if (service.prefix > 24) {
+    problems.push(`${key(["serviceCidr"])}: ${c.serviceCidr} is too small for services; use a /24 or larger`);
+  }
+
+  const pool = parseRange(c.metallbPool);
+  const subnet = cidrRange(subnetCidr);
+  const nodeAddresses: AddressRange = {
+    first: nthAddress(subnetCidr, HOST_PARTS.host),
+    last: nthAddress(subnetCidr, HOST_PARTS.firstWorker + Math.max(c.workers, 1) - 1),
+  };
+  const dhcp: AddressRange = {
+    first: subnet.first + HOST_PARTS.dhcp.first,
+    last: subnet.first + HOST_PARTS.dhcp.last,
+  };
+  if (!rangeContains({ first: subnet.first + 1, last: subnet.last - 1 }, pool)) {
+    problems.push(
+      `${key(["metallbPool"])} ${c.metallbPool} is not inside ${key(["subnet"])} ${c.subnet}; MetalLB answers ARP on the VM network, so its addresses must be on it`,
+    );
+  } else if (rangesOverlap(pool, nodeAddresses)) {
+    problems.push(
+      `${key(["metallbPool"])} ${c.metallbPool} overlaps the node addresses ${formatRange(nodeAddresses)} of ${key(["subnet"])} ${c.subnet}`,
+    );
+  } else if (rangesOverlap(pool, dhcp)) {
+    problems.push(
+      `${key(["metallbPool"])} ${c.metallbPool} overlaps the DHCP pool ${formatRange(dhcp)} of ${key(["subnet"])} ${c.subnet}`,
+    );
+  }
+  return problems;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object") {
+    for (const child of Object.values(value)) {
+      deepFreeze(child);
+    }
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** The address a host part designates inside the subnet; used by the address plan. */
+export function subnetAddress(subnet: string, hostPart: number): string {
+  return formatAddress(nthAddress(parseCidr(subnet), hostPart));
+}

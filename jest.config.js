@@ -1,0 +1,14 @@
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: "node",
+  roots: ["<rootDir>/tests"],
+  testMatch: ["**/*.test.ts"],
+  transform: {
+    "^.+\\.ts$": "ts-jest",
+  },
+  // Real QEMU guests and etcd clusters run under software emulation on two cores.
+  testTimeout: 120000,
+  verbose: true,
+  // The Pulumi SDK keeps its gRPC machinery alive after a mocked program finishes.
+  forceExit: true,
+};

@@ -23,7 +23,7 @@ export default tseslint.config(
   {
     files: ["**/*.js", "**/*.mjs"],
     ...tseslint.configs.disableTypeChecked,
-    languageOptions: { globals: { module: "writable", require: "readonly" } },
+    languageOptions: { globals: { module: "writable", require: "readonly", process: "readonly" } },
   },
   prettier,
 );

@@ -9,6 +9,7 @@ module.exports = {
   // Real QEMU guests and etcd clusters run under software emulation on two cores.
   testTimeout: 120000,
   verbose: true,
+  reporters: ["default", "<rootDir>/tests/harness/summaryReporter.js"],
   // The Pulumi SDK keeps its gRPC machinery alive after a mocked program finishes.
   forceExit: true,
 };

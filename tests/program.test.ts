@@ -1,8 +1,78 @@
-import { byType, runProgram } from "./harness/mocks";
+/**
+ * The whole program (index.ts) under mocks, with the default config and with each switch.
+ */
+import { ProgramFailure, byType, runProgram, unwrap } from "./harness/mocks";
+
+const LEAF = "tls:index/locallySignedCert:LocallySignedCert";
 
 describe("the program under mocks", () => {
-  it("registers the PKI with the default config", async () => {
+  it("builds the PKI and exports the outputs with the default config", async () => {
     const run = await runProgram();
-    expect(byType(run.resources, "tls:index/locallySignedCert:LocallySignedCert").length).toBeGreaterThan(10);
+    const leafNames = byType(run.resources, LEAF).map((r) => r.name);
+    expect(leafNames).toEqual(
+      expect.arrayContaining(["pki-kube-apiserver", "pki-admin", "pki-kubelet-worker2"]),
+    );
+    expect(run.exports.apiServer).toBe("https://192.168.234.20:6443");
+    expect(Object.keys(run.exports.nodes as object)).toEqual([
+      "gateway",
+      "control0",
+      "control1",
+      "control2",
+      "worker0",
+      "worker1",
+      "worker2",
+    ]);
+    expect(run.exports.sshConfig).toMatch(
+      /Host control0 control0\.hardway\.internal\n {2}HostName 192\.168\.234\.11/,
+    );
+    const pki = run.resources.find((r) => r.type === "hardway:pki:Pki");
+    expect(pki).toBeDefined();
+    for (const leaf of byType(run.resources, LEAF)) {
+      expect(leaf.parentUrn).toBe(pki!.urn);
+    }
+  });
+
+  it("exports every private key and kubeconfig as a secret, and certificates in the clear", async () => {
+    const run = await runProgram();
+    const out = run.exports;
+    expect((await unwrap(out.kubeconfig)).secret).toBe(true);
+    expect((await unwrap(out.sshPrivateKey)).secret).toBe(true);
+    expect((await unwrap(out.caCertPem)).secret).toBe(false);
+    expect((await unwrap(out.caCertPem)).value).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    const expiry = (await unwrap(out.certificateExpiry)).value as Record<string, string>;
+    expect(Object.keys(expiry)).toContain("kube-apiserver");
+  });
+
+  it.each<[string, Record<string, string>, number, number]>([
+    ["arm64", { "hardway:arch": "arm64" }, 3, 3],
+    ["amd64", { "hardway:arch": "amd64" }, 3, 3],
+    ["cri-o", { "hardway:containerRuntime": "cri-o" }, 3, 3],
+    ["cilium", { "hardway:cni": "cilium" }, 3, 3],
+    ["1 control plane", { "hardway:controlPlanes": "1" }, 1, 3],
+    ["5 control planes", { "hardway:controlPlanes": "5" }, 5, 3],
+    ["0 workers", { "hardway:workers": "0" }, 3, 0],
+    ["5 workers", { "hardway:workers": "5" }, 3, 5],
+  ])("runs with %s", async (_what, config, controls, workers) => {
+    const run = await runProgram(config);
+    const names = byType(run.resources, LEAF).map((r) => r.name);
+    expect(names.filter((n) => n.startsWith("pki-kubelet-control"))).toHaveLength(controls);
+    expect(names.filter((n) => n.startsWith("pki-kubelet-worker"))).toHaveLength(workers);
+    expect(names.filter((n) => n.startsWith("pki-etcd-server-"))).toHaveLength(controls);
+    expect(Object.keys(run.exports.nodes as object)).toHaveLength(1 + controls + workers);
+  });
+
+  it("refuses a bad config before registering anything", async () => {
+    const failure = await runProgram({
+      "hardway:controlPlanes": "2",
+      "hardway:cni": "flannel",
+    }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(failure).toBeInstanceOf(ProgramFailure);
+    const { message, resources } = failure as ProgramFailure;
+    expect(message).toMatch(/hardway:controlPlanes: expected one of 1, 3, 5 \(got 2\)/);
+    expect(message).toMatch(/hardway:cni: expected one of bridge, cilium \(got "flannel"\)/);
+    expect(resources).toHaveLength(0);
   });
 });

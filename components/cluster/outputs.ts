@@ -8,7 +8,9 @@ export interface NodeOutput {
 }
 
 export function nodesOutput(plan: AddressPlan): Record<string, NodeOutput> {
-  return Object.fromEntries(plan.nodes.map((n) => [n.name, { ip: n.ip, role: n.role, mac: n.mac }]));
+  return Object.fromEntries(
+    plan.nodes.map((n) => [n.name, { ip: n.ip, role: n.role, mac: n.mac }]),
+  );
 }
 
 /** The user the cloud image creates and the VMs' cloud-init authorises the SSH key for. */

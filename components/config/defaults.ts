@@ -15,7 +15,11 @@ export const defaultVersions = {
   charts: {
     cilium: { repository: "https://helm.cilium.io/", chart: "cilium", version: "1.18.12" },
     coredns: { repository: "https://coredns.github.io/helm", chart: "coredns", version: "1.46.2" },
-    metallb: { repository: "https://metallb.github.io/metallb", chart: "metallb", version: "0.16.1" },
+    metallb: {
+      repository: "https://metallb.github.io/metallb",
+      chart: "metallb",
+      version: "0.16.1",
+    },
     nfsProvisioner: {
       repository: "https://kubernetes-sigs.github.io/nfs-subdir-external-provisioner/",
       chart: "nfs-subdir-external-provisioner",

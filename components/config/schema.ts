@@ -64,21 +64,25 @@ const wholeNumber = (min: number, max: number) =>
     .min(min, { error: `expected a whole number from ${min} to ${max}` })
     .max(max, { error: `expected a whole number from ${min} to ${max}` });
 
-const cidrText = z.string({ error: "expected an IPv4 network such as 10.0.0.0/16" }).check((ctx) => {
-  try {
-    parseCidr(ctx.value);
-  } catch (err) {
-    ctx.issues.push({ code: "custom", message: (err as Error).message, input: ctx.value });
-  }
-});
+const cidrText = z
+  .string({ error: "expected an IPv4 network such as 10.0.0.0/16" })
+  .check((ctx) => {
+    try {
+      parseCidr(ctx.value);
+    } catch (err) {
+      ctx.issues.push({ code: "custom", message: (err as Error).message, input: ctx.value });
+    }
+  });
 
-const rangeText = z.string({ error: "expected a range such as 10.0.0.200-10.0.0.250" }).check((ctx) => {
-  try {
-    parseRange(ctx.value);
-  } catch (err) {
-    ctx.issues.push({ code: "custom", message: (err as Error).message, input: ctx.value });
-  }
-});
+const rangeText = z
+  .string({ error: "expected a range such as 10.0.0.200-10.0.0.250" })
+  .check((ctx) => {
+    try {
+      parseRange(ctx.value);
+    } catch (err) {
+      ctx.issues.push({ code: "custom", message: (err as Error).message, input: ctx.value });
+    }
+  });
 
 const sha256 = z
   .string()
@@ -94,7 +98,10 @@ const chart = (d: { repository: string; chart: string; version: string }) =>
     .prefault({});
 
 const version = (d: string) =>
-  z.string().regex(/^\d+\.\d+\.\d+$/, { error: "expected a release version such as 1.2.3" }).default(d);
+  z
+    .string()
+    .regex(/^\d+\.\d+\.\d+$/, { error: "expected a release version such as 1.2.3" })
+    .default(d);
 
 const versions = z
   .strictObject({
@@ -148,10 +155,15 @@ const pki = z
 /** The raw schema, keyed exactly like the `hardway:` config keys. */
 export const configSchema = z.strictObject({
   arch: z.enum(ARCHES, { error: oneOf(ARCHES) }).optional(),
-  containerRuntime: z.enum(CONTAINER_RUNTIMES, { error: oneOf(CONTAINER_RUNTIMES) }).default("containerd"),
+  containerRuntime: z
+    .enum(CONTAINER_RUNTIMES, { error: oneOf(CONTAINER_RUNTIMES) })
+    .default("containerd"),
   cni: z.enum(CNIS, { error: oneOf(CNIS) }).default("bridge"),
   controlPlanes: z
-    .union(CONTROL_PLANE_COUNTS.map((n) => z.literal(n)), { error: oneOf(CONTROL_PLANE_COUNTS) })
+    .union(
+      CONTROL_PLANE_COUNTS.map((n) => z.literal(n)),
+      { error: oneOf(CONTROL_PLANE_COUNTS) },
+    )
     .default(3),
   workers: wholeNumber(0, MAX_WORKERS).default(3),
   subnet: cidrText.default(DEFAULT_SUBNET),
@@ -224,7 +236,10 @@ function describe(value: unknown): string {
  * Validates raw config values (already JSON-decoded where they were JSON) and applies defaults.
  * Throws a ConfigError naming each bad key, its value and what is allowed.
  */
-export function parseConfig(raw: Readonly<Record<string, unknown>>, host: HostFacts): HardwayConfig {
+export function parseConfig(
+  raw: Readonly<Record<string, unknown>>,
+  host: HostFacts,
+): HardwayConfig {
   const result = configSchema.safeParse(raw, { reportInput: true });
   if (!result.success) {
     throw new ConfigError(
@@ -241,7 +256,9 @@ export function parseConfig(raw: Readonly<Record<string, unknown>>, host: HostFa
   const arch = parsed.arch ?? hostArch(host);
   const problems: string[] = [];
   if (arch === undefined) {
-    problems.push(`${key(["arch"])}: this host's CPU (${host.cpu}) has no default; set it to one of ${ARCHES.join(", ")}`);
+    problems.push(
+      `${key(["arch"])}: this host's CPU (${host.cpu}) has no default; set it to one of ${ARCHES.join(", ")}`,
+    );
   }
   const subnet = cidrRange(parseCidr(parsed.subnet));
   const metallbPool =
@@ -292,7 +309,9 @@ export function checkNetworks(c: NetworkKeys): string[] {
   const problems: string[] = [];
   const subnetCidr = parseCidr(c.subnet);
   if (subnetCidr.prefix !== 24) {
-    problems.push(`${key(["subnet"])}: expected a /24 network, such as ${DEFAULT_SUBNET} (got "${c.subnet}")`);
+    problems.push(
+      `${key(["subnet"])}: expected a /24 network, such as ${DEFAULT_SUBNET} (got "${c.subnet}")`,
+    );
     return problems;
   }
   if (!isPrivate(subnetCidr.network)) {
@@ -308,7 +327,9 @@ export function checkNetworks(c: NetworkKeys): string[] {
       const [ka, va, ra] = ranges[i];
       const [kb, vb, rb] = ranges[j];
       if (rangesOverlap(ra, rb)) {
-        problems.push(`${key([ka])} ${va} overlaps ${key([kb])} ${vb}; pick networks that do not intersect`);
+        problems.push(
+          `${key([ka])} ${va} overlaps ${key([kb])} ${vb}; pick networks that do not intersect`,
+        );
       }
     }
   }
@@ -322,7 +343,9 @@ export function checkNetworks(c: NetworkKeys): string[] {
   }
   const service = parseCidr(c.serviceCidr);
   if (service.prefix > 24) {
-    problems.push(`${key(["serviceCidr"])}: ${c.serviceCidr} is too small for services; use a /24 or larger`);
+    problems.push(
+      `${key(["serviceCidr"])}: ${c.serviceCidr} is too small for services; use a /24 or larger`,
+    );
   }
 
   const pool = parseRange(c.metallbPool);

@@ -3,7 +3,15 @@
  * config alone. No other module decides an address.
  */
 import { HOST_PARTS, HardwayConfig } from "../config/schema";
-import { formatAddress, mask, formatCidr, nthAddress, nthSubnet, parseCidr, parseRange } from "./ipv4";
+import {
+  formatAddress,
+  mask,
+  formatCidr,
+  nthAddress,
+  nthSubnet,
+  parseCidr,
+  parseRange,
+} from "./ipv4";
 
 export type Role = "gateway" | "control" | "worker";
 

@@ -47,7 +47,9 @@ export function parseCidr(text: string): Cidr {
   }
   const network = (address & mask(prefix)) >>> 0;
   if (network !== address) {
-    throw new Error(`"${text}" has host bits set; did you mean ${formatAddress(network)}/${prefix}?`);
+    throw new Error(
+      `"${text}" has host bits set; did you mean ${formatAddress(network)}/${prefix}?`,
+    );
   }
   return { network, prefix };
 }

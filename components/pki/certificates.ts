@@ -34,10 +34,20 @@ export interface CertSpec {
   readonly node?: string;
 }
 
-export const CA_USAGES: readonly Usage[] = ["cert_signing", "crl_signing", "digital_signature", "key_encipherment"];
+export const CA_USAGES: readonly Usage[] = [
+  "cert_signing",
+  "crl_signing",
+  "digital_signature",
+  "key_encipherment",
+];
 const SERVER: readonly Usage[] = ["digital_signature", "key_encipherment", "server_auth"];
 const CLIENT: readonly Usage[] = ["digital_signature", "key_encipherment", "client_auth"];
-const BOTH: readonly Usage[] = ["digital_signature", "key_encipherment", "server_auth", "client_auth"];
+const BOTH: readonly Usage[] = [
+  "digital_signature",
+  "key_encipherment",
+  "server_auth",
+  "client_auth",
+];
 
 export const CAS: readonly CaSpec[] = [
   { id: "kubernetes-ca", commonName: "kubernetes-ca" },

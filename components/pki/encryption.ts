@@ -19,7 +19,10 @@ export function renderEncryptionConfig(keyBase64: string): string {
     resources: [
       {
         resources: ["secrets"],
-        providers: [{ secretbox: { keys: [{ name: ENCRYPTION_KEY_NAME, secret: keyBase64 }] } }, { identity: {} }],
+        providers: [
+          { secretbox: { keys: [{ name: ENCRYPTION_KEY_NAME, secret: keyBase64 }] } },
+          { identity: {} },
+        ],
       },
     ],
   });

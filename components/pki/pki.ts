@@ -61,11 +61,17 @@ export class Pki extends pulumi.ComponentResource {
   /** Leaf certificates by CertSpec id. */
   readonly certs: Readonly<Record<string, KeyPair>>;
   readonly specs: readonly CertSpec[];
-  readonly serviceAccount: { readonly publicKeyPem: pulumi.Output<string>; readonly privateKeyPem: pulumi.Output<string> };
+  readonly serviceAccount: {
+    readonly publicKeyPem: pulumi.Output<string>;
+    readonly privateKeyPem: pulumi.Output<string>;
+  };
   /** Secret: EncryptionConfiguration YAML for kube-apiserver. */
   readonly encryptionConfig: pulumi.Output<string>;
   readonly kubeconfigs: Kubeconfigs;
-  readonly ssh: { readonly publicKey: pulumi.Output<string>; readonly privateKey: pulumi.Output<string> };
+  readonly ssh: {
+    readonly publicKey: pulumi.Output<string>;
+    readonly privateKey: pulumi.Output<string>;
+  };
   /** Certificate name → expiry time, for every CA and leaf. */
   readonly expiry: pulumi.Output<Record<string, string>>;
 
@@ -90,7 +96,11 @@ export class Pki extends pulumi.ComponentResource {
         },
         parent,
       );
-      cas[ca.id] = { certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem), notAfter: cert.validityEndTime };
+      cas[ca.id] = {
+        certPem: cert.certPem,
+        keyPem: pulumi.secret(key.privateKeyPem),
+        notAfter: cert.validityEndTime,
+      };
     }
 
     this.specs = certificateSpecs(args.plan);
@@ -120,7 +130,11 @@ export class Pki extends pulumi.ComponentResource {
         },
         parent,
       );
-      certs[spec.id] = { certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem), notAfter: cert.validityEndTime };
+      certs[spec.id] = {
+        certPem: cert.certPem,
+        keyPem: pulumi.secret(key.privateKeyPem),
+        notAfter: cert.validityEndTime,
+      };
     }
     this.cas = cas;
     this.certs = certs;
@@ -128,7 +142,10 @@ export class Pki extends pulumi.ComponentResource {
     // kube-controller-manager signs service-account tokens with the private half; every
     // kube-apiserver verifies them with the public half.
     const saKey = newKey("service-account");
-    this.serviceAccount = { publicKeyPem: saKey.publicKeyPem, privateKeyPem: pulumi.secret(saKey.privateKeyPem) };
+    this.serviceAccount = {
+      publicKeyPem: saKey.publicKeyPem,
+      privateKeyPem: pulumi.secret(saKey.privateKeyPem),
+    };
 
     const encryptionKey = new random.RandomBytes(`${name}-encryption-key`, { length: 32 }, parent);
     this.encryptionConfig = pulumi.secret(encryptionKey.base64.apply(renderEncryptionConfig));
@@ -139,21 +156,38 @@ export class Pki extends pulumi.ComponentResource {
         pulumi
           .all([cas["kubernetes-ca"].certPem, certs[certId].certPem, certs[certId].keyPem])
           .apply(([caCertPem, clientCertPem, clientKeyPem]) =>
-            renderKubeconfig({ cluster: args.clusterName, server, caCertPem, user, clientCertPem, clientKeyPem }),
+            renderKubeconfig({
+              cluster: args.clusterName,
+              server,
+              caCertPem,
+              user,
+              clientCertPem,
+              clientKeyPem,
+            }),
           ),
       );
     this.kubeconfigs = {
       admin: kubeconfig("admin", "admin", servers.viaVip),
-      controllerManager: kubeconfig("kube-controller-manager", "system:kube-controller-manager", servers.local),
+      controllerManager: kubeconfig(
+        "kube-controller-manager",
+        "system:kube-controller-manager",
+        servers.local,
+      ),
       scheduler: kubeconfig("kube-scheduler", "system:kube-scheduler", servers.local),
       kubeProxy: kubeconfig("kube-proxy", "system:kube-proxy", servers.viaVip),
       kubelets: Object.fromEntries(
-        args.plan.kubeletNodes.map((n) => [n.name, kubeconfig(kubeletCertId(n.name), `system:node:${n.name}`, servers.viaVip)]),
+        args.plan.kubeletNodes.map((n) => [
+          n.name,
+          kubeconfig(kubeletCertId(n.name), `system:node:${n.name}`, servers.viaVip),
+        ]),
       ),
     };
 
     const sshKey = new tls.PrivateKey(`${name}-ssh-key`, { algorithm: "ED25519" }, parent);
-    this.ssh = { publicKey: sshKey.publicKeyOpenssh, privateKey: pulumi.secret(sshKey.privateKeyOpenssh) };
+    this.ssh = {
+      publicKey: sshKey.publicKeyOpenssh,
+      privateKey: pulumi.secret(sshKey.privateKeyOpenssh),
+    };
 
     const expiries: Record<string, pulumi.Output<string>> = {};
     for (const [id, pair] of [...Object.entries(cas), ...Object.entries(certs)]) {

@@ -51,7 +51,10 @@ function revealSecrets(value: unknown, path: string, secrets: string[]): unknown
       return revealSecrets(record.value, path, []);
     }
     return Object.fromEntries(
-      Object.entries(record).map(([k, v]) => [k, revealSecrets(v, path ? `${path}.${k}` : k, secrets)]),
+      Object.entries(record).map(([k, v]) => [
+        k,
+        revealSecrets(v, path ? `${path}.${k}` : k, secrets),
+      ]),
     );
   }
   return value;
@@ -149,6 +152,17 @@ export async function unwrap<T>(
   return { value, secret };
 }
 
+/** The program threw while it was being loaded; `resources` is what it registered before. */
+export class ProgramFailure extends Error {
+  constructor(
+    readonly cause: Error,
+    readonly resources: readonly RecordedResource[],
+  ) {
+    super(cause.message);
+    this.name = "ProgramFailure";
+  }
+}
+
 /** Rejects as soon as any resource fails to register, so a broken run fails fast. */
 async function firstFailure(): Promise<never> {
   for (;;) {
@@ -184,7 +198,12 @@ export async function runProgram(
     const pulumi = (await import("@pulumi/pulumi")) as typeof PulumiModule;
     failures.length = 0;
     const resources = await installMocks(pulumi, config, options.preview ?? false);
-    const exports = (await import("../../index")) as Record<string, unknown>;
+    let exports: Record<string, unknown>;
+    try {
+      exports = await import("../../index");
+    } catch (err) {
+      throw new ProgramFailure(err as Error, resources);
+    }
     const outputs = Object.values(exports).filter((v) => pulumi.Output.isInstance(v));
     await Promise.race([Promise.all(outputs.map((o) => unwrap(o))), firstFailure()]);
     await settle(() => resources.length);

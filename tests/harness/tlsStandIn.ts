@@ -68,7 +68,9 @@ function ed25519OpenSsh(key: crypto.KeyObject): { publicKey: string; privateKey:
     sshString(Buffer.concat([priv, pub])),
     sshString(""),
   ]);
-  const padding = Buffer.from(Array.from({ length: (8 - (secret.length % 8)) % 8 }, (_, i) => i + 1));
+  const padding = Buffer.from(
+    Array.from({ length: (8 - (secret.length % 8)) % 8 }, (_, i) => i + 1),
+  );
   secret = Buffer.concat([secret, padding]);
   const count = Buffer.alloc(4);
   count.writeUInt32BE(1);
@@ -96,8 +98,13 @@ export function privateKey(inputs: Inputs): State {
     pair = crypto.generateKeyPairSync("rsa", { modulusLength: Number(inputs.rsaBits ?? 2048) });
     privateKeyPem = pair.privateKey.export({ type: "pkcs1", format: "pem" }).toString();
   } else if (algorithm === "ECDSA") {
-    const curves: Record<string, string> = { P224: "secp224r1", P256: "prime256v1", P384: "secp384r1", P521: "secp521r1" };
-    const namedCurve = curves[String(inputs.ecdsaCurve ?? "P224")];
+    const curves: Record<string, string> = {
+      P224: "secp224r1",
+      P256: "prime256v1",
+      P384: "secp384r1",
+      P521: "secp521r1",
+    };
+    const namedCurve = curves[typeof inputs.ecdsaCurve === "string" ? inputs.ecdsaCurve : "P224"];
     pair = crypto.generateKeyPairSync("ec", { namedCurve });
     privateKeyPem = pair.privateKey.export({ type: "sec1", format: "pem" }).toString();
   } else if (algorithm === "ED25519") {

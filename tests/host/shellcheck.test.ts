@@ -1,0 +1,48 @@
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+const ASSETS = path.resolve(__dirname, "../../assets");
+
+function scripts(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const full = path.join(dir, entry.name);
+    return entry.isDirectory() ? scripts(full) : entry.name.endsWith(".sh") ? [full] : [];
+  });
+}
+
+describe("the shell scripts in assets/", () => {
+  const found = scripts(ASSETS);
+
+  it("include the host network scripts", () => {
+    expect(found.map((f) => path.relative(ASSETS, f))).toEqual(
+      expect.arrayContaining(["host/linux-network.sh", "host/macos-network.sh"]),
+    );
+  });
+
+  it("pass shellcheck with no findings", () => {
+    const result = spawnSync("shellcheck", ["--severity=style", "--format=gcc", ...found], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(result.error).toBeUndefined();
+    expect(`${result.stdout}${result.stderr}`).toBe("");
+    expect(result.status).toBe(0);
+  });
+
+  it.each(scripts(path.join(ASSETS, "host")).map((f) => [path.relative(ASSETS, f)]))(
+    "%s is strict bash with a usage message",
+    (relative) => {
+      const file = path.join(ASSETS, relative);
+      expect(fs.readFileSync(file, "utf8")).toMatch(
+        /^#!\/usr\/bin\/env bash\n(#.*\n)*set -euo pipefail$/m,
+      );
+      const help = spawnSync("bash", [file, "--help"], { encoding: "utf8", timeout: 10_000 });
+      expect(help.status).toBe(0);
+      expect(help.stdout).toMatch(/^usage: /);
+      const wrong = spawnSync("bash", [file, "frobnicate"], { encoding: "utf8", timeout: 10_000 });
+      expect(wrong.status).toBe(2);
+      expect(wrong.stderr).toMatch(/usage: /);
+    },
+  );
+});

@@ -1,0 +1,254 @@
+/**
+ * kube-apiserver, kube-controller-manager and kube-scheduler on each control node, plus the files
+ * only they read (audit policy, scheduler configuration).
+ */
+import { stringify } from "yaml";
+import { AddressPlan, NodeAddress } from "../network/addressPlan";
+import { BIN_DIR, CA_FILES, certFiles, NODE_PATHS } from "./paths";
+import { etcdClientUrls } from "./etcd";
+import { flags, renderServiceUnit, ServiceUnit } from "./systemd";
+
+/** Days, files and MiB of audit log kept on each control node. */
+export interface AuditLogRetention {
+  readonly maxAgeDays: number;
+  readonly maxBackups: number;
+  readonly maxSizeMb: number;
+}
+
+export const DEFAULT_AUDIT_RETENTION: AuditLogRetention = {
+  maxAgeDays: 7,
+  maxBackups: 5,
+  maxSizeMb: 100,
+};
+
+export interface ApiServerArgs {
+  readonly plan: AddressPlan;
+  readonly node: NodeAddress;
+  /** @default DEFAULT_AUDIT_RETENTION */
+  readonly audit?: AuditLogRetention;
+}
+
+const unitBase = (description: string, after: string[] = ["network-online.target"]) => ({
+  description,
+  documentation: ["https://kubernetes.io/docs/reference/command-line-tools-reference/"],
+  wants: ["network-online.target"],
+  after,
+});
+
+export function apiServerCommand(args: ApiServerArgs): string[] {
+  const { plan, node } = args;
+  const audit = args.audit ?? DEFAULT_AUDIT_RETENTION;
+  const serving = certFiles("kube-apiserver");
+  const etcdClient = certFiles("kube-apiserver-etcd-client");
+  const kubeletClient = certFiles("kube-apiserver-kubelet-client");
+  const frontProxy = certFiles("front-proxy-client");
+  return [
+    `${BIN_DIR}/kube-apiserver`,
+    ...flags({
+      "advertise-address": node.ip,
+      "bind-address": "0.0.0.0",
+      "secure-port": plan.apiPort,
+      "allow-privileged": true,
+      "authorization-mode": ["Node", "RBAC"],
+      "enable-admission-plugins": ["NodeRestriction"],
+      "enable-bootstrap-token-auth": false,
+      "client-ca-file": CA_FILES["kubernetes-ca"].cert,
+      "tls-cert-file": serving.cert,
+      "tls-private-key-file": serving.key,
+      "etcd-servers": etcdClientUrls(plan.controls),
+      "etcd-cafile": CA_FILES["etcd-ca"].cert,
+      "etcd-certfile": etcdClient.cert,
+      "etcd-keyfile": etcdClient.key,
+      "encryption-provider-config": NODE_PATHS.encryptionConfig,
+      "audit-policy-file": NODE_PATHS.auditPolicy,
+      "audit-log-path": NODE_PATHS.auditLog,
+      "audit-log-maxage": audit.maxAgeDays,
+      "audit-log-maxbackup": audit.maxBackups,
+      "audit-log-maxsize": audit.maxSizeMb,
+      // Tokens name the VIP as issuer, so they stay valid whichever control node signed them.
+      "service-account-issuer": plan.apiServerUrl,
+      "service-account-key-file": NODE_PATHS.serviceAccountPublicKey,
+      "service-account-signing-key-file": NODE_PATHS.serviceAccountPrivateKey,
+      "service-cluster-ip-range": plan.serviceCidr,
+      "kubelet-certificate-authority": CA_FILES["kubernetes-ca"].cert,
+      "kubelet-client-certificate": kubeletClient.cert,
+      "kubelet-client-key": kubeletClient.key,
+      // Kubelet serving certs carry the node IP, and node names resolve only through the host's DNS.
+      "kubelet-preferred-address-types": ["InternalIP", "Hostname"],
+      "proxy-client-cert-file": frontProxy.cert,
+      "proxy-client-key-file": frontProxy.key,
+      "requestheader-client-ca-file": CA_FILES["front-proxy-ca"].cert,
+      "requestheader-allowed-names": ["front-proxy-client"],
+      "requestheader-username-headers": "X-Remote-User",
+      "requestheader-group-headers": "X-Remote-Group",
+      "requestheader-extra-headers-prefix": "X-Remote-Extra-",
+      v: 2,
+    }),
+  ];
+}
+
+export function apiServerUnit(args: ApiServerArgs): ServiceUnit {
+  return {
+    unit: unitBase("Kubernetes API server"),
+    service: {
+      type: "notify",
+      execStart: apiServerCommand(args),
+      limitNoFile: 65536,
+      logsDirectory: ["kubernetes"],
+    },
+  };
+}
+
+export function renderApiServerUnit(args: ApiServerArgs): string {
+  return renderServiceUnit(apiServerUnit(args));
+}
+
+/**
+ * What the API server records: nothing for the noisy read-only health and watch traffic of
+ * system components, metadata only for Secrets, ConfigMaps and tokens (their bodies would put
+ * credentials in the log), and full request bodies for every other write.
+ */
+export function auditPolicy(): Record<string, unknown> {
+  return {
+    apiVersion: "audit.k8s.io/v1",
+    kind: "Policy",
+    omitStages: ["RequestReceived"],
+    rules: [
+      {
+        level: "None",
+        nonResourceURLs: ["/healthz*", "/livez*", "/readyz*", "/version", "/metrics"],
+      },
+      {
+        level: "None",
+        users: ["system:kube-proxy"],
+        verbs: ["watch"],
+        resources: [{ group: "", resources: ["endpoints", "services", "services/status"] }],
+      },
+      {
+        level: "None",
+        userGroups: ["system:nodes"],
+        verbs: ["get"],
+        resources: [{ group: "", resources: ["nodes", "nodes/status"] }],
+      },
+      {
+        level: "None",
+        verbs: ["get", "update"],
+        namespaces: ["kube-system"],
+        resources: [{ group: "coordination.k8s.io", resources: ["leases"] }],
+      },
+      {
+        level: "None",
+        resources: [{ group: "", resources: ["events"] }],
+      },
+      {
+        level: "Metadata",
+        resources: [
+          { group: "", resources: ["secrets", "configmaps", "serviceaccounts/token"] },
+          { group: "authentication.k8s.io", resources: ["tokenreviews"] },
+        ],
+      },
+      {
+        level: "Request",
+        verbs: ["get", "list", "watch"],
+      },
+      {
+        level: "RequestResponse",
+        verbs: ["create", "update", "patch", "delete", "deletecollection"],
+      },
+      { level: "Metadata" },
+    ],
+  };
+}
+
+export function renderAuditPolicy(): string {
+  return stringify(auditPolicy());
+}
+
+export interface ControllerManagerArgs {
+  readonly plan: AddressPlan;
+  /** The `--cluster-name` prefix of cloud resources and of the cluster signing. @default "hardway" */
+  readonly clusterName?: string;
+}
+
+/**
+ * kube-controller-manager. Node pod CIDRs are pinned by the address plan (bridge CNI config and
+ * host routes) or handed out by Cilium's own IPAM, so the node IPAM controller stays off
+ * (`--allocate-node-cidrs=false`): it would otherwise assign /24s that disagree with the routes.
+ */
+export function controllerManagerCommand(args: ControllerManagerArgs): string[] {
+  const kubeconfig = NODE_PATHS.kubeconfigs.controllerManager;
+  return [
+    `${BIN_DIR}/kube-controller-manager`,
+    ...flags({
+      "bind-address": "127.0.0.1",
+      "cluster-name": args.clusterName ?? "hardway",
+      "cluster-cidr": args.plan.clusterCidr,
+      "allocate-node-cidrs": false,
+      "service-cluster-ip-range": args.plan.serviceCidr,
+      "cluster-signing-cert-file": CA_FILES["kubernetes-ca"].cert,
+      "cluster-signing-key-file": CA_FILES["kubernetes-ca"].key,
+      "root-ca-file": CA_FILES["kubernetes-ca"].cert,
+      "service-account-private-key-file": NODE_PATHS.serviceAccountPrivateKey,
+      "use-service-account-credentials": true,
+      kubeconfig,
+      "authentication-kubeconfig": kubeconfig,
+      "authorization-kubeconfig": kubeconfig,
+      "client-ca-file": CA_FILES["kubernetes-ca"].cert,
+      "requestheader-client-ca-file": CA_FILES["front-proxy-ca"].cert,
+      "leader-elect": true,
+      v: 2,
+    }),
+  ];
+}
+
+export function controllerManagerUnit(args: ControllerManagerArgs): ServiceUnit {
+  return {
+    unit: unitBase("Kubernetes controller manager", [
+      "network-online.target",
+      "kube-apiserver.service",
+    ]),
+    service: { execStart: controllerManagerCommand(args) },
+  };
+}
+
+export function renderControllerManagerUnit(args: ControllerManagerArgs): string {
+  return renderServiceUnit(controllerManagerUnit(args));
+}
+
+export function schedulerConfiguration(): Record<string, unknown> {
+  return {
+    apiVersion: "kubescheduler.config.k8s.io/v1",
+    kind: "KubeSchedulerConfiguration",
+    clientConnection: { kubeconfig: NODE_PATHS.kubeconfigs.scheduler },
+    leaderElection: { leaderElect: true },
+  };
+}
+
+export function renderSchedulerConfiguration(): string {
+  return stringify(schedulerConfiguration());
+}
+
+export function schedulerCommand(): string[] {
+  const kubeconfig = NODE_PATHS.kubeconfigs.scheduler;
+  return [
+    `${BIN_DIR}/kube-scheduler`,
+    ...flags({
+      config: NODE_PATHS.schedulerConfig,
+      "bind-address": "127.0.0.1",
+      "authentication-kubeconfig": kubeconfig,
+      "authorization-kubeconfig": kubeconfig,
+      v: 2,
+    }),
+  ];
+}
+
+export function schedulerUnit(): ServiceUnit {
+  return {
+    unit: unitBase("Kubernetes scheduler", ["network-online.target", "kube-apiserver.service"]),
+    service: { execStart: schedulerCommand() },
+  };
+}
+
+export function renderSchedulerUnit(): string {
+  return renderServiceUnit(schedulerUnit());
+}

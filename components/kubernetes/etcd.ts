@@ -1,0 +1,150 @@
+/**
+ * etcd: one member per control node, TLS everywhere. Clients (kube-apiserver, etcdctl) and peers
+ * must present a certificate signed by the etcd CA, which is separate from the cluster CA so a
+ * Kubernetes client certificate can never open the datastore.
+ */
+import { AddressPlan, NodeAddress } from "../network/addressPlan";
+import { etcdPeerCertId, etcdServerCertId } from "../pki/certificates";
+import { BIN_DIR, CA_FILES, certFiles, NODE_PATHS } from "./paths";
+import { flags, renderServiceUnit, ServiceUnit } from "./systemd";
+
+export const ETCD_CLIENT_PORT = 2379;
+export const ETCD_PEER_PORT = 2380;
+export const ETCD_METRICS_PORT = 2381;
+
+export interface EtcdMemberArgs {
+  readonly member: NodeAddress;
+  /** Every control node, in plan order; each is one member of the initial cluster. */
+  readonly members: readonly NodeAddress[];
+  /** Keeps members of two clusters on one network from joining each other. */
+  readonly clusterToken: string;
+  /** @default "/usr/local/bin/etcd" */
+  readonly binary?: string;
+  /** @default NODE_PATHS.etcdDataDir */
+  readonly dataDir?: string;
+  /** Certificate and key paths; default to the node layout in paths.ts. */
+  readonly files?: EtcdFiles;
+}
+
+export interface EtcdFiles {
+  readonly trustedCa: string;
+  readonly cert: string;
+  readonly key: string;
+  readonly peerCert: string;
+  readonly peerKey: string;
+}
+
+export function defaultEtcdFiles(node: string): EtcdFiles {
+  const server = certFiles(etcdServerCertId(node));
+  const peer = certFiles(etcdPeerCertId(node));
+  return {
+    trustedCa: CA_FILES["etcd-ca"].cert,
+    cert: server.cert,
+    key: server.key,
+    peerCert: peer.cert,
+    peerKey: peer.key,
+  };
+}
+
+/** `https://<control ip>:2379` for each member: the kube-apiserver's `--etcd-servers`. */
+export function etcdClientUrls(members: readonly NodeAddress[]): string[] {
+  return members.map((m) => `https://${m.ip}:${ETCD_CLIENT_PORT}`);
+}
+
+export function etcdInitialCluster(members: readonly NodeAddress[]): string {
+  return members.map((m) => `${m.name}=https://${m.ip}:${ETCD_PEER_PORT}`).join(",");
+}
+
+/** The etcd command line of one member. */
+export function etcdCommand(args: EtcdMemberArgs): string[] {
+  const { member, members } = args;
+  if (!members.some((m) => m.name === member.name && m.ip === member.ip)) {
+    throw new Error(`etcd member ${member.name} (${member.ip}) is not one of the cluster members`);
+  }
+  if (members.length % 2 === 0) {
+    throw new Error(
+      `etcd needs an odd number of members to keep a quorum through failures (got ${members.length})`,
+    );
+  }
+  const files = args.files ?? defaultEtcdFiles(member.name);
+  const peerUrl = `https://${member.ip}:${ETCD_PEER_PORT}`;
+  return [
+    args.binary ?? `${BIN_DIR}/etcd`,
+    ...flags({
+      name: member.name,
+      "data-dir": args.dataDir ?? NODE_PATHS.etcdDataDir,
+      "listen-client-urls": [
+        `https://${member.ip}:${ETCD_CLIENT_PORT}`,
+        `https://127.0.0.1:${ETCD_CLIENT_PORT}`,
+      ],
+      "advertise-client-urls": `https://${member.ip}:${ETCD_CLIENT_PORT}`,
+      "listen-peer-urls": peerUrl,
+      "initial-advertise-peer-urls": peerUrl,
+      "initial-cluster": etcdInitialCluster(members),
+      "initial-cluster-token": args.clusterToken,
+      "initial-cluster-state": "new",
+      // Plain HTTP, loopback only: /health and /metrics for local probes without a client cert.
+      "listen-metrics-urls": `http://127.0.0.1:${ETCD_METRICS_PORT}`,
+      "client-cert-auth": true,
+      "trusted-ca-file": files.trustedCa,
+      "cert-file": files.cert,
+      "key-file": files.key,
+      "peer-client-cert-auth": true,
+      "peer-trusted-ca-file": files.trustedCa,
+      "peer-cert-file": files.peerCert,
+      "peer-key-file": files.peerKey,
+      "tls-min-version": "TLS1.2",
+      "experimental-initial-corrupt-check": true,
+      "experimental-compact-hash-check-enabled": true,
+      logger: "zap",
+      "log-outputs": "stderr",
+    }),
+  ];
+}
+
+/**
+ * Flags etcd 3.5 added that 3.4 rejects. Only the etcd test uses this, to run the rendered
+ * command on the distribution's etcd 3.4; the cluster itself runs the downloaded 3.5.
+ */
+export const ETCD_35_ONLY_FLAGS = [
+  "tls-min-version",
+  "experimental-compact-hash-check-enabled",
+] as const;
+
+export function withoutEtcd35OnlyFlags(command: readonly string[]): string[] {
+  return command.filter((arg) => !ETCD_35_ONLY_FLAGS.some((flag) => arg.startsWith(`--${flag}=`)));
+}
+
+export function etcdUnit(args: EtcdMemberArgs): ServiceUnit {
+  return {
+    unit: {
+      description: `etcd member ${args.member.name}`,
+      documentation: ["https://etcd.io/docs/"],
+      wants: ["network-online.target"],
+      after: ["network-online.target"],
+    },
+    service: {
+      type: "notify",
+      execStart: etcdCommand(args),
+      restart: "always",
+      restartSec: 5,
+      limitNoFile: 65536,
+      // systemd creates /var/lib/etcd with 0700 before start, which etcd checks for.
+      stateDirectory: { names: ["etcd"], mode: "0700" },
+    },
+  };
+}
+
+export function renderEtcdUnit(args: EtcdMemberArgs): string {
+  return renderServiceUnit(etcdUnit(args));
+}
+
+/** The etcd units of every control node, keyed by node name. */
+export function renderEtcdUnits(plan: AddressPlan, clusterToken: string): Record<string, string> {
+  return Object.fromEntries(
+    plan.controls.map((member) => [
+      member.name,
+      renderEtcdUnit({ member, members: plan.controls, clusterToken }),
+    ]),
+  );
+}

@@ -1,0 +1,86 @@
+/**
+ * The container runtime on every kubelet node: containerd + runc, or CRI-O (which brings its own
+ * runc, crun and conmon). Both use the systemd cgroup driver, matching the kubelet's.
+ */
+import { stringify } from "yaml";
+import { ContainerRuntime } from "../config/schema";
+import { BIN_DIR, CNI_BIN_DIR, CNI_CONF_DIR } from "./paths";
+import { renderServiceUnit, ServiceUnit } from "./systemd";
+import { renderToml } from "./toml";
+
+export const RUNTIME_ENDPOINTS: Readonly<Record<ContainerRuntime, string>> = {
+  containerd: "unix:///run/containerd/containerd.sock",
+  "cri-o": "unix:///var/run/crio/crio.sock",
+};
+
+export const RUNTIME_SERVICES: Readonly<Record<ContainerRuntime, string>> = {
+  containerd: "containerd.service",
+  "cri-o": "crio.service",
+};
+
+/** containerd 2.x configuration (schema version 3, where the CRI plugin is split in two). */
+export function renderContainerdConfig(): string {
+  return renderToml({
+    version: 3,
+    plugins: {
+      "io.containerd.cri.v1.runtime": {
+        containerd: {
+          default_runtime_name: "runc",
+          runtimes: {
+            runc: {
+              runtime_type: "io.containerd.runc.v2",
+              options: { SystemdCgroup: true },
+            },
+          },
+        },
+        cni: { bin_dirs: [CNI_BIN_DIR], conf_dir: CNI_CONF_DIR },
+      },
+    },
+  });
+}
+
+/** containerd's own unit, the upstream one in structured form (it is not in the release tarball). */
+export function containerdUnit(): ServiceUnit {
+  return {
+    unit: {
+      description: "containerd container runtime",
+      documentation: ["https://containerd.io"],
+      after: ["network.target", "local-fs.target"],
+    },
+    service: {
+      type: "notify",
+      execStartPre: [["/sbin/modprobe", "overlay"]],
+      execStart: [`${BIN_DIR}/containerd`],
+      restart: "always",
+      restartSec: 5,
+      delegate: true,
+      killMode: "process",
+      oomScoreAdjust: -999,
+      limitNoFile: "infinity",
+      limitNProc: "infinity",
+      tasksMax: "infinity",
+    },
+  };
+}
+
+export function renderContainerdUnit(): string {
+  return renderServiceUnit(containerdUnit());
+}
+
+/** A CRI-O drop-in laid over the bundle's own crio.conf.d defaults. */
+export function renderCrioDropIn(): string {
+  return renderToml({
+    crio: {
+      runtime: { cgroup_manager: "systemd" },
+      network: { network_dir: CNI_CONF_DIR, plugin_dirs: [CNI_BIN_DIR] },
+    },
+  });
+}
+
+export function renderCrictlConfig(runtime: ContainerRuntime): string {
+  return stringify({
+    "runtime-endpoint": RUNTIME_ENDPOINTS[runtime],
+    "image-endpoint": RUNTIME_ENDPOINTS[runtime],
+    timeout: 10,
+  });
+}

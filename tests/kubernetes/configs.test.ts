@@ -1,0 +1,352 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { parse } from "yaml";
+import { bridgeConfList, renderBridgeConfList } from "../../components/kubernetes/cni";
+import {
+  apiServerCommand,
+  controllerManagerCommand,
+  renderAuditPolicy,
+  renderSchedulerConfiguration,
+  schedulerCommand,
+} from "../../components/kubernetes/controlPlane";
+import {
+  CONTROL_PLANE_TAINT,
+  renderKubeletConfiguration,
+  kubeletCommand,
+} from "../../components/kubernetes/kubelet";
+import { renderKubeProxyConfiguration } from "../../components/kubernetes/kubeProxy";
+import { etcdCommand } from "../../components/kubernetes/etcd";
+import { CA_FILES, certFiles, NODE_PATHS } from "../../components/kubernetes/paths";
+import {
+  renderContainerdConfig,
+  renderCrictlConfig,
+  renderCrioDropIn,
+} from "../../components/kubernetes/runtime";
+import { renderEncryptionConfig } from "../../components/pki/encryption";
+import { renderKubeconfig } from "../../components/pki/kubeconfig";
+import { plan, run, which } from "./fixtures";
+
+const p = plan();
+
+/** The `--name=value` flags of a command line as a map. */
+function flagMap(command: readonly string[]): Map<string, string> {
+  return new Map(
+    command.slice(1).map((a) => [a.slice(2, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]),
+  );
+}
+
+/** A parsed YAML or JSON document, typed only as far as the assertions need. */
+function doc(text: string): Record<string, unknown> {
+  return parse(text) as Record<string, unknown>;
+}
+
+/** TOML parsed by Python's standard tomllib, an independent TOML 1.0 reader. */
+function parseToml(text: string): Record<string, unknown> {
+  return doc(
+    run(
+      "python3",
+      ["-c", "import sys, json, tomllib; print(json.dumps(tomllib.loads(sys.stdin.read())))"],
+      text,
+    ),
+  );
+}
+
+describe("etcd flags", () => {
+  it.each([1, 3, 5] as const)("list all %i members in the initial cluster", (controlPlanes) => {
+    const q = plan({ controlPlanes });
+    for (const member of q.controls) {
+      const f = flagMap(etcdCommand({ member, members: q.controls, clusterToken: "hardway" }));
+      expect(f.get("initial-cluster")?.split(",")).toEqual(
+        q.controls.map((c) => `${c.name}=https://${c.ip}:2380`),
+      );
+      expect(f.get("listen-client-urls")).toBe(`https://${member.ip}:2379,https://127.0.0.1:2379`);
+      expect(f.get("client-cert-auth")).toBe("true");
+      expect(f.get("peer-client-cert-auth")).toBe("true");
+      expect(f.get("trusted-ca-file")).toBe(CA_FILES["etcd-ca"].cert);
+      expect(f.get("data-dir")).toBe("/var/lib/etcd");
+    }
+  });
+
+  it("refuses an even member count and a member outside the cluster", () => {
+    expect(() =>
+      etcdCommand({ member: p.controls[0], members: p.controls.slice(0, 2), clusterToken: "t" }),
+    ).toThrow(/odd/);
+    expect(() =>
+      etcdCommand({ member: p.workers[0], members: p.controls, clusterToken: "t" }),
+    ).toThrow(/not one of/);
+  });
+});
+
+describe("kube-apiserver flags", () => {
+  const f = flagMap(apiServerCommand({ plan: p, node: p.controls[1] }));
+
+  it("serves on all addresses on 6443 and advertises the node's own IP", () => {
+    expect(f.get("bind-address")).toBe("0.0.0.0");
+    expect(f.get("secure-port")).toBe("6443");
+    expect(f.get("advertise-address")).toBe(p.controls[1].ip);
+  });
+
+  it("authorizes with Node and RBAC and admits with NodeRestriction", () => {
+    expect(f.get("authorization-mode")).toBe("Node,RBAC");
+    expect(f.get("enable-admission-plugins")?.split(",")).toContain("NodeRestriction");
+  });
+
+  it("talks to every etcd member with its own client certificate and the etcd CA", () => {
+    expect(f.get("etcd-servers")).toBe(p.controls.map((c) => `https://${c.ip}:2379`).join(","));
+    expect(f.get("etcd-cafile")).toBe(CA_FILES["etcd-ca"].cert);
+    expect(f.get("etcd-certfile")).toBe(certFiles("kube-apiserver-etcd-client").cert);
+  });
+
+  it("issues service-account tokens for the VIP", () => {
+    expect(f.get("service-account-issuer")).toBe(`https://${p.apiVip}:6443`);
+    expect(f.get("service-account-key-file")).toBe(NODE_PATHS.serviceAccountPublicKey);
+    expect(f.get("service-account-signing-key-file")).toBe(NODE_PATHS.serviceAccountPrivateKey);
+    expect(f.get("service-cluster-ip-range")).toBe(p.serviceCidr);
+  });
+
+  it("configures encryption at rest, auditing, kubelet client and front proxy", () => {
+    expect(f.get("encryption-provider-config")).toBe(NODE_PATHS.encryptionConfig);
+    expect(f.get("audit-policy-file")).toBe(NODE_PATHS.auditPolicy);
+    expect(f.get("audit-log-path")).toBe(NODE_PATHS.auditLog);
+    for (const name of ["audit-log-maxage", "audit-log-maxbackup", "audit-log-maxsize"]) {
+      expect(Number(f.get(name))).toBeGreaterThan(0);
+    }
+    expect(f.get("kubelet-client-certificate")).toBe(
+      certFiles("kube-apiserver-kubelet-client").cert,
+    );
+    expect(f.get("kubelet-certificate-authority")).toBe(CA_FILES["kubernetes-ca"].cert);
+    expect(f.get("proxy-client-cert-file")).toBe(certFiles("front-proxy-client").cert);
+    expect(f.get("requestheader-client-ca-file")).toBe(CA_FILES["front-proxy-ca"].cert);
+    expect(f.get("requestheader-allowed-names")).toBe("front-proxy-client");
+    expect(f.get("requestheader-extra-headers-prefix")).toBe("X-Remote-Extra-");
+    expect(f.get("client-ca-file")).toBe(CA_FILES["kubernetes-ca"].cert);
+    expect(f.get("allow-privileged")).toBe("true");
+  });
+});
+
+describe("kube-controller-manager and kube-scheduler", () => {
+  it("signs with the cluster CA, uses per-controller credentials and leaves pod CIDRs to the plan", () => {
+    const f = flagMap(controllerManagerCommand({ plan: p }));
+    expect(f.get("cluster-signing-cert-file")).toBe(CA_FILES["kubernetes-ca"].cert);
+    expect(f.get("cluster-signing-key-file")).toBe(CA_FILES["kubernetes-ca"].key);
+    expect(f.get("service-account-private-key-file")).toBe(NODE_PATHS.serviceAccountPrivateKey);
+    expect(f.get("root-ca-file")).toBe(CA_FILES["kubernetes-ca"].cert);
+    expect(f.get("use-service-account-credentials")).toBe("true");
+    expect(f.get("leader-elect")).toBe("true");
+    expect(f.get("allocate-node-cidrs")).toBe("false");
+    expect(f.get("cluster-cidr")).toBe(p.clusterCidr);
+    expect(f.get("service-cluster-ip-range")).toBe(p.serviceCidr);
+  });
+
+  it("reads a KubeSchedulerConfiguration with leader election", () => {
+    expect(flagMap(schedulerCommand()).get("config")).toBe(NODE_PATHS.schedulerConfig);
+    expect(doc(renderSchedulerConfiguration())).toEqual({
+      apiVersion: "kubescheduler.config.k8s.io/v1",
+      kind: "KubeSchedulerConfiguration",
+      clientConnection: { kubeconfig: NODE_PATHS.kubeconfigs.scheduler },
+      leaderElection: { leaderElect: true },
+    });
+  });
+});
+
+interface AuditRule {
+  level: string;
+  resources?: { resources: string[] }[];
+}
+
+describe("audit policy", () => {
+  it("is an audit.k8s.io/v1 Policy whose rules use only valid levels and end with a catch-all", () => {
+    const policy = doc(renderAuditPolicy()) as {
+      apiVersion: string;
+      kind: string;
+      rules: AuditRule[];
+    };
+    expect(policy.apiVersion).toBe("audit.k8s.io/v1");
+    expect(policy.kind).toBe("Policy");
+    const levels = policy.rules.map((r) => r.level);
+    expect(
+      levels.every((l) => ["None", "Metadata", "Request", "RequestResponse"].includes(l)),
+    ).toBe(true);
+    expect(policy.rules[policy.rules.length - 1]).toEqual({ level: "Metadata" });
+    const secrets = policy.rules.find((r) =>
+      r.resources?.some((g) => g.resources.includes("secrets")),
+    );
+    expect(secrets?.level).toBe("Metadata");
+  });
+});
+
+describe("KubeletConfiguration", () => {
+  it("authenticates by webhook and client certificate only, and authorizes by webhook", () => {
+    const c = doc(
+      renderKubeletConfiguration({
+        plan: p,
+        node: p.workers[0],
+        runtime: "containerd",
+        cni: "bridge",
+      }),
+    );
+    expect(c.apiVersion).toBe("kubelet.config.k8s.io/v1beta1");
+    expect(c.kind).toBe("KubeletConfiguration");
+    expect(c.authentication).toEqual({
+      anonymous: { enabled: false },
+      webhook: { enabled: true },
+      x509: { clientCAFile: CA_FILES["kubernetes-ca"].cert },
+    });
+    expect(c.authorization).toEqual({ mode: "Webhook" });
+    expect(c.cgroupDriver).toBe("systemd");
+    expect(c.clusterDNS).toEqual([p.clusterDnsIp]);
+    expect(c.clusterDomain).toBe("cluster.local");
+    expect(c.tlsCertFile).toBe(certFiles("kubelet-worker0").cert);
+    expect(c.containerRuntimeEndpoint).toBe("unix:///run/containerd/containerd.sock");
+    expect(c.podCIDR).toBe(p.workers[0].podCidr);
+    expect(c.resolvConf).toBe("/run/systemd/resolve/resolv.conf");
+    expect(c.registerWithTaints).toBeUndefined();
+  });
+
+  it("taints control nodes, follows the runtime and leaves podCIDR out with Cilium", () => {
+    const c = doc(
+      renderKubeletConfiguration({ plan: p, node: p.controls[0], runtime: "cri-o", cni: "cilium" }),
+    );
+    expect(c.registerWithTaints).toEqual([CONTROL_PLANE_TAINT]);
+    expect(c.containerRuntimeEndpoint).toBe("unix:///var/run/crio/crio.sock");
+    expect(c.podCIDR).toBeUndefined();
+  });
+
+  it("registers the node under the name its certificate carries", () => {
+    const f = flagMap(
+      kubeletCommand({ plan: p, node: p.workers[1], runtime: "containerd", cni: "bridge" }),
+    );
+    expect(f.get("hostname-override")).toBe("worker1");
+    expect(f.get("node-ip")).toBe(p.workers[1].ip);
+    expect(f.get("kubeconfig")).toBe(NODE_PATHS.kubeconfigs.kubelet);
+  });
+
+  it("refuses the gateway, which runs no kubelet", () => {
+    expect(() =>
+      renderKubeletConfiguration({
+        plan: p,
+        node: p.gateway,
+        runtime: "containerd",
+        cni: "bridge",
+      }),
+    ).toThrow(/gateway runs no kubelet/);
+  });
+});
+
+describe("KubeProxyConfiguration", () => {
+  it("runs iptables mode for the cluster CIDR with its kubeconfig", () => {
+    expect(doc(renderKubeProxyConfiguration(p, p.workers[2]))).toEqual({
+      apiVersion: "kubeproxy.config.k8s.io/v1alpha1",
+      kind: "KubeProxyConfiguration",
+      clientConnection: { kubeconfig: NODE_PATHS.kubeconfigs.kubeProxy },
+      mode: "iptables",
+      clusterCIDR: p.clusterCidr,
+      hostnameOverride: "worker2",
+    });
+  });
+});
+
+describe("container runtime configs", () => {
+  it("containerd 2.x: schema version 3 with the systemd cgroup driver for runc", () => {
+    const c = parseToml(renderContainerdConfig()) as {
+      version: number;
+      plugins: Record<
+        string,
+        {
+          containerd: {
+            runtimes: { runc: { runtime_type: string; options: Record<string, unknown> } };
+          };
+        }
+      >;
+    };
+    expect(c.version).toBe(3);
+    const runc = c.plugins["io.containerd.cri.v1.runtime"].containerd.runtimes.runc;
+    expect(runc.runtime_type).toBe("io.containerd.runc.v2");
+    expect(runc.options.SystemdCgroup).toBe(true);
+  });
+
+  it("CRI-O drop-in: systemd cgroup manager and the shared CNI dirs", () => {
+    expect(parseToml(renderCrioDropIn())).toEqual({
+      crio: {
+        runtime: { cgroup_manager: "systemd" },
+        network: { network_dir: "/etc/cni/net.d", plugin_dirs: ["/opt/cni/bin"] },
+      },
+    });
+  });
+
+  it("crictl points at the configured runtime", () => {
+    expect(doc(renderCrictlConfig("containerd"))["runtime-endpoint"]).toBe(
+      "unix:///run/containerd/containerd.sock",
+    );
+    expect(doc(renderCrictlConfig("cri-o"))["image-endpoint"]).toBe(
+      "unix:///var/run/crio/crio.sock",
+    );
+  });
+});
+
+describe("bridge CNI conflist", () => {
+  it("chains bridge (host-local on the node's pod CIDR, default route) and portmap", () => {
+    const conf = doc(renderBridgeConfList(p.workers[1])) as {
+      cniVersion: string;
+      plugins: Record<string, unknown>[];
+    };
+    expect(conf.cniVersion).toBe("1.0.0");
+    expect(conf.plugins.map((pl) => pl.type)).toEqual(["bridge", "portmap"]);
+    expect(conf.plugins[0].ipam).toEqual({
+      type: "host-local",
+      ranges: [[{ subnet: p.workers[1].podCidr }]],
+      routes: [{ dst: "0.0.0.0/0" }],
+    });
+    expect(conf.plugins[1].capabilities).toEqual({ portMappings: true });
+  });
+
+  it("gives every node a distinct subnet", () => {
+    const subnets = p.kubeletNodes.map(
+      (n) =>
+        (bridgeConfList(n).plugins as { ipam: { ranges: { subnet: string }[][] } }[])[0].ipam
+          .ranges[0][0].subnet,
+    );
+    expect(new Set(subnets).size).toBe(p.kubeletNodes.length);
+  });
+});
+
+describe("kubeconfig and EncryptionConfiguration", () => {
+  it("kubectl reads the kubeconfig the components use", () => {
+    const kubectl = which("kubectl");
+    if (kubectl === undefined) {
+      console.warn("kubectl is not installed; the kubeconfig was not read by kubectl");
+      return;
+    }
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hw-kubeconfig-"));
+    try {
+      const file = path.join(dir, "scheduler.conf");
+      fs.writeFileSync(
+        file,
+        renderKubeconfig({
+          cluster: "hardway",
+          server: p.apiServerUrl,
+          caCertPem: "ca",
+          user: "system:kube-scheduler",
+          clientCertPem: "cert",
+          clientKeyPem: "key",
+        }),
+      );
+      const view = doc(
+        run(kubectl, ["config", "view", "--kubeconfig", file, "--minify", "-o", "json"]),
+      );
+      expect(view.clusters).toMatchObject([{ cluster: { server: `https://${p.apiVip}:6443` } }]);
+      expect(view["current-context"]).toBe("system:kube-scheduler@hardway");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the EncryptionConfiguration parses with secretbox first and identity last", () => {
+    const c = doc(renderEncryptionConfig(Buffer.alloc(32, 7).toString("base64")));
+    expect(c.kind).toBe("EncryptionConfiguration");
+    const [secrets] = c.resources as { providers: Record<string, unknown>[] }[];
+    expect(Object.keys(secrets.providers[0])).toEqual(["secretbox"]);
+    expect(secrets.providers[1]).toEqual({ identity: {} });
+  });
+});

@@ -1,0 +1,174 @@
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { ldirectordConfig } from "../../components/kubernetes/loadBalancer";
+import {
+  addRouteCommand,
+  deleteRouteCommand,
+  podRoutes,
+} from "../../components/kubernetes/podRoutes";
+import { renderToml } from "../../components/kubernetes/toml";
+import { plan, run, which } from "./fixtures";
+
+const p = plan();
+
+/**
+ * `ldirectord <file> status` parses the whole file (exit 2 and a "config_error" on any bad
+ * line) and, with no daemon running, then reports "stopped" with exit 3. It touches no IPVS state.
+ */
+function ldirectordStatus(text: string): { status: number | null; output: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hw-ldirectord-"));
+  try {
+    const file = path.join(dir, "hardway-ldirectord.cf");
+    fs.writeFileSync(file, text);
+    const result = spawnSync("ldirectord", [file, "status"], { encoding: "utf8", timeout: 20000 });
+    return { status: result.status, output: `${result.stdout}${result.stderr}` };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe("ldirectord config", () => {
+  const text = ldirectordConfig({
+    plan: p,
+    logFile: path.join(os.tmpdir(), "hw-ldirectord-test.log"),
+  });
+
+  it("is accepted by ldirectord's own parser", () => {
+    if (which("ldirectord") === undefined) {
+      console.warn("ldirectord is not installed; its parser did not read the config");
+      return;
+    }
+    const ok = ldirectordStatus(text);
+    expect(ok.output).toContain("ldirectord is stopped");
+    expect(ok.status).toBe(3);
+    const broken = ldirectordStatus(text.replace("checktype=negotiate", "checktype=bogus"));
+    expect(broken.status).toBe(2);
+  });
+
+  it("balances the VIP over every control node by direct routing with an HTTPS /healthz probe", () => {
+    const lines = text.split("\n");
+    expect(lines).toContain(`virtual=${p.apiVip}:6443`);
+    const reals = lines.filter((l) => l.trim().startsWith("real="));
+    expect(reals.map((l) => l.trim())).toEqual(p.controls.map((c) => `real=${c.ip}:6443 gate`));
+    for (const option of [
+      "checktype=negotiate",
+      "service=https",
+      'request="/healthz"',
+      'receive="ok"',
+      "protocol=tcp",
+      "scheduler=wrr",
+    ]) {
+      expect(lines).toContain(`\t${option}`);
+    }
+  });
+
+  it("follows the number of control nodes", () => {
+    const one = ldirectordConfig({ plan: plan({ controlPlanes: 1 }) });
+    expect(one.match(/real=/g)).toHaveLength(1);
+  });
+});
+
+describe("host pod routes", () => {
+  it("route each kubelet node's pod CIDR via the node's IP", () => {
+    const routes = podRoutes(p);
+    expect(routes).toHaveLength(p.kubeletNodes.length);
+    expect(routes[0]).toEqual({
+      podCidr: "10.200.0.0/24",
+      via: p.controls[0].ip,
+      node: "control0",
+    });
+    expect(routes.map((r) => r.node)).not.toContain("gateway");
+  });
+
+  it("give ip(8) and route(8) argument arrays", () => {
+    const route = podRoutes(p)[3];
+    expect(addRouteCommand("linux", route)).toEqual([
+      "ip",
+      "route",
+      "replace",
+      route.podCidr,
+      "via",
+      route.via,
+    ]);
+    expect(deleteRouteCommand("linux", route)).toEqual([
+      "ip",
+      "route",
+      "del",
+      route.podCidr,
+      "via",
+      route.via,
+    ]);
+    expect(addRouteCommand("darwin", route)).toEqual([
+      "route",
+      "-n",
+      "add",
+      "-net",
+      route.podCidr,
+      route.via,
+    ]);
+    expect(deleteRouteCommand("darwin", route)).toEqual([
+      "route",
+      "-n",
+      "delete",
+      "-net",
+      route.podCidr,
+      route.via,
+    ]);
+  });
+
+  it("are accepted by ip(8) in a throwaway network namespace", () => {
+    if (process.getuid?.() !== 0 || which("ip") === undefined) {
+      console.warn("needs root and ip(8) to create a network namespace; route commands not run");
+      return;
+    }
+    const ns = `hwroutes-${process.pid}`;
+    spawnSync("ip", ["netns", "add", ns]);
+    try {
+      run("ip", ["-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "peer0"]);
+      run("ip", ["-n", ns, "link", "set", "peer0", "up"]);
+      run("ip", ["-n", ns, "addr", "add", `${p.hostIp}/${p.prefixLength}`, "dev", "eth0"]);
+      run("ip", ["-n", ns, "link", "set", "eth0", "up"]);
+      for (const route of podRoutes(p)) {
+        const [, ...args] = addRouteCommand("linux", route);
+        run("ip", ["-n", ns, ...args]);
+        run("ip", ["-n", ns, ...args]);
+      }
+      const table = run("ip", ["-n", ns, "route", "show"]);
+      for (const route of podRoutes(p)) {
+        expect(table).toContain(`${route.podCidr} via ${route.via} dev eth0`);
+      }
+      for (const route of podRoutes(p)) {
+        const [, ...args] = deleteRouteCommand("linux", route);
+        run("ip", ["-n", ns, ...args]);
+      }
+      expect(run("ip", ["-n", ns, "route", "show"])).not.toContain("10.200.");
+    } finally {
+      spawnSync("ip", ["netns", "del", ns]);
+    }
+  });
+});
+
+describe("TOML subset", () => {
+  it("round-trips through Python's tomllib, including quoted dotted keys", () => {
+    const doc = {
+      version: 3,
+      a: { "io.x.v1": { flag: true, list: ["p", 'q"r'], n: 2 } },
+      b: { empty: {} },
+    };
+    const parsed: unknown = JSON.parse(
+      run(
+        "python3",
+        ["-c", "import sys, json, tomllib; print(json.dumps(tomllib.loads(sys.stdin.read())))"],
+        renderToml(doc),
+      ),
+    );
+    expect(parsed).toEqual(doc);
+    expect(renderToml(doc)).toContain('[a."io.x.v1"]');
+  });
+
+  it("refuses numbers TOML cannot represent", () => {
+    expect(() => renderToml({ x: Number.NaN })).toThrow(/cannot hold/);
+  });
+});

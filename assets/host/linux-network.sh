@@ -101,7 +101,7 @@ end_marker="# END hardway $stack"
 # ---- bridge ---------------------------------------------------------------------------------
 
 bridge_present() {
-    ip -4 -o addr show dev "$bridge" 2>/dev/null | grep -qF " inet $host_cidr "
+    ip -4 -o addr show dev "$bridge" 2>/dev/null | grep -F " inet $host_cidr " >/dev/null
 }
 
 create_bridge() {
@@ -120,8 +120,10 @@ delete_bridge() {
 
 masquerade_rule="ip saddr $subnet ip daddr != $subnet masquerade"
 
+# Pipes end in `grep … >/dev/null`, not `grep -q`: -q stops reading at the first match, the
+# writer can then die of SIGPIPE, and pipefail turns a match into a failure under load.
 nat_present() {
-    nft list table ip "$nat_table" 2>/dev/null | grep -qF "$masquerade_rule"
+    nft list table ip "$nat_table" 2>/dev/null | grep -F "$masquerade_rule" >/dev/null
 }
 
 create_nat() {
@@ -160,7 +162,7 @@ delete_nat() {
 # accept in our own nft table cannot let the VMs' traffic through. On such hosts the bridge gets
 # two accept rules in DOCKER-USER (Docker's hook for this) or, without Docker, in FORWARD.
 forward_policy_drops() {
-    command -v iptables >/dev/null 2>&1 && iptables -S FORWARD 2>/dev/null | grep -qx -- "-P FORWARD DROP"
+    command -v iptables >/dev/null 2>&1 && iptables -S FORWARD 2>/dev/null | grep -x -- "-P FORWARD DROP" >/dev/null
 }
 
 forward_chain() {
@@ -212,7 +214,7 @@ dnsmasq_pid() {
     pid="$(tr -dc 0-9 <"$pid_file")"
     [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
     # A pid file that survived a reboot may name an unrelated process now.
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--conf-file=$dnsmasq_conf" || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -F -- "--conf-file=$dnsmasq_conf" >/dev/null || return 1
     echo "$pid"
 }
 

@@ -140,12 +140,12 @@ dnsmasq_running() {
 }
 
 bridge_up() {
-    ifconfig | grep -qF "inet $host_ip "
+    ifconfig | grep -F "inet $host_ip " >/dev/null
 }
 
 apply_exports() {
     nfsd checkexports || die "nfsd rejects $exports_file; fix or remove the offending lines"
-    if nfsd status 2>/dev/null | grep -q "is enabled"; then nfsd update; else nfsd enable; fi
+    if nfsd status 2>/dev/null | grep "is enabled" >/dev/null; then nfsd update; else nfsd enable; fi
 }
 
 case "$verb" in

@@ -259,6 +259,14 @@ export function randomBytes(inputs: Inputs): State {
   return { ...inputs, base64: bytes.toString("base64"), hex: bytes.toString("hex") };
 }
 
+/** What every mocked local command prints; a BaseImage reads it as the cached image path. */
+export const MOCK_COMMAND_STDOUT = "/mock/cache/hardway/images/image.img";
+
+/** A local command "runs" and prints MOCK_COMMAND_STDOUT. */
+export function localCommand(inputs: Inputs): State {
+  return { ...inputs, stdout: `${MOCK_COMMAND_STDOUT}\n`, stderr: "" };
+}
+
 /** Resource types this stand-in implements, keyed by Pulumi type token. */
 export const standIns: Record<string, (inputs: Inputs) => State> = {
   "tls:index/privateKey:PrivateKey": privateKey,
@@ -266,4 +274,5 @@ export const standIns: Record<string, (inputs: Inputs) => State> = {
   "tls:index/selfSignedCert:SelfSignedCert": selfSignedCert,
   "tls:index/locallySignedCert:LocallySignedCert": locallySignedCert,
   "random:index/randomBytes:RandomBytes": randomBytes,
+  "command:local:Command": localCommand,
 };

@@ -1,0 +1,161 @@
+/**
+ * The NoCloud seed of each VM (user-data, meta-data, network-config), rendered from plain data
+ * by serialising objects. Pure; `cloud-init schema` checks the result in tests/vm.
+ */
+import { stringify } from "yaml";
+import { SSH_USER } from "../cluster/outputs";
+import { AddressPlan, NodeAddress, Role } from "../network/addressPlan";
+
+/** The network facts a seed needs; a subset of the AddressPlan. */
+export type SeedNetwork = Pick<AddressPlan, "hostIp" | "prefixLength" | "domain" | "apiVip">;
+
+export interface SeedInput {
+  readonly node: NodeAddress;
+  readonly network: SeedNetwork;
+  /** OpenSSH public key line authorised for the login user. */
+  readonly sshPublicKey: string;
+  /** @default SSH_USER ("ubuntu", the cloud image's default user) */
+  readonly user?: string;
+}
+
+export interface SeedFiles {
+  readonly userData: string;
+  readonly metaData: string;
+  readonly networkConfig: string;
+}
+
+/**
+ * Packages per role. The gateway balances the API with IPVS in direct-routing mode. Every
+ * kubelet node needs an NFS client for the default StorageClass and the tools kubelet and
+ * kube-proxy shell out to (conntrack, ipset, iptables; socat for port-forward).
+ */
+export function rolePackages(role: Role): string[] {
+  if (role === "gateway") {
+    return ["ipvsadm", "ldirectord"];
+  }
+  return ["nfs-common", "conntrack", "socat", "ipset", "iptables", "ebtables", "ethtool"];
+}
+
+/** Kernel modules loaded at once and on every boot. */
+export function roleModules(role: Role): string[] {
+  // ldirectord loads the ip_vs scheduler modules it needs on its own.
+  return role === "gateway" ? ["ip_vs"] : ["overlay", "br_netfilter"];
+}
+
+/** Kernel parameters set at once and on every boot. */
+export function roleSysctls(role: Role): Record<string, string> {
+  if (role === "gateway") {
+    return {};
+  }
+  const node: Record<string, string> = {
+    // Pod traffic is routed between the node's bridge and its NIC.
+    "net.ipv4.ip_forward": "1",
+    // Bridged pod traffic must traverse iptables, or Service DNAT never happens.
+    "net.bridge.bridge-nf-call-iptables": "1",
+    "net.bridge.bridge-nf-call-ip6tables": "1",
+  };
+  if (role === "control") {
+    return {
+      ...node,
+      // The API VIP sits on lo for IPVS direct routing: answer ARP only for addresses on the
+      // receiving interface, and never announce the VIP as a source, or nodes steal the VIP.
+      "net.ipv4.conf.all.arp_ignore": "1",
+      "net.ipv4.conf.all.arp_announce": "2",
+    };
+  }
+  return node;
+}
+
+const MODULES_FILE = "/etc/modules-load.d/hardway.conf";
+const SYSCTL_FILE = "/etc/sysctl.d/60-hardway.conf";
+
+/** The `#cloud-config` user-data of one node. */
+export function renderUserData(input: SeedInput): string {
+  const { node } = input;
+  const user = input.user ?? SSH_USER;
+  const modules = roleModules(node.role);
+  const sysctls = roleSysctls(node.role);
+  const writeFiles = [
+    { path: MODULES_FILE, permissions: "0644", content: modules.map((m) => `${m}\n`).join("") },
+  ];
+  const runcmd: string[][] = [["modprobe", "-a", ...modules]];
+  if (Object.keys(sysctls).length > 0) {
+    writeFiles.push({
+      path: SYSCTL_FILE,
+      permissions: "0644",
+      content: Object.entries(sysctls)
+        .map(([k, v]) => `${k} = ${v}\n`)
+        .join(""),
+    });
+    runcmd.push(["sysctl", "-p", SYSCTL_FILE]);
+  }
+  const config = {
+    hostname: node.name,
+    fqdn: node.fqdn,
+    prefer_fqdn_over_hostname: false,
+    manage_etc_hosts: true,
+    users: [
+      {
+        name: user,
+        gecos: "hardway administrator",
+        groups: ["adm", "sudo"],
+        shell: "/bin/bash",
+        sudo: "ALL=(ALL) NOPASSWD:ALL",
+        lock_passwd: true,
+        ssh_authorized_keys: [input.sshPublicKey.trim()],
+      },
+    ],
+    ssh_pwauth: false,
+    disable_root: true,
+    package_update: true,
+    // Upgrading on first boot makes boot time and package versions depend on the day it ran.
+    package_upgrade: false,
+    package_reboot_if_required: false,
+    packages: rolePackages(node.role),
+    write_files: writeFiles,
+    // write_files runs before runcmd; the files make the settings survive reboots, these apply
+    // them now without one.
+    runcmd,
+  };
+  return `#cloud-config\n${stringify(config, { lineWidth: 0 })}`;
+}
+
+/** NoCloud meta-data: the instance id stays the node name, so cloud-init runs once per disk. */
+export function renderMetaData(node: NodeAddress): string {
+  return stringify({ "instance-id": node.name, "local-hostname": node.name });
+}
+
+/**
+ * Netplan v2: a static address on the NIC with the node's MAC, the host as router and DNS
+ * server. The gateway, IPVS's director, owns the API VIP on its NIC and answers ARP for it;
+ * control nodes hold the VIP on lo (IPVS direct routing delivers packets addressed to the VIP
+ * unchanged, so the node must own it without announcing it).
+ */
+export function renderNetworkConfig(node: NodeAddress, network: SeedNetwork): string {
+  const ethernets: Record<string, unknown> = {
+    primary: {
+      match: { macaddress: node.mac },
+      "set-name": "eth0",
+      dhcp4: false,
+      dhcp6: false,
+      addresses: [
+        `${node.ip}/${network.prefixLength}`,
+        ...(node.role === "gateway" ? [`${network.apiVip}/32`] : []),
+      ],
+      routes: [{ to: "default", via: network.hostIp }],
+      nameservers: { addresses: [network.hostIp], search: [network.domain] },
+    },
+  };
+  if (node.role === "control") {
+    ethernets.lo = { match: { name: "lo" }, addresses: [`${network.apiVip}/32`] };
+  }
+  return stringify({ network: { version: 2, ethernets } });
+}
+
+export function renderSeed(input: SeedInput): SeedFiles {
+  return {
+    userData: renderUserData(input),
+    metaData: renderMetaData(input.node),
+    networkConfig: renderNetworkConfig(input.node, input.network),
+  };
+}

@@ -1,0 +1,98 @@
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { parse } from "yaml";
+import { parseConfig } from "../../components/config/schema";
+import { addressPlan } from "../../components/network/addressPlan";
+import { renderSeed } from "../../components/vm/cloudInit";
+
+const plan = addressPlan(parseConfig({}, { os: "linux", cpu: "x64" }));
+const KEY =
+  "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ9mK3cMZ1s7nq1Jx5Yp4wq2q2hKqkq8Xo2s8Z9X0a1b hardway";
+const cases = [plan.gateway, plan.controls[0], plan.workers[0]].map((node) => ({
+  node,
+  seed: renderSeed({ node, network: plan, sshPublicKey: KEY }),
+}));
+
+interface UserData {
+  hostname: string;
+  fqdn: string;
+  users: { name: string; ssh_authorized_keys: string[] }[];
+  packages: string[];
+  write_files: { path: string; content: string }[];
+  runcmd: string[][];
+}
+
+describe.each(cases)("the cloud-init seed of $node.name", ({ node, seed }) => {
+  const userData = parse(seed.userData) as UserData;
+
+  it("is user-data that cloud-init's own schema accepts", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hwseed-"));
+    try {
+      const file = path.join(dir, "user-data");
+      fs.writeFileSync(file, seed.userData);
+      const check = spawnSync("cloud-init", ["schema", "-c", file], { encoding: "utf8" });
+      expect({ status: check.status, output: check.stdout + check.stderr }).toEqual({
+        status: 0,
+        output: expect.stringContaining("Valid cloud-config") as string,
+      });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("names the host and authorises the generated key for ubuntu", () => {
+    expect(seed.userData.startsWith("#cloud-config\n")).toBe(true);
+    expect(userData.hostname).toBe(node.name);
+    expect(userData.fqdn).toBe(node.fqdn);
+    expect(userData.users[0].name).toBe("ubuntu");
+    expect(userData.users[0].ssh_authorized_keys).toEqual([KEY]);
+    expect(parse(seed.metaData)).toEqual({ "instance-id": node.name, "local-hostname": node.name });
+  });
+
+  it("gives the NIC with the node's MAC its static address, the host as router and DNS", () => {
+    const config = parse(seed.networkConfig) as {
+      network: { version: number; ethernets: Record<string, Record<string, unknown>> };
+    };
+    expect(config.network.version).toBe(2);
+    expect(config.network.ethernets.primary).toMatchObject({
+      match: { macaddress: node.mac },
+      addresses:
+        node.role === "gateway" ? [`${node.ip}/24`, `${plan.apiVip}/32`] : [`${node.ip}/24`],
+      routes: [{ to: "default", via: plan.hostIp }],
+      nameservers: { addresses: [plan.hostIp], search: [plan.domain] },
+    });
+    const lo = config.network.ethernets.lo;
+    if (node.role === "control") {
+      expect(lo).toEqual({ match: { name: "lo" }, addresses: [`${plan.apiVip}/32`] });
+    } else {
+      expect(lo).toBeUndefined();
+    }
+  });
+
+  it("installs the role's packages and applies kernel modules and sysctls now and at boot", () => {
+    const files = Object.fromEntries(userData.write_files.map((f) => [f.path, f.content]));
+    const sysctl = files["/etc/sysctl.d/60-hardway.conf"] ?? "";
+    if (node.role === "gateway") {
+      expect(userData.packages).toEqual(expect.arrayContaining(["ipvsadm", "ldirectord"]));
+      expect(files["/etc/modules-load.d/hardway.conf"]).toBe("ip_vs\n");
+      expect(userData.runcmd).toEqual([["modprobe", "-a", "ip_vs"]]);
+      return;
+    }
+    expect(userData.packages).toEqual(
+      expect.arrayContaining(["nfs-common", "conntrack", "socat", "ipset"]),
+    );
+    expect(files["/etc/modules-load.d/hardway.conf"]).toBe("overlay\nbr_netfilter\n");
+    expect(sysctl).toContain("net.ipv4.ip_forward = 1\n");
+    expect(sysctl).toContain("net.bridge.bridge-nf-call-iptables = 1\n");
+    expect(userData.runcmd).toEqual([
+      ["modprobe", "-a", "overlay", "br_netfilter"],
+      ["sysctl", "-p", "/etc/sysctl.d/60-hardway.conf"],
+    ]);
+    const arp =
+      sysctl.includes("net.ipv4.conf.all.arp_ignore = 1\n") &&
+      sysctl.includes("net.ipv4.conf.all.arp_announce = 2\n");
+    expect(arp).toBe(node.role === "control");
+  });
+});

@@ -5,14 +5,23 @@
 import * as pulumi from "@pulumi/pulumi";
 import { nodesOutput, sshConfigSnippet } from "./components/cluster/outputs";
 import { loadConfig } from "./components/config/load";
+import { HostNetwork } from "./components/host/hostNetwork";
+import { VmnetDnsRebind } from "./components/host/vmnetDnsRebind";
 import { addressPlan } from "./components/network/addressPlan";
 import { Pki } from "./components/pki/pki";
+import { BaseImage } from "./components/vm/baseImage";
+import { probeVmHost } from "./components/vm/hostProbe";
+import { resolveAccelerator } from "./components/vm/qemu";
+import { VirtualMachine } from "./components/vm/virtualMachine";
 
 const stack = pulumi.getStack();
 const config = loadConfig();
 const plan = addressPlan(config);
 const clusterName = `hardway-${stack}`;
+const vmHost = probeVmHost();
+const accelerator = resolveAccelerator(config.accelerator, config.arch, vmHost);
 
+// Chapter 4: certificates, kubeconfigs, the encryption key and the VMs' SSH key.
 const pki = new Pki("pki", {
   plan,
   clusterName,
@@ -20,6 +29,35 @@ const pki = new Pki("pki", {
   validityHours: config.pki.validityHours,
   earlyRenewalHours: config.pki.earlyRenewalHours,
 });
+
+// Chapters 2-3: the host network, the base image and one VM per node.
+const hostNetwork = new HostNetwork("host", { plan, stack, platform: vmHost.hostOs });
+const image = new BaseImage("image", { ...config.image, holder: clusterName });
+const vms = plan.nodes.map(
+  (node) =>
+    new VirtualMachine(
+      `vm-${node.name}`,
+      {
+        node,
+        network: plan,
+        stack,
+        arch: config.arch,
+        accelerator,
+        size: config.vm[node.role],
+        baseImage: image.path,
+        attachment: hostNetwork.steps.vmNetwork,
+        hostOs: vmHost.hostOs,
+        homebrewPrefix: vmHost.homebrewPrefix,
+        sshPublicKey: pki.ssh.publicKey,
+        sshPrivateKey: pki.ssh.privateKey,
+      },
+      // The VM's NIC joins the bridge (or vmnet) the host network sets up.
+      { dependsOn: [hostNetwork] },
+    ),
+);
+if (hostNetwork.steps.platform === "darwin") {
+  new VmnetDnsRebind("host-dns", { steps: hostNetwork.steps }, { dependsOn: vms });
+}
 
 export const apiServer = plan.apiServerUrl;
 export const nodes = nodesOutput(plan);
@@ -29,3 +67,4 @@ export const sshPrivateKey = pki.ssh.privateKey;
 export const sshPublicKey = pki.ssh.publicKey;
 export const sshConfig = sshConfigSnippet(plan, `~/.ssh/${clusterName}`);
 export const certificateExpiry = pki.expiry;
+export const vmStateDirs = Object.fromEntries(vms.map((vm) => [vm.nodeName, vm.stateDir]));

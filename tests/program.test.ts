@@ -59,6 +59,33 @@ describe("the program under mocks", () => {
     expect(names.filter((n) => n.startsWith("pki-kubelet-worker"))).toHaveLength(workers);
     expect(names.filter((n) => n.startsWith("pki-etcd-server-"))).toHaveLength(controls);
     expect(Object.keys(run.exports.nodes as object)).toHaveLength(1 + controls + workers);
+    expect(byType(run.resources, "hardway:vm:VirtualMachine")).toHaveLength(1 + controls + workers);
+  });
+
+  it("starts every VM only after the host network is up, from one shared base image", async () => {
+    const run = await runProgram();
+    const network = byType(run.resources, "hardway:host:HostNetwork");
+    expect(network).toHaveLength(1);
+    expect(byType(run.resources, "hardway:vm:BaseImage")).toHaveLength(1);
+    const vms = byType(run.resources, "hardway:vm:VirtualMachine");
+    expect(vms.map((r) => r.name)).toEqual([
+      "vm-gateway",
+      "vm-control0",
+      "vm-control1",
+      "vm-control2",
+      "vm-worker0",
+      "vm-worker1",
+      "vm-worker2",
+    ]);
+    // dependsOn a component waits for its children: here the script that builds the network.
+    const script = run.resources.find((r) => r.parentUrn === network[0].urn);
+    expect(script?.type).toBe("pulumi-nodejs:dynamic:Resource");
+    for (const vm of vms) {
+      expect(vm.dependencies).toContain(script!.urn);
+    }
+    expect(run.exports.vmStateDirs).toMatchObject({
+      control0: "/var/lib/hardway/test/vms/control0",
+    });
   });
 
   it("refuses a bad config before registering anything", async () => {

@@ -121,6 +121,8 @@ export function hostNetworkSteps(args: HostNetworkArgs): HostNetworkSteps {
 }
 
 export class HostNetwork extends pulumi.ComponentResource {
+  /** Everything this component runs, as plain data (see hostNetworkSteps). */
+  readonly steps: HostNetworkSteps;
   /** How VMs attach to the network; resolves once the network is up. */
   readonly vmNetwork: pulumi.Output<VmNetwork>;
   readonly stateDir: pulumi.Output<string>;
@@ -128,17 +130,20 @@ export class HostNetwork extends pulumi.ComponentResource {
   readonly exportDir: pulumi.Output<string>;
   /** The host's address on the VM network: gateway, DNS and NFS server of the VMs. */
   readonly hostIp: pulumi.Output<string>;
+  /** The script that brings the network up; VMs wait for it. */
+  readonly network: EnsuredScript;
 
   constructor(name: string, args: HostNetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:host:HostNetwork", name, {}, opts);
     const steps = hostNetworkSteps(args);
-    const network = new EnsuredScript(
+    this.steps = steps;
+    this.network = new EnsuredScript(
       `${name}-${steps.platform}`,
       { script: steps.script, args: steps.args, stdin: steps.stdin, asRoot: true },
       { parent: this },
     );
     // Through the script's output, so every consumer waits for the network without dependsOn.
-    const once = <T>(value: T): pulumi.Output<T> => network.script.apply(() => value);
+    const once = <T>(value: T): pulumi.Output<T> => this.network.script.apply(() => value);
     this.vmNetwork = once(steps.vmNetwork);
     this.stateDir = once(steps.stateDir);
     this.exportDir = once(steps.exportDir);

@@ -1,0 +1,119 @@
+/**
+ * ApiLoadBalancer: ldirectord on the gateway balances the API VIP over every control node, then a
+ * host-side probe completes only when https://<VIP>:6443/healthz answers `ok` through it,
+ * verified against the cluster CA. Kubelets and kube-proxies wait for that probe.
+ */
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { local, remote } from "@pulumi/command";
+import { ldirectordConfig } from "../kubernetes/loadBalancer";
+import { NODE_PATHS, SYSTEMD_DIR } from "../kubernetes/paths";
+import { AddressPlan } from "../network/addressPlan";
+import { NodeScripts } from "./nodeScripts";
+import { nodeStep } from "./nodeStep";
+import { PkiMaterial, textFile } from "./pkiFiles";
+import { shellCommand } from "./shell";
+
+export const WAIT_FOR_API_SCRIPT = path.resolve(__dirname, "../../assets/cluster/wait-for-api.sh");
+export const API_VIP_UNIT = "hardway-api-vip.service";
+/** update-ca-certificates picks up every *.crt here; ldirectord's HTTPS check trusts that store. */
+export const GATEWAY_CA_PATH = "/usr/local/share/ca-certificates/hardway-kubernetes-ca.crt";
+
+/**
+ * The director owns the VIP on its NIC and answers ARP for it (the control nodes hold it on lo
+ * without answering). A oneshot unit keeps it across reboots and takes it away on stop.
+ */
+export function renderApiVipUnit(vip: string, device: string): string {
+  const address = `${vip}/32`;
+  return [
+    "[Unit]",
+    "Description=Kubernetes API virtual IP on the load balancer",
+    "Wants=network-online.target",
+    "After=network-online.target",
+    "Before=ldirectord.service",
+    "",
+    "[Service]",
+    "Type=oneshot",
+    "RemainAfterExit=yes",
+    `ExecStart=/usr/sbin/ip address replace ${address} dev ${device}`,
+    `ExecStop=/usr/sbin/ip address del ${address} dev ${device}`,
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
+export interface ApiLoadBalancerArgs {
+  readonly plan: AddressPlan;
+  readonly pki: PkiMaterial;
+  readonly scripts: NodeScripts;
+  /** The API server steps; the health probe waits for them. */
+  readonly apiServers: readonly remote.Command[];
+  /**
+   * The gateway's NIC, as its netplan config names it.
+   * @default "eth0"
+   */
+  readonly device?: string;
+  /**
+   * How many times the host asks /healthz before it fails the deployment.
+   * @default 60
+   */
+  readonly healthAttempts?: number;
+  /**
+   * Seconds between probes.
+   * @default 5
+   */
+  readonly healthIntervalSeconds?: number;
+}
+
+export class ApiLoadBalancer extends pulumi.ComponentResource {
+  readonly ldirectord: remote.Command;
+  /** Completes once the API answers `ok` through the VIP. */
+  readonly health: local.Command;
+
+  constructor(name: string, args: ApiLoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("hardway:cluster:ApiLoadBalancer", name, {}, opts);
+    const { plan, pki } = args;
+    this.ldirectord = nodeStep(
+      `${name}-ldirectord`,
+      {
+        target: args.scripts.target(plan.gateway),
+        step: "ldirectord",
+        files: [
+          textFile(GATEWAY_CA_PATH, pki.cas["kubernetes-ca"].certPem),
+          textFile(NODE_PATHS.ldirectordConfig, ldirectordConfig({ plan })),
+          textFile(
+            `${SYSTEMD_DIR}/${API_VIP_UNIT}`,
+            renderApiVipUnit(plan.apiVip, args.device ?? "eth0"),
+          ),
+        ],
+        afterFiles: "update-ca-certificates",
+        // ldirectord itself comes from the distribution package cloud-init installed.
+        units: [API_VIP_UNIT, "ldirectord.service"],
+      },
+      this,
+    );
+    const url = `${plan.apiServerUrl}/healthz`;
+    this.health = new local.Command(
+      `${name}-health`,
+      {
+        // A probe installs nothing, so it has no delete.
+        create: shellCommand([
+          "bash",
+          WAIT_FOR_API_SCRIPT,
+          "--url",
+          url,
+          "--attempts",
+          String(args.healthAttempts ?? 60),
+          "--interval",
+          String(args.healthIntervalSeconds ?? 5),
+        ]),
+        stdin: pki.cas["kubernetes-ca"].certPem,
+        triggers: [this.ldirectord.triggers, ...args.apiServers.map((s) => s.triggers)],
+      },
+      { parent: this, dependsOn: [this.ldirectord, ...args.apiServers] },
+    );
+    this.registerOutputs({ health: this.health.stdout });
+  }
+}

@@ -12,15 +12,6 @@ const NODE_SCRIPTS = scriptsIn("node");
 const ALL = [...NODE_SCRIPTS, ...scriptsIn("cluster")];
 
 describe("the node and cluster scripts", () => {
-  it("pass shellcheck with no findings", () => {
-    const result = spawnSync("shellcheck", ["--severity=style", "--format=gcc", ...ALL], {
-      encoding: "utf8",
-      timeout: 60_000,
-    });
-    expect(`${result.stdout}${result.stderr}`).toBe("");
-    expect(result.status).toBe(0);
-  });
-
   it.each(ALL.map((f) => [path.relative(ASSETS, f)]))(
     "%s is strict bash with a usage message",
     (relative) => {

@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-const ASSETS = path.resolve(__dirname, "../../assets");
+const ASSETS = path.resolve(__dirname, "../assets");
 
 function scripts(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -18,6 +18,14 @@ describe("the shell scripts in assets/", () => {
     expect(found.map((f) => path.relative(ASSETS, f))).toEqual(
       expect.arrayContaining(["host/linux-network.sh", "host/macos-network.sh"]),
     );
+  });
+
+  it("are all strict bash", () => {
+    for (const file of found) {
+      expect(`${path.relative(ASSETS, file)}\n${fs.readFileSync(file, "utf8")}`).toMatch(
+        /^#!\/usr\/bin\/env bash\n(#.*\n)*set -euo pipefail$/m,
+      );
+    }
   });
 
   it("pass shellcheck with no findings", () => {

@@ -7,7 +7,6 @@ import { z } from "zod";
 import {
   AddressRange,
   cidrRange,
-  formatAddress,
   formatRange,
   isPrivate,
   nthAddress,
@@ -382,9 +381,4 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
-}
-
-/** The address a host part designates inside the subnet; used by the address plan. */
-export function subnetAddress(subnet: string, hostPart: number): string {
-  return formatAddress(nthAddress(parseCidr(subnet), hostPart));
 }

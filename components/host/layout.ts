@@ -43,9 +43,6 @@ export function natTableName(stack: string): string {
   return `hardway_${sanitize(stack, /[^a-z0-9_]/g, "_").slice(0, 32)}_${shortHash(stack)}`;
 }
 
-/** The NAT chain inside the stack's table; fixed, because the table already carries the stack. */
-export const NAT_CHAIN = "postrouting";
-
 /** Stack names may hold upper case, dots and underscores; interface and nft names are stricter. */
 function sanitize(stack: string, disallowed: RegExp, replacement: string): string {
   return stack.toLowerCase().replace(disallowed, replacement);

@@ -4,7 +4,7 @@
  * checked from any machine. `assets/vm/vm.sh` runs the argv as given and never builds one.
  */
 import { Accelerator, Arch, hostArch } from "../config/schema";
-import { MAX_IFNAME, shortHash } from "../host/layout";
+import { MAX_IFNAME, VmNetwork, shortHash } from "../host/layout";
 
 /** An accelerator QEMU can actually be started with (`auto` resolved). */
 export type ResolvedAccelerator = Exclude<Accelerator, "auto">;
@@ -107,13 +107,8 @@ export function firmwareFor(
 export type NicAttachment =
   /** Linux: a tap device that vm.sh creates and enslaves to the bridge before QEMU starts. */
   | { readonly kind: "tap"; readonly ifname: string }
-  /** macOS: vmnet-shared, where vmnet itself provides bridge, DHCP range and NAT. */
-  | {
-      readonly kind: "vmnet-shared";
-      readonly startAddress: string;
-      readonly endAddress: string;
-      readonly subnetMask: string;
-    };
+  /** macOS: vmnet-shared, exactly as the host network decided it. */
+  | Extract<VmNetwork, { kind: "vmnet-shared" }>;
 
 /** Linux direct kernel boot: no firmware, no bootloader. */
 export interface DirectKernel {

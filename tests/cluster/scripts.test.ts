@@ -1,29 +1,17 @@
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-const ASSETS = path.resolve(__dirname, "../../assets");
-const scriptsIn = (dir: string) =>
-  fs
-    .readdirSync(path.join(ASSETS, dir))
-    .filter((f) => f.endsWith(".sh"))
-    .map((f) => path.join(ASSETS, dir, f));
-const NODE_SCRIPTS = scriptsIn("node");
-const ALL = [...NODE_SCRIPTS, ...scriptsIn("cluster")];
+// Shellcheck, strictness and usage of every script are checked in tests/assets.test.ts.
+const NODE_DIR = path.resolve(__dirname, "../../assets/node");
+const NODE_SCRIPTS = fs
+  .readdirSync(NODE_DIR)
+  .filter((f) => f.endsWith(".sh"))
+  .map((f) => path.join(NODE_DIR, f));
 
-describe("the node and cluster scripts", () => {
-  it.each(ALL.map((f) => [path.relative(ASSETS, f)]))(
-    "%s is strict bash with a usage message",
-    (relative) => {
-      const file = path.join(ASSETS, relative);
-      expect(fs.readFileSync(file, "utf8")).toMatch(
-        /^#!\/usr\/bin\/env bash\n(#.*\n)*set -euo pipefail$/m,
-      );
-      const help = spawnSync("bash", [file, "--help"], { encoding: "utf8", timeout: 10_000 });
-      expect(help.status).toBe(0);
-      expect(help.stdout).toMatch(/^usage: /);
-    },
-  );
+describe("the node scripts", () => {
+  it("exist", () => {
+    expect(NODE_SCRIPTS.length).toBeGreaterThan(0);
+  });
 
   it("never download anything on a VM", () => {
     for (const file of NODE_SCRIPTS) {

@@ -194,7 +194,7 @@ export async function runProgram(
   options: { preview?: boolean } = {},
 ): Promise<ProgramRun> {
   let run: ProgramRun | undefined;
-  await jestIsolate(async () => {
+  await jest.isolateModulesAsync(async () => {
     const pulumi = (await import("@pulumi/pulumi")) as typeof PulumiModule;
     failures.length = 0;
     const resources = await installMocks(pulumi, config, options.preview ?? false);
@@ -213,10 +213,6 @@ export async function runProgram(
     run = { pulumi, resources, exports };
   });
   return run as unknown as ProgramRun;
-}
-
-async function jestIsolate(body: () => Promise<void>): Promise<void> {
-  await jest.isolateModulesAsync(body);
 }
 
 /** Resources of one type, by name. */

@@ -11,7 +11,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseConfig } from "../../components/config/schema";
-import { DNSMASQ_FILES, renderDnsmasqConfig } from "../../components/host/dnsmasq";
+import { DNSMASQ_FILES } from "../../components/host/dnsmasq";
+import { hostNetworkSteps } from "../../components/host/hostNetwork";
 import { addressPlan } from "../../components/network/addressPlan";
 import { renderSeed } from "../../components/vm/cloudInit";
 import { qemuArgv, tapName, vmFiles } from "../../components/vm/qemu";
@@ -166,22 +167,20 @@ describeGuest("a VM booted by vm.sh on the project's host network", () => {
   );
   const plan = addressPlan(config);
   const node = plan.workers[0];
-  const bridge = `hwbr${id}`;
   const tap = tapName(stack, node.name);
-  const networkArgs = [
-    "--bridge",
-    bridge,
-    "--host-cidr",
-    `${plan.hostIp}/${plan.prefixLength}`,
-    "--subnet",
-    plan.subnet,
-    "--state-dir",
-    hostState,
-    "--dnsmasq-conf",
-    path.join(hostState, DNSMASQ_FILES.config),
-    "--nat-table",
-    `hwvm_${id}`,
-  ];
+  // The very steps HostNetwork runs, pointed at the test's own directories and exports file.
+  const network = hostNetworkSteps({
+    plan,
+    stack,
+    platform: "linux",
+    stateDir: hostState,
+    exportDir: path.join(work, "nfs"),
+    exportsFile: path.join(work, "exports"),
+  });
+  if (network.vmNetwork.kind !== "bridge") {
+    throw new Error("a Linux host network attaches VMs to a bridge");
+  }
+  const bridge = network.vmNetwork.bridge;
   const inNetns = (argv: string[], input?: string) =>
     sh(["ip", "netns", "exec", netns, ...argv], input);
   const files = vmFiles(stateDir);
@@ -199,17 +198,8 @@ describeGuest("a VM booted by vm.sh on the project's host network", () => {
     const base = path.join(work, "base.qcow2");
     execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", base, "64M"]);
     fs.mkdirSync(hostState, { recursive: true });
-    fs.writeFileSync(
-      path.join(hostState, DNSMASQ_FILES.config),
-      renderDnsmasqConfig(plan, {
-        interface: bridge,
-        stateDir: hostState,
-        platform: "linux",
-        tag: stack,
-      }),
-    );
     execFileSync("ip", ["netns", "add", netns]);
-    const up = inNetns(["bash", NETWORK_SH, "create", ...networkArgs]);
+    const up = inNetns(["bash", NETWORK_SH, "create", ...network.args], network.stdin);
     if (up.status !== 0) {
       throw new Error(`linux-network.sh create failed (${up.status}):\n${up.stderr}${up.stdout}`);
     }
@@ -252,7 +242,7 @@ describeGuest("a VM booted by vm.sh on the project's host network", () => {
         // Already gone, which is the normal case after the delete test.
       }
     }
-    inNetns(["bash", NETWORK_SH, "delete", ...networkArgs]);
+    inNetns(["bash", NETWORK_SH, "delete", ...network.args]);
     sh(["ip", "netns", "del", netns]);
     fs.rmSync(work, { recursive: true, force: true });
     console.log(`guest VM test: ${((Date.now() - started) / 1000).toFixed(1)} s wall time`);

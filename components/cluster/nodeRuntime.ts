@@ -7,50 +7,23 @@ import * as pulumi from "@pulumi/pulumi";
 import { remote } from "@pulumi/command";
 import { Cni, ContainerRuntime } from "../config/schema";
 import { renderBridgeConfList } from "../kubernetes/cni";
-import { BIN_DIR, NODE_PATHS, SYSTEMD_DIR } from "../kubernetes/paths";
+import { NODE_PATHS, SYSTEMD_DIR } from "../kubernetes/paths";
 import {
+  CONTAINERS_POLICY_PATH,
   RUNTIME_SERVICES,
+  renderContainersPolicy,
+  renderCrioUnit,
   renderContainerdConfig,
   renderContainerdUnit,
   renderCrictlConfig,
   renderCrioDropIn,
 } from "../kubernetes/runtime";
-import { renderServiceUnit } from "../kubernetes/systemd";
 import { NodeAddress } from "../network/addressPlan";
 import { ArtifactCache } from "./artifactCache";
 import { NodeScripts } from "./nodeScripts";
 import { nodeStep, stageAll } from "./nodeStep";
 import { textFile } from "./pkiFiles";
 import { RemoteFileInput } from "./remoteFiles";
-
-/** The image signature policy CRI-O refuses to start without; the bundle ships none we install. */
-export const CONTAINERS_POLICY_PATH = "/etc/containers/policy.json";
-
-export function renderContainersPolicy(): string {
-  return JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }, null, 2) + "\n";
-}
-
-/** CRI-O's unit in the upstream shape (the bundle's install script would otherwise write it). */
-export function renderCrioUnit(): string {
-  return renderServiceUnit({
-    unit: {
-      description: "Container Runtime Interface for OCI (CRI-O)",
-      documentation: ["https://github.com/cri-o/cri-o"],
-      wants: ["network-online.target"],
-      after: ["network-online.target"],
-    },
-    service: {
-      type: "notify",
-      execStart: [`${BIN_DIR}/crio`],
-      restart: "on-failure",
-      restartSec: 10,
-      limitNoFile: 1048576,
-      limitNProc: 1048576,
-      tasksMax: "infinity",
-      oomScoreAdjust: -999,
-    },
-  });
-}
 
 /** The runtime's own files (configuration, unit), without the CNI conflist. */
 export function runtimeFiles(runtime: ContainerRuntime): RemoteFileInput[] {

@@ -4,7 +4,7 @@
  */
 import { stringify } from "yaml";
 import { ContainerRuntime } from "../config/schema";
-import { BIN_DIR, CNI_BIN_DIR, CNI_CONF_DIR } from "./paths";
+import { BIN_DIR, CNI_BIN_DIR, CNI_CONF_DIR, CRIO_LIBEXEC_DIR } from "./paths";
 import { renderServiceUnit, ServiceUnit } from "./systemd";
 import { renderToml } from "./toml";
 
@@ -68,13 +68,61 @@ export function renderContainerdUnit(): string {
 }
 
 /** A CRI-O drop-in laid over the bundle's own crio.conf.d defaults. */
+/**
+ * The static CRI-O bundle puts conmon, crun and runc in /usr/libexec/crio, which is on no PATH,
+ * so every runtime handler names its binaries; crun is the bundle's (and CRI-O's) default.
+ */
 export function renderCrioDropIn(): string {
+  const handler = (binary: string) => ({
+    runtime_path: `${CRIO_LIBEXEC_DIR}/${binary}`,
+    runtime_type: "oci",
+    runtime_root: `/run/${binary}`,
+    monitor_path: `${CRIO_LIBEXEC_DIR}/conmon`,
+  });
   return renderToml({
     crio: {
-      runtime: { cgroup_manager: "systemd" },
+      runtime: {
+        cgroup_manager: "systemd",
+        default_runtime: "crun",
+        pinns_path: `${BIN_DIR}/pinns`,
+        runtimes: { crun: handler("crun"), runc: handler("runc") },
+      },
       network: { network_dir: CNI_CONF_DIR, plugin_dirs: [CNI_BIN_DIR] },
     },
   });
+}
+
+/** The image signature policy CRI-O refuses to start without. */
+export const CONTAINERS_POLICY_PATH = "/etc/containers/policy.json";
+
+export function renderContainersPolicy(): string {
+  return JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }, null, 2) + "\n";
+}
+
+/** CRI-O's unit in the upstream shape (the bundle's install script would otherwise write it). */
+export function crioUnit(): ServiceUnit {
+  return {
+    unit: {
+      description: "Container Runtime Interface for OCI (CRI-O)",
+      documentation: ["https://github.com/cri-o/cri-o"],
+      wants: ["network-online.target"],
+      after: ["network-online.target"],
+    },
+    service: {
+      type: "notify",
+      execStart: [`${BIN_DIR}/crio`],
+      restart: "on-failure",
+      restartSec: 10,
+      limitNoFile: 1048576,
+      limitNProc: 1048576,
+      tasksMax: "infinity",
+      oomScoreAdjust: -999,
+    },
+  };
+}
+
+export function renderCrioUnit(): string {
+  return renderServiceUnit(crioUnit());
 }
 
 export function renderCrictlConfig(runtime: ContainerRuntime): string {

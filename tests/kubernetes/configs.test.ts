@@ -25,7 +25,8 @@ import {
 } from "../../components/kubernetes/runtime";
 import { renderEncryptionConfig } from "../../components/pki/encryption";
 import { renderKubeconfig } from "../../components/pki/kubeconfig";
-import { plan, run, which } from "./fixtures";
+import { artifacts } from "../../components/kubernetes/artifacts";
+import { config, plan, run, which } from "./fixtures";
 
 const p = plan();
 
@@ -266,13 +267,35 @@ describe("container runtime configs", () => {
     expect(runc.options.SystemdCgroup).toBe(true);
   });
 
-  it("CRI-O drop-in: systemd cgroup manager and the shared CNI dirs", () => {
+  it("CRI-O drop-in: systemd cgroup manager, the bundle's runtimes by path, the shared CNI dirs", () => {
+    const handler = (binary: string) => ({
+      runtime_path: `/usr/libexec/crio/${binary}`,
+      runtime_type: "oci",
+      runtime_root: `/run/${binary}`,
+      monitor_path: "/usr/libexec/crio/conmon",
+    });
     expect(parseToml(renderCrioDropIn())).toEqual({
       crio: {
-        runtime: { cgroup_manager: "systemd" },
+        runtime: {
+          cgroup_manager: "systemd",
+          default_runtime: "crun",
+          pinns_path: "/usr/local/bin/pinns",
+          runtimes: { crun: handler("crun"), runc: handler("runc") },
+        },
         network: { network_dir: "/etc/cni/net.d", plugin_dirs: ["/opt/cni/bin"] },
       },
     });
+  });
+
+  it("every binary the CRI-O drop-in names is one the CRI-O bundle installs", () => {
+    const bundle = artifacts(config({ containerRuntime: "cri-o" })).find((a) => a.name === "cri-o");
+    const installed = new Set(bundle?.binaries.map((b) => b.installPath));
+    const text = renderCrioDropIn();
+    const named = [...text.matchAll(/"(\/usr\/[^"]+)"/g)].map((m) => m[1]);
+    expect(named.length).toBeGreaterThan(0);
+    for (const binary of named) {
+      expect(installed).toContain(binary);
+    }
   });
 
   it("crictl points at the configured runtime", () => {

@@ -16,7 +16,7 @@ import {
 import { etcdUnit } from "../../components/kubernetes/etcd";
 import { kubeletUnit } from "../../components/kubernetes/kubelet";
 import { kubeProxyUnit } from "../../components/kubernetes/kubeProxy";
-import { containerdUnit } from "../../components/kubernetes/runtime";
+import { containerdUnit, crioUnit } from "../../components/kubernetes/runtime";
 import {
   CommandLine,
   quoteExecArg,
@@ -51,6 +51,7 @@ function units(): Record<string, ServiceUnit> {
     }),
     "kube-proxy.service": kubeProxyUnit(),
     "containerd.service": containerdUnit(),
+    "crio.service": crioUnit(),
   };
 }
 
@@ -86,11 +87,6 @@ describe("rendered systemd units", () => {
         fs.writeFileSync(file, renderServiceUnit(stubbed(unit, path.join(dir, "stubs"))));
         return file;
       });
-      // kubelet-crio.service depends on the CRI-O bundle's own unit, which we do not render.
-      fs.writeFileSync(
-        path.join(dir, "crio.service"),
-        "[Unit]\nDescription=CRI-O stand-in\n[Service]\nExecStart=/bin/true\n",
-      );
       const result = spawnSync(systemdAnalyze, ["verify", ...files], { encoding: "utf8" });
       // Units already installed on this machine (e.g. Debian's ldirectord.service) may warn; ours may not.
       const ours = `${result.stdout}${result.stderr}`

@@ -7,7 +7,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { local, remote } from "@pulumi/command";
 import { ldirectordConfig } from "../kubernetes/loadBalancer";
-import { NODE_PATHS, SYSTEMD_DIR } from "../kubernetes/paths";
+import { NODE_PATHS } from "../kubernetes/paths";
 import { AddressPlan } from "../network/addressPlan";
 import { NodeScripts } from "./nodeScripts";
 import { nodeStep } from "./nodeStep";
@@ -15,34 +15,8 @@ import { PkiMaterial, textFile } from "./pkiFiles";
 import { shellCommand } from "./shell";
 
 export const WAIT_FOR_API_SCRIPT = path.resolve(__dirname, "../../assets/cluster/wait-for-api.sh");
-export const API_VIP_UNIT = "hardway-api-vip.service";
 /** update-ca-certificates picks up every *.crt here; ldirectord's HTTPS check trusts that store. */
 export const GATEWAY_CA_PATH = "/usr/local/share/ca-certificates/hardway-kubernetes-ca.crt";
-
-/**
- * The director owns the VIP on its NIC and answers ARP for it (the control nodes hold it on lo
- * without answering). A oneshot unit keeps it across reboots and takes it away on stop.
- */
-export function renderApiVipUnit(vip: string, device: string): string {
-  const address = `${vip}/32`;
-  return [
-    "[Unit]",
-    "Description=Kubernetes API virtual IP on the load balancer",
-    "Wants=network-online.target",
-    "After=network-online.target",
-    "Before=ldirectord.service",
-    "",
-    "[Service]",
-    "Type=oneshot",
-    "RemainAfterExit=yes",
-    `ExecStart=/usr/sbin/ip address replace ${address} dev ${device}`,
-    `ExecStop=/usr/sbin/ip address del ${address} dev ${device}`,
-    "",
-    "[Install]",
-    "WantedBy=multi-user.target",
-    "",
-  ].join("\n");
-}
 
 export interface ApiLoadBalancerArgs {
   readonly plan: AddressPlan;
@@ -50,11 +24,6 @@ export interface ApiLoadBalancerArgs {
   readonly scripts: NodeScripts;
   /** The API server steps; the health probe waits for them. */
   readonly apiServers: readonly remote.Command[];
-  /**
-   * The gateway's NIC, as its netplan config names it.
-   * @default "eth0"
-   */
-  readonly device?: string;
   /**
    * How many times the host asks /healthz before it fails the deployment.
    * @default 60
@@ -83,14 +52,11 @@ export class ApiLoadBalancer extends pulumi.ComponentResource {
         files: [
           textFile(GATEWAY_CA_PATH, pki.cas["kubernetes-ca"].certPem),
           textFile(NODE_PATHS.ldirectordConfig, ldirectordConfig({ plan })),
-          textFile(
-            `${SYSTEMD_DIR}/${API_VIP_UNIT}`,
-            renderApiVipUnit(plan.apiVip, args.device ?? "eth0"),
-          ),
         ],
         afterFiles: "update-ca-certificates",
-        // ldirectord itself comes from the distribution package cloud-init installed.
-        units: [API_VIP_UNIT, "ldirectord.service"],
+        // ldirectord comes from the distribution package cloud-init installed; the VIP itself
+        // is on the gateway's NIC from its netplan config (see vm/cloudInit.ts).
+        units: ["ldirectord.service"],
       },
       this,
     );

@@ -1,27 +1,15 @@
 /** Which PKI material each step installs, as RemoteFileInputs at the paths of kubernetes/paths.ts. */
 import * as pulumi from "@pulumi/pulumi";
 import { CA_FILES, certFiles } from "../kubernetes/paths";
-import { KeyPair } from "../pki/pki";
+import { Pki } from "../pki/pki";
 import { Signer } from "../pki/certificates";
 import { RemoteFileInput } from "./remoteFiles";
 
-/** The PKI outputs the steps read; a Pki satisfies it. */
-export interface PkiMaterial {
-  readonly cas: Readonly<Record<Signer, KeyPair>>;
-  readonly certs: Readonly<Record<string, KeyPair>>;
-  readonly serviceAccount: {
-    readonly publicKeyPem: pulumi.Output<string>;
-    readonly privateKeyPem: pulumi.Output<string>;
-  };
-  readonly encryptionConfig: pulumi.Output<string>;
-  readonly kubeconfigs: {
-    readonly admin: pulumi.Output<string>;
-    readonly controllerManager: pulumi.Output<string>;
-    readonly scheduler: pulumi.Output<string>;
-    readonly kubeProxy: pulumi.Output<string>;
-    readonly kubelets: Readonly<Record<string, pulumi.Output<string>>>;
-  };
-}
+/** The PKI outputs the steps read. */
+export type PkiMaterial = Pick<
+  Pki,
+  "cas" | "certs" | "serviceAccount" | "encryptionConfig" | "kubeconfigs" | "ssh"
+>;
 
 export const PUBLIC = "0644";
 export const PRIVATE = "0600";

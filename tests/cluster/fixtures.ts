@@ -1,6 +1,6 @@
 /**
  * Builds the cluster's remote-command wiring under Pulumi mocks from a real Pki and the address
- * plan of parseConfig(raw), the way index.ts would, and waits until everything has registered.
+ * plan of parseConfig(raw), through the same KubernetesCluster component index.ts uses.
  */
 import type * as PulumiModule from "@pulumi/pulumi";
 import type { RecordedResource } from "../harness/mocks";
@@ -21,16 +21,7 @@ export async function buildScenario(
   const { parseConfig } = await import("../../components/config/schema");
   const { addressPlan } = await import("../../components/network/addressPlan");
   const { Pki } = await import("../../components/pki/pki");
-  const { artifacts } = await import("../../components/kubernetes/artifacts");
-  const { ArtifactCache } = await import("../../components/cluster/artifactCache");
-  const { NodeScripts } = await import("../../components/cluster/nodeScripts");
-  const { Etcd } = await import("../../components/cluster/etcd");
-  const { ControlPlane } = await import("../../components/cluster/controlPlane");
-  const { ApiLoadBalancer } = await import("../../components/cluster/apiLoadBalancer");
-  const { NodeRuntime } = await import("../../components/cluster/nodeRuntime");
-  const { Kubelet } = await import("../../components/cluster/kubelet");
-  const { KubeProxy } = await import("../../components/cluster/kubeProxy");
-  const { PodRoutes } = await import("../../components/cluster/podRoutes");
+  const { KubernetesCluster } = await import("../../components/cluster/kubernetesCluster");
 
   const p = scenario.prefix;
   const config = parseConfig(scenario.raw, HOST);
@@ -51,58 +42,16 @@ export async function buildScenario(
   const vmReady = Object.fromEntries(
     plan.nodes.map((n) => [n.name, new VmStandIn(`${p}-vm-${n.name}`)]),
   );
-  const scripts = new NodeScripts(`${p}-scripts`, {
-    nodes: plan.nodes,
-    privateKey: pki.ssh.privateKey,
+  new KubernetesCluster(p, {
+    config,
+    plan,
+    pki,
+    clusterName: "hardway-test",
     vmReady,
-  });
-  const cache = new ArtifactCache(`${p}-artifacts`, {
-    artifacts: artifacts(config),
+    hostOs: "linux",
+    uid: 1000,
     cacheDir: "/cache",
   });
-  const etcd = new Etcd(`${p}-etcd`, {
-    plan,
-    pki,
-    scripts,
-    artifacts: cache,
-    clusterToken: "hardway-test",
-  });
-  const controlPlane = new ControlPlane(`${p}-control`, {
-    plan,
-    pki,
-    scripts,
-    artifacts: cache,
-    etcdHealth: etcd.health,
-  });
-  const api = new ApiLoadBalancer(`${p}-api`, {
-    plan,
-    pki,
-    scripts,
-    apiServers: controlPlane.apiServers,
-  });
-  const runtime = new NodeRuntime(`${p}-runtime`, {
-    nodes: plan.kubeletNodes,
-    runtime: config.containerRuntime,
-    cni: config.cni,
-    scripts,
-    artifacts: cache,
-  });
-  new Kubelet(`${p}-kubelet`, {
-    plan,
-    pki,
-    runtime: config.containerRuntime,
-    cni: config.cni,
-    scripts,
-    artifacts: cache,
-    runtimeSteps: Object.fromEntries(
-      Object.entries(runtime.nodes).map(([node, steps]) => [node, steps.runtime]),
-    ),
-    apiHealth: api.health,
-  });
-  if (config.cni === "bridge") {
-    new KubeProxy(`${p}-kube-proxy`, { plan, pki, scripts, artifacts: cache });
-    new PodRoutes(`${p}-routes`, { plan, hostOs: "linux", uid: 1000 });
-  }
 }
 
 /** Waits until the mocked program has stopped registering resources. */

@@ -1,0 +1,160 @@
+/**
+ * Helm values and MetalLB custom resource specs for the cluster services of chapters 7-8, as
+ * plain functions of the address plan. Every key below exists in the pinned chart's values.yaml
+ * (cilium 1.18.12, coredns 1.46.2, metallb 0.16.1, nfs-subdir-external-provisioner 4.0.18).
+ */
+import { CONTROL_PLANE_TAINT } from "../kubernetes/kubelet";
+import { AddressPlan } from "../network/addressPlan";
+import { parseCidr } from "../network/ipv4";
+
+/** The guide installs every service into kube-system; so do we. */
+export const ADDONS_NAMESPACE = "kube-system";
+
+/** kubelets may not set node-role.kubernetes.io/* on themselves under NodeRestriction. */
+export const CONTROL_PLANE_ROLE_LABEL = "node-role.kubernetes.io/control-plane";
+
+/** Ubuntu 24.04 boots with the unified cgroup v2 hierarchy already mounted here. */
+export const HOST_CGROUP_ROOT = "/sys/fs/cgroup";
+
+export const DEFAULT_STORAGE_CLASS = "nfs";
+
+export const METALLB_POOL_NAME = "hardway-pool";
+export const METALLB_L2_NAME = "hardway-l2";
+
+export type HelmValues = Record<string, unknown>;
+
+/**
+ * With no workers, control nodes are the only place a Deployment can run, so its pods must
+ * tolerate the taint the control kubelets register with; otherwise they stay off control nodes.
+ */
+function controlPlaneTolerations(plan: AddressPlan): HelmValues {
+  if (plan.workers.length > 0) {
+    return {};
+  }
+  return {
+    tolerations: [
+      { key: CONTROL_PLANE_TAINT.key, operator: "Exists", effect: CONTROL_PLANE_TAINT.effect },
+    ],
+  };
+}
+
+/** The pod network size each node gets, read from the plan rather than assumed. */
+function nodePodPrefix(plan: AddressPlan): number {
+  const podCidr = plan.kubeletNodes[0]?.podCidr;
+  if (podCidr === undefined) {
+    throw new Error("the address plan has no kubelet node with a podCidr; Cilium needs one");
+  }
+  return parseCidr(podCidr).prefix;
+}
+
+/**
+ * Cilium as CNI and kube-proxy replacement (chapter 8).
+ *
+ * IPAM: `cluster-pool`, carved from the plan's clusterCidr in per-node blocks of the plan's
+ * podCidr size. `kubernetes` IPAM would read node.spec.podCIDR, but nothing sets it here:
+ * kube-controller-manager runs with --allocate-node-cidrs=false, and a kubelet's podCIDR setting
+ * only applies in standalone mode. So the operator hands out the /24s; which node gets which
+ * may differ from the plan's podCidr, which matters only for the bridge CNI's host routes.
+ *
+ * Without kube-proxy nothing serves the `kubernetes` Service before Cilium runs, so the agent
+ * talks to the API through the load balancer's VIP. The guide's `cgroup.automount` is not a key
+ * of the chart (it is `autoMount`); the host already mounts cgroup2, so automount is off.
+ */
+export function ciliumValues(plan: AddressPlan): HelmValues {
+  return {
+    kubeProxyReplacement: true,
+    k8sServiceHost: plan.apiVip,
+    k8sServicePort: plan.apiPort,
+    cgroup: { autoMount: { enabled: false }, hostRoot: HOST_CGROUP_ROOT },
+    ipam: {
+      mode: "cluster-pool",
+      operator: {
+        clusterPoolIPv4PodCIDRList: [plan.clusterCidr],
+        clusterPoolIPv4MaskSize: nodePodPrefix(plan),
+      },
+    },
+    // The operator's replicas repel each other per node; a one-node cluster fits only one.
+    operator: { replicas: Math.min(2, plan.kubeletNodes.length) },
+  };
+}
+
+/**
+ * CoreDNS on the address every kubelet hands pods as their nameserver. The chart's `servers`
+ * list is replaced whole by Helm, so the default server block is restated here with the plan's
+ * cluster domain in the kubernetes plugin.
+ */
+export function corednsValues(plan: AddressPlan): HelmValues {
+  return {
+    replicaCount: 2,
+    service: { clusterIP: plan.clusterDnsIp },
+    servers: [
+      {
+        zones: [{ zone: ".", use_tcp: true }],
+        port: 53,
+        plugins: [
+          { name: "errors" },
+          { name: "health", configBlock: "lameduck 10s" },
+          { name: "ready" },
+          {
+            name: "kubernetes",
+            parameters: `${plan.clusterDomain} in-addr.arpa ip6.arpa`,
+            configBlock: "pods insecure\nfallthrough in-addr.arpa ip6.arpa\nttl 30",
+          },
+          { name: "prometheus", parameters: "0.0.0.0:9153" },
+          // The pod's dnsPolicy is Default: this is the node's resolver, the host's dnsmasq.
+          { name: "forward", parameters: ". /etc/resolv.conf" },
+          { name: "cache", parameters: 30 },
+          { name: "loop" },
+          { name: "reload" },
+          { name: "loadbalance" },
+        ],
+      },
+    ],
+    ...controlPlaneTolerations(plan),
+  };
+}
+
+/**
+ * MetalLB in layer-2 mode. The 0.16 chart enables the frr-k8s BGP backend by default, a further
+ * DaemonSet and images that an L2-only lab does not use. Address pools are not chart values:
+ * they are the custom resources below.
+ */
+export function metallbValues(plan: AddressPlan): HelmValues {
+  return {
+    frrk8s: { enabled: false },
+    controller: { ...controlPlaneTolerations(plan) },
+  };
+}
+
+/** The IPAddressPool spec (metallb.io/v1beta1): the plan's pool on the VM network. */
+export function metallbPoolSpec(plan: AddressPlan): { addresses: string[] } {
+  return { addresses: [`${plan.metallbPool.first}-${plan.metallbPool.last}`] };
+}
+
+/** The L2Advertisement spec (metallb.io/v1beta1): answer ARP for addresses from these pools. */
+export function l2AdvertisementSpec(poolNames: readonly string[]): { ipAddressPools: string[] } {
+  return { ipAddressPools: [...poolNames] };
+}
+
+export interface NfsProvisionerValuesArgs {
+  readonly plan: AddressPlan;
+  /** The directory the host exports to the VM subnet (HostNetwork.exportDir). */
+  readonly exportDir: string;
+  /** @default DEFAULT_STORAGE_CLASS */
+  readonly storageClassName?: string;
+}
+
+/** nfs-subdir-external-provisioner: one subdirectory of the host's export per volume. */
+export function nfsProvisionerValues(args: NfsProvisionerValuesArgs): HelmValues {
+  if (!args.exportDir.startsWith("/")) {
+    throw new Error(`exportDir must be an absolute path on the host (got "${args.exportDir}")`);
+  }
+  return {
+    nfs: { server: args.plan.hostIp, path: args.exportDir },
+    storageClass: {
+      name: args.storageClassName ?? DEFAULT_STORAGE_CLASS,
+      defaultClass: true,
+    },
+    ...controlPlaneTolerations(args.plan),
+  };
+}

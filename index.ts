@@ -3,6 +3,8 @@
  * Read config once, derive the address plan, then build the cluster layer by layer.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { ClusterServices } from "./components/addons/clusterServices";
+import { KubernetesCluster } from "./components/cluster/kubernetesCluster";
 import { nodesOutput, sshConfigSnippet } from "./components/cluster/outputs";
 import { loadConfig } from "./components/config/load";
 import { HostNetwork } from "./components/host/hostNetwork";
@@ -59,12 +61,32 @@ if (hostNetwork.steps.platform === "darwin") {
   new VmnetDnsRebind("host-dns", { steps: hostNetwork.steps }, { dependsOn: vms });
 }
 
+// Chapters 5-6: etcd, the control plane, the API load balancer and the nodes.
+const kubernetes = new KubernetesCluster("k8s", {
+  config,
+  plan,
+  pki,
+  clusterName,
+  vmReady: Object.fromEntries(vms.map((vm) => [vm.nodeName, vm])),
+  hostOs: hostNetwork.steps.platform,
+  networkReady: hostNetwork,
+});
+
+// Chapters 7-8: RBAC, Cilium (optional), CoreDNS, MetalLB and NFS storage, through the API.
+new ClusterServices("services", {
+  plan,
+  cni: config.cni,
+  charts: config.versions.charts,
+  kubeconfig: pki.kubeconfigs.admin,
+  apiReady: kubernetes.apiHealth,
+  nfsPath: hostNetwork.exportDir,
+  kubelets: kubernetes.kubelet.nodes,
+});
+
 export const apiServer = plan.apiServerUrl;
 export const nodes = nodesOutput(plan);
 export const kubeconfig = pki.kubeconfigs.admin;
 export const caCertPem = pki.cas["kubernetes-ca"].certPem;
 export const sshPrivateKey = pki.ssh.privateKey;
-export const sshPublicKey = pki.ssh.publicKey;
 export const sshConfig = sshConfigSnippet(plan, `~/.ssh/${clusterName}`);
 export const certificateExpiry = pki.expiry;
-export const vmStateDirs = Object.fromEntries(vms.map((vm) => [vm.nodeName, vm.stateDir]));

@@ -5,6 +5,11 @@ import { ProgramFailure, byType, runProgram, unwrap } from "./harness/mocks";
 
 const LEAF = "tls:index/locallySignedCert:LocallySignedCert";
 
+/** The node a per-node resource is for, from its name (k8s-scripts-control0 → control0). */
+function plan(name: string): string {
+  return /(gateway|control\d+|worker\d+)/.exec(name)![1];
+}
+
 describe("the program under mocks", () => {
   it("builds the PKI and exports the outputs with the default config", async () => {
     const run = await runProgram();
@@ -30,6 +35,21 @@ describe("the program under mocks", () => {
     for (const leaf of byType(run.resources, LEAF)) {
       expect(leaf.parentUrn).toBe(pki!.urn);
     }
+  });
+
+  it("exports exactly the outputs SPEC.md lists", async () => {
+    const run = await runProgram();
+    expect(Object.keys(run.exports).sort()).toEqual(
+      [
+        "apiServer",
+        "caCertPem",
+        "certificateExpiry",
+        "kubeconfig",
+        "nodes",
+        "sshConfig",
+        "sshPrivateKey",
+      ].sort(),
+    );
   });
 
   it("exports every private key and kubeconfig as a secret, and certificates in the clear", async () => {
@@ -60,6 +80,44 @@ describe("the program under mocks", () => {
     expect(names.filter((n) => n.startsWith("pki-etcd-server-"))).toHaveLength(controls);
     expect(Object.keys(run.exports.nodes as object)).toHaveLength(1 + controls + workers);
     expect(byType(run.resources, "hardway:vm:VirtualMachine")).toHaveLength(1 + controls + workers);
+    expect(byType(run.resources, "hardway:cluster:KubernetesCluster")).toHaveLength(1);
+    const kubeProxies = byType(run.resources, "hardway:cluster:KubeProxy");
+    expect(kubeProxies).toHaveLength(config["hardway:cni"] === "cilium" ? 0 : 1);
+    const releases = byType(run.resources, "kubernetes:helm.sh/v3:Release").map((r) => r.name);
+    expect(releases.some((n) => n.includes("cilium"))).toBe(config["hardway:cni"] === "cilium");
+  });
+
+  it("talks to the cluster only through the provider built from the kubeconfig, after the API answers", async () => {
+    const run = await runProgram();
+    const providers = byType(run.resources, "pulumi:providers:kubernetes");
+    expect(providers).toHaveLength(1);
+    const health = run.resources.find((r) => r.name === "k8s-api-health");
+    expect(providers[0].dependencies).toContain(health!.urn);
+    expect(providers[0].secretInputs).toContain("kubeconfig");
+    const k8s = run.resources.filter((r) => r.type.startsWith("kubernetes:"));
+    expect(k8s.length).toBeGreaterThan(4);
+    for (const r of k8s) {
+      // A provider reference is "<urn>::<id>".
+      const providerUrn = r.provider?.slice(0, r.provider.lastIndexOf("::"));
+      expect(`${r.name} ${providerUrn}`).toBe(`${r.name} ${providers[0].urn}`);
+    }
+  });
+
+  it("installs Kubernetes on the VMs only after each VM is up", async () => {
+    const run = await runProgram();
+    const vmScripts = run.resources.filter(
+      (r) => r.name.startsWith("vm-") && r.name.endsWith("-qemu"),
+    );
+    expect(vmScripts).toHaveLength(7);
+    const copies = run.resources.filter(
+      (r) => r.type === "command:remote:CopyToRemote" && r.name.endsWith("-install-files"),
+    );
+    expect(copies).toHaveLength(7);
+    for (const copy of copies) {
+      const node = plan(copy.name);
+      const qemu = vmScripts.find((r) => r.name === `vm-${node}-qemu`);
+      expect(copy.dependencies).toContain(qemu!.urn);
+    }
   });
 
   it("starts every VM only after the host network is up, from one shared base image", async () => {
@@ -83,9 +141,10 @@ describe("the program under mocks", () => {
     for (const vm of vms) {
       expect(vm.dependencies).toContain(script!.urn);
     }
-    expect(run.exports.vmStateDirs).toMatchObject({
-      control0: "/var/lib/hardway/test/vms/control0",
-    });
+    const control0 = run.resources.find((r) => r.name === "vm-control0-qemu");
+    expect(control0?.inputs.args).toEqual(
+      expect.arrayContaining(["--state-dir", "/var/lib/hardway/test/vms/control0"]),
+    );
   });
 
   it("refuses a bad config before registering anything", async () => {

@@ -1,0 +1,77 @@
+/** The e2e run's bookkeeping: timed phases and the verdict on the second `up`. Pure. */
+import { seconds } from "../smoke/checks";
+
+export interface PhaseResult {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly durationMs: number;
+  readonly detail: string;
+}
+
+/**
+ * Runs one phase, prints its start and its PASS/FAIL line with the time it took, and records it.
+ * A phase fails when `body` throws or resolves with `{ ok: false }`.
+ */
+export async function runPhase(
+  results: PhaseResult[],
+  name: string,
+  body: () => Promise<{ ok: boolean; detail: string }>,
+  log: (line: string) => void,
+  now: () => number = Date.now,
+): Promise<boolean> {
+  log(`phase ${name}: starting`);
+  const started = now();
+  let outcome: { ok: boolean; detail: string };
+  try {
+    outcome = await body();
+  } catch (err) {
+    outcome = { ok: false, detail: (err as Error).message };
+  }
+  const durationMs = now() - started;
+  results.push({ name, ...outcome, durationMs });
+  log(`${outcome.ok ? "PASS" : "FAIL"} phase ${name} (${seconds(durationMs)}): ${outcome.detail}`);
+  return outcome.ok;
+}
+
+/** One line per phase and the overall verdict. */
+export function summarize(results: readonly PhaseResult[]): { ok: boolean; lines: string[] } {
+  const failed = results.filter((r) => !r.ok);
+  const ok = results.length > 0 && failed.length === 0;
+  return {
+    ok,
+    lines: [
+      ...results.map(
+        (r) =>
+          `  ${r.ok ? "PASS" : "FAIL"}  ${r.name.padEnd(12)} ${seconds(r.durationMs).padStart(8)}`,
+      ),
+      ok
+        ? `E2E PASS: ${results.length} phases`
+        : `E2E FAIL: ${failed.map((r) => r.name).join(", ") || "nothing ran"}`,
+    ],
+  };
+}
+
+/** The part of the Automation API's UpdateSummary the verdict reads. */
+export interface ChangeSummary {
+  readonly resourceChanges?: Readonly<Record<string, number>>;
+}
+
+/** A converged stack's second `up` touches nothing: every resource is `same`. */
+export function noChangesVerdict(summary: ChangeSummary): { ok: boolean; detail: string } {
+  const changes = summary.resourceChanges;
+  if (changes === undefined) {
+    return { ok: false, detail: "the update summary has no resourceChanges" };
+  }
+  const changed = Object.entries(changes).filter(([op, count]) => op !== "same" && count > 0);
+  const same = changes.same ?? 0;
+  if (changed.length > 0) {
+    return {
+      ok: false,
+      detail: `the second up changed resources: ${changed.map(([op, n]) => `${op} ${n}`).join(", ")}`,
+    };
+  }
+  if (same === 0) {
+    return { ok: false, detail: "the second up saw no resources at all" };
+  }
+  return { ok: true, detail: `no changes (${same} resources same)` };
+}

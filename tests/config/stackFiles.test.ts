@@ -55,4 +55,21 @@ describe("the stack files", () => {
     const fromStack = parseConfig(decodeConfigValues(asStrings), host);
     expect(fromStack).toEqual(parseConfig({}, host));
   });
+
+  it("has a README config table with exactly the schema's keys", () => {
+    const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
+    const documented = [...readme.matchAll(/^\| `(hardway:[A-Za-z]+)` +\|/gm)].map((m) => m[1]);
+    expect(documented.sort()).toEqual([...schemaKeys].sort());
+  });
+
+  it("names only files in the README that exist", () => {
+    const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
+    const named = [...readme.matchAll(/`((?:components|assets|tests)\/[\w./-]+)`/g)].map(
+      (m) => m[1],
+    );
+    expect(named.length).toBeGreaterThan(10);
+    for (const file of named) {
+      expect(`${file}: ${fs.existsSync(path.join(root, file))}`).toBe(`${file}: true`);
+    }
+  });
 });

@@ -8,6 +8,7 @@
  * configure a provider whose inputs are unknown during a preview and answers Check/Diff/Create
  * for its resources from their inputs, so nothing tries to reach a cluster that is not there.
  */
+import { APISERVER_KUBELET_CLIENT } from "../pki/certificates";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { Cni, Versions } from "../config/schema";
@@ -29,8 +30,8 @@ import {
 export type Charts = Versions["charts"];
 type ChartRef = Charts[keyof Charts];
 
-/** The CN of the client certificate kube-apiserver presents to kubelets (pki/certificates.ts). */
-export const APISERVER_KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client";
+/** The CN of the client certificate kube-apiserver presents to kubelets. */
+export const APISERVER_KUBELET_CLIENT_USER = APISERVER_KUBELET_CLIENT;
 /** Built-in ClusterRole for the kubelet API: proxy, logs, exec, stats. */
 export const KUBELET_API_ADMIN_ROLE = "system:kubelet-api-admin";
 
@@ -124,7 +125,7 @@ export class ClusterServices extends pulumi.ComponentResource {
     this.kubeletApiAccess = new k8s.rbac.v1.ClusterRoleBinding(
       `${name}-kubelet-api-admin`,
       {
-        metadata: { name: "hardway:kube-apiserver-kubelet-client" },
+        metadata: { name: `hardway:${APISERVER_KUBELET_CLIENT}` },
         roleRef: {
           apiGroup: "rbac.authorization.k8s.io",
           kind: "ClusterRole",

@@ -69,6 +69,9 @@ function nodeNames(node: NodeAddress): string[] {
   return [node.name, node.fqdn];
 }
 
+/** Who kube-apiserver is when it calls kubelets; RBAC grants this user the kubelet API. */
+export const APISERVER_KUBELET_CLIENT = "kube-apiserver-kubelet-client";
+
 export function kubeletCertId(node: string): string {
   return `kubelet-${node}`;
 }
@@ -101,9 +104,9 @@ export function certificateSpecs(plan: AddressPlan): CertSpec[] {
     {
       // Authenticates kube-apiserver to kubelets (logs, exec, port-forward); bound to the
       // system:kubelet-api-admin ClusterRole rather than given system:masters.
-      id: "kube-apiserver-kubelet-client",
+      id: APISERVER_KUBELET_CLIENT,
       signer: "kubernetes-ca",
-      commonName: "kube-apiserver-kubelet-client",
+      commonName: APISERVER_KUBELET_CLIENT,
       dnsNames: [],
       ipAddresses: [],
       usages: CLIENT,

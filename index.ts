@@ -1,19 +1,21 @@
 /**
  * hardway: a highly available Kubernetes cluster built the hard way on QEMU VMs.
- * Read config once, derive the address plan, then build the cluster layer by layer.
+ * Read config once, derive the address plan, then build the cluster chapter by chapter, up to
+ * the stage `hardway:stopAfter` names.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterServices } from "./components/addons/clusterServices";
 import { KubernetesCluster } from "./components/cluster/kubernetesCluster";
 import { nodesOutput, sshConfigSnippet } from "./components/cluster/outputs";
 import { loadConfig } from "./components/config/load";
+import { reached } from "./components/config/schema";
 import { HostNetwork } from "./components/host/hostNetwork";
 import { VmnetDnsRebind } from "./components/host/vmnetDnsRebind";
 import { addressPlan } from "./components/network/addressPlan";
 import { Pki } from "./components/pki/pki";
 import { BaseImage } from "./components/vm/baseImage";
 import { probeVmHost } from "./components/vm/hostProbe";
-import { resolveAccelerator } from "./components/vm/qemu";
+import { directKernel, resolveAccelerator } from "./components/vm/qemu";
 import { VirtualMachine } from "./components/vm/virtualMachine";
 
 const stack = pulumi.getStack();
@@ -23,7 +25,7 @@ const clusterName = `hardway-${stack}`;
 const vmHost = probeVmHost();
 const accelerator = resolveAccelerator(config.accelerator, config.arch, vmHost);
 
-// Chapter 4: certificates, kubeconfigs, the encryption key and the VMs' SSH key.
+// Chapter 4: certificates, kubeconfigs, the encryption key and the SSH keys.
 const pki = new Pki("pki", {
   plan,
   clusterName,
@@ -34,7 +36,12 @@ const pki = new Pki("pki", {
 
 // Chapters 2-3: the host network, the base image and one VM per node.
 const hostNetwork = new HostNetwork("host", { plan, stack, platform: vmHost.hostOs });
-const image = new BaseImage("image", { ...config.image, holder: clusterName });
+const image = new BaseImage("image", {
+  url: config.image.url,
+  sha256: config.image.sha256,
+  path: config.image.path,
+  holder: clusterName,
+});
 const vms = plan.nodes.map(
   (node) =>
     new VirtualMachine(
@@ -47,11 +54,15 @@ const vms = plan.nodes.map(
         accelerator,
         size: config.vm[node.role],
         baseImage: image.path,
+        kernel: directKernel(config.image),
+        prebaked: config.image.prebaked,
+        sshUser: config.image.user,
         attachment: hostNetwork.steps.vmNetwork,
         hostOs: vmHost.hostOs,
         homebrewPrefix: vmHost.homebrewPrefix,
         sshPublicKey: pki.ssh.publicKey,
         sshPrivateKey: pki.ssh.privateKey,
+        hostKey: pki.hostKeys[node.name],
       },
       // The VM's NIC joins the bridge (or vmnet) the host network sets up.
       { dependsOn: [hostNetwork] },
@@ -62,31 +73,40 @@ if (hostNetwork.steps.platform === "darwin") {
 }
 
 // Chapters 5-6: etcd, the control plane, the API load balancer and the nodes.
-const kubernetes = new KubernetesCluster("k8s", {
-  config,
-  plan,
-  pki,
-  clusterName,
-  vmReady: Object.fromEntries(vms.map((vm) => [vm.nodeName, vm])),
-  hostOs: hostNetwork.steps.platform,
-  networkReady: hostNetwork,
-});
+const kubernetes = reached(config.stopAfter, "controlPlane")
+  ? new KubernetesCluster("k8s", {
+      config,
+      plan,
+      pki,
+      clusterName,
+      nodes: {
+        connection: { user: config.image.user, privateKey: pki.ssh.privateKey },
+        hosts: Object.fromEntries(
+          vms.map((vm) => [vm.nodeName, { hostKey: vm.hostKey, instance: vm.instance }]),
+        ),
+      },
+      through: reached(config.stopAfter, "nodes") ? "nodes" : "controlPlane",
+      networkReady: hostNetwork,
+    })
+  : undefined;
 
 // Chapters 7-8: RBAC, Cilium (optional), CoreDNS, MetalLB and NFS storage, through the API.
-new ClusterServices("services", {
-  plan,
-  cni: config.cni,
-  charts: config.versions.charts,
-  kubeconfig: pki.kubeconfigs.admin,
-  apiReady: kubernetes.apiHealth,
-  nfsPath: hostNetwork.exportDir,
-  kubelets: kubernetes.kubelet.nodes,
-});
+if (kubernetes?.kubelet !== undefined && reached(config.stopAfter, "services")) {
+  new ClusterServices("services", {
+    plan,
+    cni: config.cni,
+    charts: config.versions.charts,
+    kubeconfig: pki.kubeconfigs.admin,
+    apiReady: kubernetes.apiHealth,
+    nfsPath: hostNetwork.exportDir,
+    kubelets: kubernetes.kubelet.nodes,
+  });
+}
 
 export const apiServer = plan.apiServerUrl;
 export const nodes = nodesOutput(plan);
 export const kubeconfig = pki.kubeconfigs.admin;
 export const caCertPem = pki.cas["kubernetes-ca"].certPem;
 export const sshPrivateKey = pki.ssh.privateKey;
-export const sshConfig = sshConfigSnippet(plan, `~/.ssh/${clusterName}`);
+export const sshConfig = sshConfigSnippet(plan, `~/.ssh/${clusterName}`, config.image.user);
 export const certificateExpiry = pki.expiry;

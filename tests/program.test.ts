@@ -3,7 +3,7 @@
  */
 import { ProgramFailure, byType, runProgram, unwrap } from "./harness/mocks";
 
-const LEAF = "tls:index/locallySignedCert:LocallySignedCert";
+const LEAF = "pulumi-nodejs:dynamic/pki:Certificate";
 
 /** The node a per-node resource is for, from its name (k8s-scripts-control0 → control0). */
 function plan(name: string): string {
@@ -14,6 +14,7 @@ describe("the program under mocks", () => {
   it("builds the PKI and exports the outputs with the default config", async () => {
     const run = await runProgram();
     const leafNames = byType(run.resources, LEAF).map((r) => r.name);
+    expect(byType(run.resources, LEAF).filter((r) => r.inputs.isCa)).toHaveLength(3);
     expect(leafNames).toEqual(
       expect.arrayContaining(["pki-kube-apiserver", "pki-admin", "pki-kubelet-worker2"]),
     );
@@ -103,20 +104,42 @@ describe("the program under mocks", () => {
     }
   });
 
-  it("installs Kubernetes on the VMs only after each VM is up", async () => {
+  it("installs Kubernetes on a VM only after it is up, and again whenever it is new", async () => {
     const run = await runProgram();
     const vmScripts = run.resources.filter(
       (r) => r.name.startsWith("vm-") && r.name.endsWith("-qemu"),
     );
     expect(vmScripts).toHaveLength(7);
-    const copies = run.resources.filter(
-      (r) => r.type === "command:remote:CopyToRemote" && r.name.endsWith("-install-files"),
-    );
-    expect(copies).toHaveLength(7);
-    for (const copy of copies) {
-      const node = plan(copy.name);
-      const qemu = vmScripts.find((r) => r.name === `vm-${node}-qemu`);
-      expect(copy.dependencies).toContain(qemu!.urn);
+    const steps = byType(run.resources, "pulumi-nodejs:dynamic/cluster:NodeStep");
+    expect(steps.length).toBeGreaterThan(20);
+    for (const step of steps) {
+      for (const target of step.inputs.targets as { node: string; instance: string }[]) {
+        const qemu = vmScripts.find((r) => r.name === `vm-${target.node}-qemu`);
+        // The VM's instance id is an input: the step waits for the VM and runs again on a new disk.
+        expect(step.dependencies).toContain(qemu!.urn);
+        expect(target.instance).toBe(qemu!.state.output);
+      }
+    }
+    expect(
+      new Set(
+        steps.flatMap((s) => (s.inputs.targets as { node: string }[]).map((t) => plan(t.node))),
+      ).size,
+    ).toBe(7);
+  });
+
+  it.each([
+    ["vms", ["HostNetwork", "VirtualMachine"], ["KubernetesCluster", "ClusterServices"]],
+    ["controlPlane", ["ControlPlane", "ApiLoadBalancer"], ["Kubelet", "ClusterServices"]],
+    ["nodes", ["Kubelet", "NodeRuntime"], ["ClusterServices"]],
+    ["services", ["Kubelet", "ClusterServices"], []],
+  ])("stops after %s", async (stage, present, absent) => {
+    const run = await runProgram({ "hardway:stopAfter": stage });
+    const types = new Set(run.resources.map((r) => r.type.split(":").pop()));
+    for (const component of present) {
+      expect(`${component}: ${types.has(component)}`).toBe(`${component}: true`);
+    }
+    for (const component of absent) {
+      expect(`${component}: ${types.has(component)}`).toBe(`${component}: false`);
     }
   });
 
@@ -137,7 +160,7 @@ describe("the program under mocks", () => {
     ]);
     // dependsOn a component waits for its children: here the script that builds the network.
     const script = run.resources.find((r) => r.parentUrn === network[0].urn);
-    expect(script?.type).toBe("pulumi-nodejs:dynamic:Resource");
+    expect(script?.type).toBe("pulumi-nodejs:dynamic/host:EnsuredScript");
     for (const vm of vms) {
       expect(vm.dependencies).toContain(script!.urn);
     }

@@ -3,11 +3,15 @@
 # balancer's virtual IP, verifying the server against the cluster CA. The CA certificate comes
 # on stdin; it is written to a private temporary file because curl reads --cacert from a file.
 #
-# usage: wait-for-api.sh --url https://VIP:6443/healthz [--attempts N] [--interval SECONDS] < ca.crt
+# As an EnsuredScript probe, `create` waits; `status` and `delete` have nothing to look at or
+# undo.
+#
+# usage: wait-for-api.sh create|status|delete --url https://VIP:6443/healthz
+#          [--attempts N] [--interval SECONDS] < ca.crt
 set -euo pipefail
 
 usage() {
-  echo "usage: wait-for-api.sh --url https://VIP:6443/healthz [--attempts N] [--interval SECONDS] < ca.crt"
+  echo "usage: wait-for-api.sh create|status|delete --url https://VIP:6443/healthz [--attempts N] [--interval SECONDS] < ca.crt"
 }
 
 die() {
@@ -19,6 +23,11 @@ if [[ "${1:-}" == "--help" ]]; then
   usage
   exit 0
 fi
+case "${1:-}" in
+  create) shift ;;
+  status | delete) exit 0 ;;
+  *) die "a verb (create, status or delete) is required; see --help" ;;
+esac
 
 url=""
 attempts=60

@@ -309,7 +309,19 @@ reload_exports() {
     if [[ "$exports_file" != /etc/exports ]]; then
         echo "linux-network.sh: $exports_file is not /etc/exports; not reloading the NFS server" >&2
     elif [[ -d /proc/fs/nfsd ]] && command -v exportfs >/dev/null 2>&1; then
-        exportfs -ra
+        local output
+        # exportfs fails when any line of the file is bad, the user's own included; what matters
+        # here is this stack's export.
+        if ! output=$(exportfs -ra 2>&1); then
+            if [[ -z "$stack" ]] || ! grep -qxF -- "$begin_marker" "$exports_file" ||
+                exportfs -s 2>/dev/null | grep -q "^$export_dir "; then
+                echo "linux-network.sh: exportfs reported problems with other exports:" >&2
+                printf '%s\n' "$output" >&2
+            else
+                printf '%s\n' "$output" >&2
+                die "exportfs could not export $export_dir"
+            fi
+        fi
     else
         echo "linux-network.sh: no NFS server runs here; the export applies when it starts" >&2
     fi
@@ -344,10 +356,16 @@ case "$verb" in
         ;;
     delete)
         stop_dnsmasq
-        rm -f "$lease_file" "$dnsmasq_log"
+        rm -f "$lease_file" "$dnsmasq_log" "$dnsmasq_conf"
         delete_nat
         delete_bridge
         delete_export
+        # The exported directory held the cluster's volumes, and the cluster is gone with its
+        # VMs (their own deletes emptied vms/ already); the state directory goes when empty.
+        if [[ -n "$export_dir" ]]; then
+            rm -rf --one-file-system -- "$export_dir"
+        fi
+        rmdir -- "$state_dir/vms" "$state_dir" 2>/dev/null || true
         ;;
     status)
         missing=()

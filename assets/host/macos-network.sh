@@ -6,7 +6,9 @@
 #
 # vmnet's bridge (bridge100, 101 …) exists only while a VM runs, and vmnet's own DHCP/DNS then
 # competes with dnsmasq. The config uses bind-dynamic, and `rebind` restarts dnsmasq once the
-# bridge holding --host-ip exists, which is when it can take the address over for good.
+# bridge holding --host-ip exists, which is when it can take the address over for good. With
+# `--part dns-rebind` the three verbs keep just that in place, after every reboot: create
+# rebinds, status checks dnsmasq listens on --host-ip, delete has nothing to undo.
 #
 # Exit codes: 0 done / healthy, 1 failed / not healthy, 2 usage error, 3 not root.
 set -euo pipefail
@@ -16,7 +18,7 @@ usage() {
 usage: macos-network.sh create|delete|status|rebind
          --host-ip A.B.C.1 --subnet A.B.C.0/24 --netmask 255.255.255.0 --state-dir DIR
          --export-dir DIR --exports-file FILE --stack NAME
-         [--brew-prefix DIR] [--wait SECONDS]
+         [--brew-prefix DIR] [--wait SECONDS] [--part network|dns-rebind]
 
   create   put stdin (a dnsmasq config) in the stack's block of dnsmasq.conf, export
            --export-dir, and restart dnsmasq when its config changed
@@ -48,11 +50,11 @@ case "$verb" in
 esac
 
 host_ip="" subnet="" netmask="" state_dir="" export_dir="" exports_file="" stack=""
-brew_prefix="" wait_seconds=60
+brew_prefix="" wait_seconds=60 part=network
 while (($# > 0)); do
     case "$1" in
         --host-ip | --subnet | --netmask | --state-dir | --export-dir | --exports-file | --stack | \
-            --brew-prefix | --wait)
+            --brew-prefix | --wait | --part)
             (($# >= 2)) || usage_error "$1 needs a value"
             ;;
         *) usage_error "unknown argument: $1" ;;
@@ -67,6 +69,7 @@ while (($# > 0)); do
         --stack) stack="$2" ;;
         --brew-prefix) brew_prefix="$2" ;;
         --wait) wait_seconds="$2" ;;
+        --part) part="$2" ;;
     esac
     shift 2
 done
@@ -75,6 +78,17 @@ for required in host_ip subnet netmask state_dir export_dir exports_file stack; 
     [[ -n "${!required}" ]] || usage_error "--${required//_/-} is required"
 done
 [[ "$wait_seconds" =~ ^[0-9]+$ ]] || usage_error "--wait expects whole seconds, got $wait_seconds"
+case "$part" in
+    network) ;;
+    dns-rebind)
+        case "$verb" in
+            create) verb=rebind ;;
+            status) verb=bound ;;
+            delete) exit 0 ;;
+        esac
+        ;;
+    *) usage_error "--part must be network or dns-rebind, got $part" ;;
+esac
 
 if ((EUID != 0)); then
     echo "macos-network.sh: must run as root; hardway runs it through 'sudo -n', so run 'sudo -v' first" >&2
@@ -161,6 +175,9 @@ case "$verb" in
     delete)
         if write_block "$dnsmasq_conf" </dev/null; then restart_dnsmasq; fi
         if [[ -e "$exports_file" ]] && write_block "$exports_file" </dev/null; then nfsd update; fi
+        # The exported directory held the cluster's volumes; the state directory goes when empty.
+        rm -rf -- "$export_dir"
+        rmdir -- "$state_dir/vms" "$state_dir" 2>/dev/null || true
         ;;
     status)
         missing=()
@@ -171,6 +188,9 @@ case "$verb" in
             printf 'macos-network.sh: missing: %s\n' "${missing[@]}" >&2
             exit 1
         fi
+        ;;
+    bound)
+        bridge_up && dnsmasq_running && lsof -nP -a -c dnsmasq -iUDP@"$host_ip":53 >/dev/null 2>&1
         ;;
     rebind)
         for ((waited = 0; waited < wait_seconds; waited++)); do

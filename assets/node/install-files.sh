@@ -3,8 +3,10 @@
 # Secrets (keys, kubeconfigs) travel only on stdin, never on a command line.
 #
 # The bundle has one line per file:   FILE <absolute path> <octal mode> <base64 content>
-# Every line is checked before anything is written; each file is written to a temporary file
-# beside its target and renamed over it, so a reader never sees half a file. The paths are
+# Every line is checked before anything is written; a file whose content and mode are already
+# right is left alone, any other is written to a temporary file beside its target and renamed
+# over it, so a reader never sees half a file. `write` prints `changed <path>` for each file it
+# wrote or removed, so the caller knows whether to restart a daemon. The paths are
 # recorded in <manifest dir>/<step>.list: `remove` deletes them, and a later `write` deletes
 # the ones the new bundle no longer has. A path that another step's manifest also lists (a CA
 # certificate shared by two daemons) is left in place until its last owner goes.
@@ -71,8 +73,9 @@ remove_paths() {
   local target
   for target in "$@"; do
     [[ -n "$target" ]] || continue
-    if ! owned_elsewhere "$target"; then
+    if ! owned_elsewhere "$target" && [[ -e "$root$target" ]]; then
       rm -f -- "$root$target"
+      echo "changed $target"
     fi
   done
 }
@@ -116,7 +119,13 @@ for i in "${!paths[@]}"; do
     die "could not decode the content of ${paths[$i]}"
   fi
   chmod -- "${modes[$i]}" "$tmp"
+  if [[ -f "$target" ]] && cmp -s -- "$tmp" "$target" &&
+    [[ "$(stat -c '%a' -- "$tmp")" == "$(stat -c '%a' -- "$target")" ]]; then
+    rm -f -- "$tmp"
+    continue
+  fi
   mv -f -- "$tmp" "$target"
+  echo "changed ${paths[$i]}"
 done
 
 stale=()

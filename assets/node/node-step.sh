@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
 # Installs or removes one step of a node (etcd, kube-apiserver, the kubelet …): binaries taken
 # from release files the host copied to the VM, files from a bundle on stdin (install-files.sh,
-# beside this script), and systemd units, which `apply` enables and restarts so a changed flag
-# takes effect. Safe to run again: every write replaces, every removal tolerates absence.
+# beside this script), and systemd units.
+#
+# apply converges: a binary or file is written only when it differs, and a unit restarts only
+# when something of its step changed or it is not running. Running it again changes nothing.
+# It never deletes state: an update is applied in place. For every unit it (re)started it prints
+#  hardway-step: restarted <unit>    (it was running: the caller may wait until it is ready)
+#  hardway-step: started <unit>      (it was not running)
+#
+# remove stops and disables the units, unmounts whatever is still mounted below the state
+# directories (a kubelet's volumes, NFS shares among them), deletes the step's files and
+# binaries (those no other step also installed) and then the state directories, never crossing
+# into another file system. Safe to run again, and on a node where the step never ran.
 #
 # usage: node-step.sh apply|remove --step NAME [--root DIR]
-#          [--binary KIND STAGED MEMBER DEST]... [--unit NAME]... [--state-dir DIR]...
-#          [--after-files COMMAND]
+#          [--binary KIND STAGED MEMBER DEST]... [--unit NAME]... [--start-no-block NAME]...
+#          [--state-dir DIR]... [--after-files COMMAND]
 #   KIND       binary (STAGED is the program itself; MEMBER is ignored, give "-") or tar.gz
 #   STAGED     the release file as copied to the VM
 #   MEMBER     the path inside the archive
 #   DEST       where the program goes, e.g. /usr/local/bin/etcd
-#   --unit     a systemd unit the step owns; `apply` restarts it, `remove` stops and disables it
-#   --state-dir  a directory the daemon fills (etcd data); `remove` deletes it
-#   --after-files  update-ca-certificates: run after the files are written and before removal
-#   --root     install under DIR instead of /; systemd is then left alone (tests)
+#   --unit     a systemd unit the step owns; apply (re)starts it, remove stops and disables it
+#   --start-no-block  a unit whose first start returns at once (etcd: it is ready only with a
+#              quorum, so the first member would wait for the others)
+#   --state-dir  a directory the daemon fills (etcd's data, the kubelet's); remove deletes it
+#   --after-files  update-ca-certificates: run after the files changed and after removal
+#   --root     install under DIR instead of /; systemd and mounts are then left alone (tests)
 set -euo pipefail
 
 usage() {
@@ -47,6 +59,7 @@ staged=()
 members=()
 dests=()
 units=()
+no_block=()
 state_dirs=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -70,9 +83,10 @@ while [[ $# -gt 0 ]]; do
     --root) root="${2%/}" ;;
     --step) step="$2" ;;
     --unit) units+=("$2") ;;
+    --start-no-block) no_block+=("$2") ;;
     --state-dir)
-      [[ "$2" == /?* ]] || die "--state-dir must be an absolute directory (got '$2')"
-      state_dirs+=("$2")
+      [[ "$2" == /?* && "/$2/" != */../* ]] || die "--state-dir must be an absolute directory (got '$2')"
+      state_dirs+=("${2%/}")
       ;;
     --after-files)
       [[ "$2" == "update-ca-certificates" ]] || die "--after-files supports only update-ca-certificates"
@@ -84,12 +98,17 @@ while [[ $# -gt 0 ]]; do
 done
 [[ "$step" =~ ^[a-z0-9][a-z0-9.-]*$ ]] || die "--step must be a lowercase name such as etcd (got '$step')"
 
-binaries_list="$root/var/lib/hardway/binaries/$step.list"
+binaries_dir="$root/var/lib/hardway/binaries"
+binaries_list="$binaries_dir/$step.list"
 
 systemd() {
   if [[ -z "$root" ]]; then
     systemctl "$@"
   fi
+}
+
+unit_active() {
+  [[ -z "$root" ]] && systemctl is-active --quiet "$1"
 }
 
 after_files_hook() {
@@ -98,27 +117,54 @@ after_files_hook() {
   fi
 }
 
+# True when another step's binary list names the path (cni plugins come with either runtime).
+binary_owned_elsewhere() {
+  local other
+  for other in "$binaries_dir"/*.list; do
+    [[ -e "$other" && "$other" != "$binaries_list" ]] || continue
+    if grep -qxF -- "$1" "$other"; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Unmounts every mount at or below DIR, deepest first, so deleting DIR never reaches through a
+# mount into someone else's data (an NFS export, a host path).
+unmount_below() {
+  local dir="$1" target
+  [[ -z "$root" ]] || return 0
+  while IFS= read -r target; do
+    umount -- "$target" 2>/dev/null || umount -l -- "$target" ||
+      die "cannot unmount $target below $dir"
+  done < <(awk -v dir="$dir" '$2 == dir || index($2, dir "/") == 1 { print $2 }' /proc/self/mounts | sort -r)
+}
+
 if [[ "$verb" == "remove" ]]; then
   for unit in "${units[@]}"; do
     systemd disable --now "$unit" 2>/dev/null || true
   done
-  bash "$here/install-files.sh" remove --step "$step" --root "${root:-/}"
+  for dir in "${state_dirs[@]}"; do
+    unmount_below "$dir"
+  done
+  bash "$here/install-files.sh" remove --step "$step" --root "${root:-/}" >/dev/null
   after_files_hook
   if [[ -f "$binaries_list" ]]; then
     while IFS= read -r dest; do
-      if [[ -n "$dest" ]]; then
+      if [[ -n "$dest" ]] && ! binary_owned_elsewhere "$dest"; then
         rm -f -- "$root$dest"
       fi
     done <"$binaries_list"
     rm -f -- "$binaries_list"
   fi
   for dir in "${state_dirs[@]}"; do
-    rm -rf -- "${root:?}$dir"
+    rm -rf --one-file-system -- "$root$dir"
   done
   systemd daemon-reload
   exit 0
 fi
 
+changed=0
 work="$(mktemp -d)"
 trap 'rm -rf -- "$work"' EXIT
 for i in "${!dests[@]}"; do
@@ -130,23 +176,44 @@ for i in "${!dests[@]}"; do
     source_file="$work/${members[$i]}"
   fi
   target="$root${dests[$i]}"
+  if [[ -f "$target" ]] && cmp -s -- "$source_file" "$target"; then
+    continue
+  fi
   mkdir -p -- "$(dirname -- "$target")"
   # A running daemon keeps its old binary open; renaming over it never fails with "text file busy".
   install -m 0755 -- "$source_file" "$target.new"
   mv -f -- "$target.new" "$target"
+  changed=$((changed + 1))
 done
-mkdir -p -- "$(dirname -- "$binaries_list")"
+mkdir -p -- "$binaries_dir"
 if [[ ${#dests[@]} -gt 0 ]]; then
   printf '%s\n' "${dests[@]}" >"$binaries_list"
 else
   : >"$binaries_list"
 fi
 
-bash "$here/install-files.sh" write --step "$step" --root "${root:-/}"
-after_files_hook
+files_changed="$(bash "$here/install-files.sh" write --step "$step" --root "${root:-/}" | grep -c '^changed ' || true)"
+if ((files_changed > 0)); then
+  after_files_hook
+fi
+changed=$((changed + files_changed))
 
 systemd daemon-reload
 for unit in "${units[@]}"; do
-  systemd enable "$unit"
-  systemd restart "$unit"
+  systemd enable --quiet "$unit"
+  if unit_active "$unit"; then
+    if ((changed > 0)); then
+      systemd restart "$unit"
+      echo "hardway-step: restarted $unit"
+    fi
+  else
+    blocking=()
+    for name in "${no_block[@]}"; do
+      if [[ "$name" == "$unit" ]]; then
+        blocking=(--no-block)
+      fi
+    done
+    systemd restart "${blocking[@]}" "$unit"
+    echo "hardway-step: started $unit"
+  fi
 done

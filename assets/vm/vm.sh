@@ -8,7 +8,8 @@
 # create: makes DIR, a qcow2 overlay disk.qcow2 on the base image (an existing overlay is kept:
 #   that is how VMs come back with their data after a host reboot; it only ever grows), the
 #   cloud-init seed.iso, the tap device, then starts QEMU (unless it already runs with the same
-#   argv) and waits until SSH answers.
+#   argv), waits until SSH answers and cloud-init has finished, and prints the VM's instance id:
+#   made with its disk, it stays the same for the disk's life and changes when the disk is new.
 # status: exits 0 if and only if the VM's QEMU process is alive.
 # delete: ACPI power-down over QMP, a bounded wait, then kill; removes the tap and DIR.
 #
@@ -26,6 +27,8 @@
 #   stop-timeout      seconds a power-down may take before kill (default 60); kept for delete
 #   user-data, meta-data, network-config    the NoCloud seed (optional: no seed without them)
 #   ssh-private-key   needed with --ssh-host; kept in a temporary file that is always removed
+#   host-key          the VM's SSH host public key: the only key accepted (optional: without
+#                     it any host key is accepted, for guests that make their own)
 # The seed ISO is made with genisoimage or mkisofs (Debian: genisoimage; Homebrew: cdrtools),
 # falling back to `hdiutil makehybrid` on macOS, which ships with the system.
 set -euo pipefail
@@ -82,6 +85,7 @@ pid_file="$state_dir/qemu.pid"
 qmp_socket="$state_dir/qmp.sock"
 serial_log="$state_dir/serial.log"
 argv_file="$state_dir/qemu.argv"
+instance_file="$state_dir/instance-id"
 stop_timeout_file="$state_dir/stop-timeout"
 if [[ -f "$stop_timeout_file" ]]; then
     stop_timeout=$(<"$stop_timeout_file")
@@ -160,6 +164,11 @@ make_seed_iso() {
     fi
 }
 
+# Cloud images are qcow2; a prebaked image may be a raw file system.
+base_format() {
+    qemu-img info --force-share "$base_image" | awk '/^file format:/ { print $3 }'
+}
+
 disk_virtual_bytes() {
     qemu-img info --force-share "$disk" | awk -F'[()]' '/^virtual size:/ { split($2, a, " "); print a[1] }'
 }
@@ -168,8 +177,10 @@ prepare_disk() {
     local bytes=$((disk_size * 1024 * 1024 * 1024))
     if [[ ! -f "$disk" ]]; then
         [[ -f "$base_image" ]] || die "base image $base_image does not exist"
-        qemu-img create -q -f qcow2 -F qcow2 -b "$base_image" "$disk.tmp" "${disk_size}G"
+        qemu-img create -q -f qcow2 -F "$(base_format)" -b "$base_image" "$disk.tmp" "${disk_size}G"
         mv -f "$disk.tmp" "$disk"
+        # A new disk is a new machine: whatever was installed on the old one is gone.
+        cat /proc/sys/kernel/random/uuid >"$instance_file"
     elif ! running_pid >/dev/null && (($(disk_virtual_bytes) < bytes)); then
         log "growing $disk to ${disk_size}G"
         qemu-img resize -q "$disk" "${disk_size}G"
@@ -190,7 +201,7 @@ read_bundle() {
     local dir=$1 name content
     while IFS=' ' read -r name content; do
         [[ -n "$name" ]] || continue
-        [[ "$name" =~ ^(qemu-argv|disk-size|boot-timeout|stop-timeout|user-data|meta-data|network-config|ssh-private-key)$ ]] ||
+        [[ "$name" =~ ^(qemu-argv|disk-size|boot-timeout|stop-timeout|user-data|meta-data|network-config|ssh-private-key|host-key)$ ]] ||
             die "unknown bundle entry $name"
         printf '%s' "$content" | base64 -d >"$dir/$name" || die "bundle entry $name is not base64"
     done
@@ -206,12 +217,22 @@ read_bundle() {
     [[ "$boot_timeout" =~ ^[0-9]+$ && "$stop_timeout" =~ ^[0-9]+$ ]] || die "timeouts are whole seconds"
 }
 
+# ssh to the VM with the bundled key; the host key must be the bundled one when there is one.
+vm_ssh() {
+    local dir=$1
+    shift
+    local known=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null)
+    if [[ -s "$dir/known_hosts" ]]; then
+        known=(-o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$dir/known_hosts" -o GlobalKnownHostsFile=/dev/null)
+    fi
+    ssh -i "$dir/ssh-private-key" -o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout=5 \
+        "${known[@]}" -o LogLevel=ERROR "$ssh_user@$ssh_host" "$@"
+}
+
 wait_for_ssh() {
-    local key=$1 deadline=$((SECONDS + boot_timeout))
+    local dir=$1 deadline=$((SECONDS + boot_timeout))
     log "waiting up to ${boot_timeout}s for SSH on $ssh_user@$ssh_host"
-    until ssh -i "$key" -o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout=5 \
-        -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
-        "$ssh_user@$ssh_host" true </dev/null >/dev/null 2>&1; do
+    until vm_ssh "$dir" true </dev/null >/dev/null 2>&1; do
         if ! running_pid >/dev/null; then
             serial_tail
             die "QEMU exited before SSH answered on $ssh_host"
@@ -222,6 +243,20 @@ wait_for_ssh() {
         fi
         sleep 2
     done
+    # Packages, users and files come from cloud-init after sshd is already up: the VM is ready
+    # only when it is done. Exit 2 is "done, with warnings" (a deprecated key, say).
+    log "waiting for cloud-init on $ssh_host"
+    local status=0
+    vm_ssh "$dir" timeout "$((deadline > SECONDS ? deadline - SECONDS : 1))" cloud-init status --wait </dev/null >/dev/null 2>&1 || status=$?
+    case "$status" in
+        0) ;;
+        2) log "cloud-init finished on $ssh_host with warnings: $(vm_ssh "$dir" cloud-init status --long </dev/null 2>&1 | tr '\n' ' ')" ;;
+        *)
+            log "cloud-init failed on $ssh_host (exit $status):"
+            vm_ssh "$dir" "cloud-init status --long; sudo tail -n 40 /var/log/cloud-init-output.log" </dev/null >&2 2>&1 || true
+            die "cloud-init did not finish on $ssh_host"
+            ;;
+    esac
 }
 
 create() {
@@ -274,8 +309,15 @@ create() {
     if [[ -n "$ssh_host" ]]; then
         [[ -s "$work/ssh-private-key" ]] || die "--ssh-host needs ssh-private-key in the bundle"
         chmod 0600 "$work/ssh-private-key"
-        wait_for_ssh "$work/ssh-private-key"
+        if [[ -s "$work/host-key" ]]; then
+            printf '%s %s\n' "$ssh_host" "$(awk '{ print $1, $2 }' "$work/host-key")" >"$work/known_hosts"
+        fi
+        wait_for_ssh "$work"
     fi
+    if [[ ! -s "$instance_file" ]]; then
+        cat /proc/sys/kernel/random/uuid >"$instance_file"
+    fi
+    cat "$instance_file"
 }
 
 status() {

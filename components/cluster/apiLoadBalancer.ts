@@ -1,32 +1,29 @@
 /**
  * ApiLoadBalancer: ldirectord on the gateway balances the API VIP over every control node, then a
  * host-side probe completes only when https://<VIP>:6443/healthz answers `ok` through it,
- * verified against the cluster CA. Kubelets and kube-proxies wait for that probe.
+ * verified against the cluster CA. The cluster services wait for that probe.
  */
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { local, remote } from "@pulumi/command";
+import { EnsuredScript } from "../host/ensured";
 import { ldirectordConfig } from "../kubernetes/loadBalancer";
 import { NODE_PATHS } from "../kubernetes/paths";
 import { AddressPlan } from "../network/addressPlan";
-import { NodeScripts } from "./nodeScripts";
-import { nodeStep } from "./nodeStep";
+import { ClusterNodes, NodeStep, targetFor } from "./nodeStep";
 import { PkiMaterial, textFile } from "./pkiFiles";
-import { shellCommand } from "./shell";
 
-export const WAIT_FOR_API_SCRIPT = path.resolve(__dirname, "../../assets/cluster/wait-for-api.sh");
+export const WAIT_FOR_API_SCRIPT = "cluster/wait-for-api.sh";
 /** update-ca-certificates picks up every *.crt here; ldirectord's HTTPS check trusts that store. */
 export const GATEWAY_CA_PATH = "/usr/local/share/ca-certificates/hardway-kubernetes-ca.crt";
 
 export interface ApiLoadBalancerArgs {
   readonly plan: AddressPlan;
   readonly pki: PkiMaterial;
-  readonly scripts: NodeScripts;
-  /** The API server steps; the health probe waits for them. */
-  readonly apiServers: readonly remote.Command[];
+  readonly nodes: ClusterNodes;
+  /** The API servers; the health probe waits for them. */
+  readonly apiServers: pulumi.Resource;
   /**
    * How many times the host asks /healthz before it fails the deployment.
-   * @default 60
+   * @default 120
    */
   readonly healthAttempts?: number;
   /**
@@ -37,49 +34,50 @@ export interface ApiLoadBalancerArgs {
 }
 
 export class ApiLoadBalancer extends pulumi.ComponentResource {
-  readonly ldirectord: remote.Command;
+  readonly ldirectord: NodeStep;
   /** Completes once the API answers `ok` through the VIP. */
-  readonly health: local.Command;
+  readonly health: EnsuredScript;
 
   constructor(name: string, args: ApiLoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:cluster:ApiLoadBalancer", name, {}, opts);
     const { plan, pki } = args;
-    this.ldirectord = nodeStep(
+    this.ldirectord = new NodeStep(
       `${name}-ldirectord`,
       {
-        target: args.scripts.target(plan.gateway),
         step: "ldirectord",
-        files: [
-          textFile(GATEWAY_CA_PATH, pki.cas["kubernetes-ca"].certPem),
-          textFile(NODE_PATHS.ldirectordConfig, ldirectordConfig({ plan })),
+        connection: args.nodes.connection,
+        targets: [
+          targetFor(args.nodes, plan.gateway, [
+            textFile(GATEWAY_CA_PATH, pki.cas["kubernetes-ca"].certPem),
+            textFile(NODE_PATHS.ldirectordConfig, ldirectordConfig({ plan })),
+          ]),
         ],
         afterFiles: "update-ca-certificates",
-        // ldirectord comes from the distribution package cloud-init installed; the VIP itself
-        // is on the gateway's NIC from its netplan config (see vm/cloudInit.ts).
+        // ldirectord comes from the distribution package in the image; the VIP itself is on the
+        // gateway's NIC from its netplan config (see vm/cloudInit.ts).
         units: ["ldirectord.service"],
       },
-      this,
+      { parent: this },
     );
-    const url = `${plan.apiServerUrl}/healthz`;
-    this.health = new local.Command(
+    this.health = new EnsuredScript(
       `${name}-health`,
       {
-        // A probe installs nothing, so it has no delete.
-        create: shellCommand([
-          "bash",
-          WAIT_FOR_API_SCRIPT,
+        script: WAIT_FOR_API_SCRIPT,
+        args: [
           "--url",
-          url,
+          `${plan.apiServerUrl}/healthz`,
           "--attempts",
-          String(args.healthAttempts ?? 60),
+          String(args.healthAttempts ?? 120),
           "--interval",
           String(args.healthIntervalSeconds ?? 5),
-        ]),
+        ],
         stdin: pki.cas["kubernetes-ca"].certPem,
-        triggers: [this.ldirectord.triggers, ...args.apiServers.map((s) => s.triggers)],
+        // A probe: it holds nothing on the host that a preview could look for.
+        watch: false,
+        timeoutSeconds: (args.healthAttempts ?? 120) * ((args.healthIntervalSeconds ?? 5) + 6),
       },
-      { parent: this, dependsOn: [this.ldirectord, ...args.apiServers] },
+      { parent: this, dependsOn: [this.ldirectord, args.apiServers] },
     );
-    this.registerOutputs({ health: this.health.stdout });
+    this.registerOutputs({});
   }
 }

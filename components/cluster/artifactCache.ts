@@ -1,27 +1,32 @@
 /**
- * ArtifactCache: every release file downloaded once on the host into a content-addressed cache
- * (assets/artifacts/fetch.sh verifies its sha256), whatever number of VMs install it. VMs never
- * download: steps copy the cached file to them (stageArtifact in nodeStep.ts).
+ * ArtifactCache: every release file downloaded once on the host into a cache shared by all
+ * stacks (assets/artifacts/fetch.sh verifies its sha256), whatever number of VMs install it.
+ * VMs never download: NodeStep copies the cached file to them.
+ *
+ * Each file is an EnsuredScript held by this stack, made when a step first asks for it (a stack
+ * that stops after the control plane fetches no kubelet): a preview notices a file that vanished
+ * (a cleared ~/.cache) and `up` fetches it again; destroying the stack drops only its own hold,
+ * so another stack's VMs keep theirs.
  */
 import * as os from "node:os";
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { local } from "@pulumi/command";
+import { EnsuredScript } from "../host/ensured";
 import { Artifact, cachePath, defaultCacheDir, fetchArgs } from "../kubernetes/artifacts";
-import { shellCommand } from "./shell";
 
-export const FETCH_SCRIPT = path.resolve(__dirname, "../../assets/artifacts/fetch.sh");
+export const FETCH_SCRIPT = "artifacts/fetch.sh";
 
 export interface FetchedArtifact {
   readonly artifact: Artifact;
-  /** Where fetch.sh puts and prints the verified file. */
+  /** Where the verified file is, known before it is fetched. */
   readonly localPath: string;
-  readonly fetch: local.Command;
+  readonly fetch: EnsuredScript;
 }
 
 export interface ArtifactCacheArgs {
   /** What to fetch: `artifacts(config)`. */
   readonly artifacts: readonly Artifact[];
+  /** Who holds the files, one name per stack, e.g. `hardway-dev`. */
+  readonly holder: string;
   /**
    * The host's cache directory.
    * @default `${XDG_CACHE_HOME:-$HOME/.cache}/hardway/artifacts`
@@ -29,45 +34,50 @@ export interface ArtifactCacheArgs {
   readonly cacheDir?: string;
 }
 
-/** What triggers a new fetch (and a new copy to each VM). */
-export function artifactTriggers(artifact: Artifact): string[] {
-  return [artifact.name, artifact.version, artifact.arch, artifact.url];
-}
-
 export class ArtifactCache extends pulumi.ComponentResource {
   readonly cacheDir: string;
-  private readonly fetched: Map<string, FetchedArtifact>;
+  private readonly available: ReadonlyMap<string, Artifact>;
+  private readonly fetched = new Map<string, FetchedArtifact>();
 
-  constructor(name: string, args: ArtifactCacheArgs, opts?: pulumi.ComponentResourceOptions) {
+  constructor(
+    private readonly name: string,
+    private readonly args: ArtifactCacheArgs,
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
     super("hardway:cluster:ArtifactCache", name, {}, opts);
     this.cacheDir = args.cacheDir ?? defaultCacheDir(process.env, os.homedir());
-    this.fetched = new Map();
-    for (const artifact of args.artifacts) {
-      const localPath = cachePath(artifact, this.cacheDir);
-      const fetch = new local.Command(
-        `${name}-${artifact.name}`,
-        {
-          create: shellCommand(["bash", FETCH_SCRIPT, ...fetchArgs(artifact, this.cacheDir)]),
-          // Only this version's file goes: other stacks' versions live in sibling directories.
-          delete: shellCommand(["rm", "-f", "--", localPath, `${localPath}.sha256`]),
-          triggers: artifactTriggers(artifact),
-        },
-        { parent: this },
-      );
-      this.fetched.set(artifact.name, { artifact, localPath, fetch });
-    }
+    this.available = new Map(args.artifacts.map((a) => [a.name, a]));
     this.registerOutputs({ cacheDir: this.cacheDir });
   }
 
-  /** The fetched artifact of that name; fails when the configuration does not need it. */
-  get(artifactName: string, requester: pulumi.Resource): FetchedArtifact {
-    const found = this.fetched.get(artifactName);
-    if (found === undefined) {
-      throw new pulumi.ResourceError(
-        `the artifact "${artifactName}" was not fetched; this configuration only fetches ${[...this.fetched.keys()].join(", ")}`,
-        requester,
+  /** The artifacts of those names, fetched; fails when the configuration does not list one. */
+  get(names: readonly string[], requester: pulumi.Resource): FetchedArtifact[] {
+    return names.map((artifactName) => {
+      const known = this.fetched.get(artifactName);
+      if (known !== undefined) {
+        return known;
+      }
+      const artifact = this.available.get(artifactName);
+      if (artifact === undefined) {
+        throw new pulumi.ResourceError(
+          `the artifact "${artifactName}" is not one this configuration installs; it has ${[...this.available.keys()].join(", ")}`,
+          requester,
+        );
+      }
+      const fetch = new EnsuredScript(
+        `${this.name}-${artifact.name}`,
+        {
+          script: FETCH_SCRIPT,
+          args: fetchArgs(artifact, this.cacheDir, this.args.holder),
+          // Kubernetes binaries are 50-100 MB; slow links need time.
+          timeoutSeconds: 1800,
+        },
+        // Another version is another file; the old one is released only after the new is in.
+        { parent: this, deleteBeforeReplace: false },
       );
-    }
-    return found;
+      const fetched = { artifact, localPath: cachePath(artifact, this.cacheDir), fetch };
+      this.fetched.set(artifactName, fetched);
+      return fetched;
+    });
   }
 }

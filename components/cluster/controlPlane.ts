@@ -1,10 +1,12 @@
 /**
- * ControlPlane: kube-apiserver, kube-controller-manager and kube-scheduler on every control node,
- * each its own step so a changed flag re-runs only that daemon. The API servers start only once
- * etcd is healthy; the other two talk to their node's API server and retry until it answers.
+ * ControlPlane: kube-apiserver, kube-controller-manager and kube-scheduler on every control node.
+ * The API servers are one step that rolls over the control nodes: it starts only once etcd is
+ * healthy, and an update restarts one server at a time, the next only after the last answers
+ * /readyz again, so the API behind the load balancer never goes away. The controller managers
+ * and schedulers elect a leader and retry until their node's API server answers, so each is a
+ * step of its own that waits for nothing.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { remote } from "@pulumi/command";
 import {
   renderApiServerUnit,
   renderAuditPolicy,
@@ -12,20 +14,19 @@ import {
   renderSchedulerConfiguration,
   renderSchedulerUnit,
 } from "../kubernetes/controlPlane";
-import { NODE_PATHS, SYSTEMD_DIR } from "../kubernetes/paths";
+import { CA_FILES, NODE_PATHS, SYSTEMD_DIR } from "../kubernetes/paths";
 import { AddressPlan } from "../network/addressPlan";
 import { ArtifactCache } from "./artifactCache";
-import { NodeScripts } from "./nodeScripts";
-import { nodeStep, stageAll } from "./nodeStep";
+import { ClusterNodes, NodeStep, targetFor } from "./nodeStep";
 import { PRIVATE, PkiMaterial, caCertFile, caKeyFile, leafFiles, textFile } from "./pkiFiles";
 
 export interface ControlPlaneArgs {
   readonly plan: AddressPlan;
   readonly pki: PkiMaterial;
-  readonly scripts: NodeScripts;
+  readonly nodes: ClusterNodes;
   readonly artifacts: ArtifactCache;
-  /** Completes once every etcd member is healthy (Etcd.health). */
-  readonly etcdHealth: pulumi.Resource;
+  /** Completes once every etcd member is healthy (Etcd.members). */
+  readonly etcd: pulumi.Resource;
   /**
    * kube-controller-manager's `--cluster-name`.
    * @default "hardway"
@@ -33,33 +34,24 @@ export interface ControlPlaneArgs {
   readonly clusterName?: string;
 }
 
-export interface ControlNodeSteps {
-  readonly apiServer: remote.Command;
-  readonly controllerManager: remote.Command;
-  readonly scheduler: remote.Command;
-}
-
 export class ControlPlane extends pulumi.ComponentResource {
+  /** kube-apiserver on every control node, rolled one at a time. */
+  readonly apiServers: NodeStep;
   /** By node name. */
-  readonly nodes: Readonly<Record<string, ControlNodeSteps>>;
-  readonly apiServers: readonly remote.Command[];
+  readonly controllerManagers: Readonly<Record<string, NodeStep>>;
+  readonly schedulers: Readonly<Record<string, NodeStep>>;
 
   constructor(name: string, args: ControlPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:cluster:ControlPlane", name, {}, opts);
-    const { plan, pki } = args;
-    const get = (artifact: string) => [args.artifacts.get(artifact, this)];
+    const { plan, pki, nodes } = args;
     const unit = (service: string) => `${SYSTEMD_DIR}/${service}`;
-    const nodes: Record<string, ControlNodeSteps> = {};
-    for (const node of plan.controls) {
-      const target = args.scripts.target(node);
-      const prefix = `${name}-${node.name}`;
-      const apiServer = nodeStep(
-        `${prefix}-kube-apiserver`,
-        {
-          target,
-          step: "kube-apiserver",
-          staged: stageAll(prefix, target, [...get("kube-apiserver"), ...get("kubectl")], this),
-          files: [
+    this.apiServers = new NodeStep(
+      `${name}-kube-apiserver`,
+      {
+        step: "kube-apiserver",
+        connection: nodes.connection,
+        targets: plan.controls.map((node) =>
+          targetFor(nodes, node, [
             caCertFile(pki, "kubernetes-ca"),
             caCertFile(pki, "etcd-ca"),
             caCertFile(pki, "front-proxy-ca"),
@@ -78,60 +70,68 @@ export class ControlPlane extends pulumi.ComponentResource {
             // For kubectl on the node, as kubeadm leaves it.
             textFile(NODE_PATHS.kubeconfigs.admin, pki.kubeconfigs.admin, PRIVATE),
             textFile(unit("kube-apiserver.service"), renderApiServerUnit({ plan, node })),
-          ],
-          units: ["kube-apiserver.service"],
-          dependsOn: [args.etcdHealth],
-        },
-        this,
-      );
-      const controllerManager = nodeStep(
-        `${prefix}-kube-controller-manager`,
+          ]),
+        ),
+        artifacts: args.artifacts.get(["kube-apiserver", "kubectl"], this),
+        units: ["kube-apiserver.service"],
+        readiness: ["bash", "api-ready.sh", "--cacert", CA_FILES["kubernetes-ca"].cert],
+      },
+      { parent: this, dependsOn: [args.etcd] },
+    );
+    const controllerManagers: Record<string, NodeStep> = {};
+    const schedulers: Record<string, NodeStep> = {};
+    for (const node of plan.controls) {
+      controllerManagers[node.name] = new NodeStep(
+        `${name}-${node.name}-kube-controller-manager`,
         {
-          target,
           step: "kube-controller-manager",
-          staged: stageAll(prefix, target, get("kube-controller-manager"), this),
-          files: [
-            caCertFile(pki, "kubernetes-ca"),
-            caKeyFile(pki, "kubernetes-ca"),
-            caCertFile(pki, "front-proxy-ca"),
-            textFile(
-              NODE_PATHS.serviceAccountPrivateKey,
-              pki.serviceAccount.privateKeyPem,
-              PRIVATE,
-            ),
-            textFile(
-              NODE_PATHS.kubeconfigs.controllerManager,
-              pki.kubeconfigs.controllerManager,
-              PRIVATE,
-            ),
-            textFile(
-              unit("kube-controller-manager.service"),
-              renderControllerManagerUnit({ plan, clusterName: args.clusterName }),
-            ),
+          connection: nodes.connection,
+          targets: [
+            targetFor(nodes, node, [
+              caCertFile(pki, "kubernetes-ca"),
+              caKeyFile(pki, "kubernetes-ca"),
+              caCertFile(pki, "front-proxy-ca"),
+              textFile(
+                NODE_PATHS.serviceAccountPrivateKey,
+                pki.serviceAccount.privateKeyPem,
+                PRIVATE,
+              ),
+              textFile(
+                NODE_PATHS.kubeconfigs.controllerManager,
+                pki.kubeconfigs.controllerManager,
+                PRIVATE,
+              ),
+              textFile(
+                unit("kube-controller-manager.service"),
+                renderControllerManagerUnit({ plan, clusterName: args.clusterName }),
+              ),
+            ]),
           ],
+          artifacts: args.artifacts.get(["kube-controller-manager"], this),
           units: ["kube-controller-manager.service"],
         },
-        this,
+        { parent: this },
       );
-      const scheduler = nodeStep(
-        `${prefix}-kube-scheduler`,
+      schedulers[node.name] = new NodeStep(
+        `${name}-${node.name}-kube-scheduler`,
         {
-          target,
           step: "kube-scheduler",
-          staged: stageAll(prefix, target, get("kube-scheduler"), this),
-          files: [
-            textFile(NODE_PATHS.kubeconfigs.scheduler, pki.kubeconfigs.scheduler, PRIVATE),
-            textFile(NODE_PATHS.schedulerConfig, renderSchedulerConfiguration()),
-            textFile(unit("kube-scheduler.service"), renderSchedulerUnit()),
+          connection: nodes.connection,
+          targets: [
+            targetFor(nodes, node, [
+              textFile(NODE_PATHS.kubeconfigs.scheduler, pki.kubeconfigs.scheduler, PRIVATE),
+              textFile(NODE_PATHS.schedulerConfig, renderSchedulerConfiguration()),
+              textFile(unit("kube-scheduler.service"), renderSchedulerUnit()),
+            ]),
           ],
+          artifacts: args.artifacts.get(["kube-scheduler"], this),
           units: ["kube-scheduler.service"],
         },
-        this,
+        { parent: this },
       );
-      nodes[node.name] = { apiServer, controllerManager, scheduler };
     }
-    this.nodes = nodes;
-    this.apiServers = Object.values(nodes).map((n) => n.apiServer);
+    this.controllerManagers = controllerManagers;
+    this.schedulers = schedulers;
     this.registerOutputs({});
   }
 }

@@ -1,32 +1,31 @@
 /**
- * Etcd: one member per control node (binary, certificates, unit), then a probe on the first
- * control node that completes only when every member reports healthy. The API servers wait for
- * that probe, not for the individual members.
+ * Etcd: one member per control node (binary, certificates, unit) as a single step that rolls over
+ * the members. On create every member starts without waiting for the others (a member is ready
+ * only once a quorum exists); the step completes when the whole cluster reports healthy. On an
+ * update (a renewed certificate, a new version) members restart one at a time, each healthy
+ * again before the next goes, so the cluster never loses its quorum or its data.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { remote } from "@pulumi/command";
 import { ETCD_CLIENT_PORT, renderEtcdUnit } from "../kubernetes/etcd";
 import { CA_FILES, certFiles, NODE_PATHS, SYSTEMD_DIR } from "../kubernetes/paths";
 import { AddressPlan } from "../network/addressPlan";
 import { etcdPeerCertId, etcdServerCertId } from "../pki/certificates";
 import { ArtifactCache } from "./artifactCache";
-import { NodeScripts } from "./nodeScripts";
-import { nodeStep, stageAll } from "./nodeStep";
+import { ClusterNodes, NodeStep, targetFor } from "./nodeStep";
 import { PkiMaterial, caCertFile, leafFiles, textFile } from "./pkiFiles";
-import { shellCommand } from "./shell";
 
 export const ETCD_UNIT = "etcd.service";
 
 export interface EtcdArgs {
   readonly plan: AddressPlan;
   readonly pki: PkiMaterial;
-  readonly scripts: NodeScripts;
+  readonly nodes: ClusterNodes;
   readonly artifacts: ArtifactCache;
   /** `--initial-cluster-token`: keeps two clusters on one network apart, e.g. the cluster name. */
   readonly clusterToken: string;
   /**
-   * How many times the health probe asks before it fails the deployment.
-   * @default 60
+   * How many times a health probe asks before it fails the deployment.
+   * @default 120
    */
   readonly healthAttempts?: number;
   /**
@@ -36,26 +35,49 @@ export interface EtcdArgs {
   readonly healthIntervalSeconds?: number;
 }
 
+/** The etcd-health.sh command line (run on a control node) with the health-check client's files. */
+export function etcdHealthCommand(
+  scope: "cluster" | "member",
+  attempts: number,
+  intervalSeconds: number,
+): string[] {
+  const client = certFiles("etcd-healthcheck-client");
+  return [
+    "bash",
+    "etcd-health.sh",
+    "--endpoint",
+    `https://127.0.0.1:${ETCD_CLIENT_PORT}`,
+    "--cacert",
+    CA_FILES["etcd-ca"].cert,
+    "--cert",
+    client.cert,
+    "--key",
+    client.key,
+    "--scope",
+    scope,
+    "--attempts",
+    String(attempts),
+    "--interval",
+    String(intervalSeconds),
+  ];
+}
+
 export class Etcd extends pulumi.ComponentResource {
-  /** The member step of each control node, by node name. */
-  readonly members: Readonly<Record<string, remote.Command>>;
-  /** Completes once `etcdctl endpoint health --cluster` passes for every member. */
-  readonly health: remote.Command;
+  /** Every member; completes once `etcdctl endpoint health --cluster` passes. */
+  readonly members: NodeStep;
 
   constructor(name: string, args: EtcdArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:cluster:Etcd", name, {}, opts);
     const { plan, pki } = args;
-    const fetched = [args.artifacts.get("etcd", this)];
-    const members: Record<string, remote.Command> = {};
-    for (const node of plan.controls) {
-      const target = args.scripts.target(node);
-      members[node.name] = nodeStep(
-        `${name}-${node.name}`,
-        {
-          target,
-          step: "etcd",
-          staged: stageAll(`${name}-${node.name}`, target, fetched, this),
-          files: [
+    const attempts = args.healthAttempts ?? 120;
+    const interval = args.healthIntervalSeconds ?? 5;
+    this.members = new NodeStep(
+      `${name}-members`,
+      {
+        step: "etcd",
+        connection: args.nodes.connection,
+        targets: plan.controls.map((node) =>
+          targetFor(args.nodes, node, [
             caCertFile(pki, "etcd-ca"),
             ...leafFiles(pki, etcdServerCertId(node.name)),
             ...leafFiles(pki, etcdPeerCertId(node.name)),
@@ -69,45 +91,17 @@ export class Etcd extends pulumi.ComponentResource {
                 clusterToken: args.clusterToken,
               }),
             ),
-          ],
-          units: [ETCD_UNIT],
-          stateDirs: [NODE_PATHS.etcdDataDir],
-        },
-        this,
-      );
-    }
-    this.members = members;
-
-    const prober = plan.controls[0];
-    const probeTarget = args.scripts.target(prober);
-    const client = certFiles("etcd-healthcheck-client");
-    this.health = new remote.Command(
-      `${name}-health`,
-      {
-        connection: probeTarget.connection,
-        // A probe installs nothing, so it has no delete.
-        create: shellCommand([
-          "sudo",
-          "bash",
-          `${probeTarget.scriptsDir}/etcd-health.sh`,
-          "--endpoint",
-          `https://127.0.0.1:${ETCD_CLIENT_PORT}`,
-          "--cacert",
-          CA_FILES["etcd-ca"].cert,
-          "--cert",
-          client.cert,
-          "--key",
-          client.key,
-          "--attempts",
-          String(args.healthAttempts ?? 60),
-          "--interval",
-          String(args.healthIntervalSeconds ?? 5),
-        ]),
-        // Any member that was re-applied restarted; probe again.
-        triggers: Object.values(members).map((m) => m.triggers),
+          ]),
+        ),
+        artifacts: args.artifacts.get(["etcd"], this),
+        units: [ETCD_UNIT],
+        startNoBlock: [ETCD_UNIT],
+        stateDirs: [NODE_PATHS.etcdDataDir],
+        readiness: etcdHealthCommand("member", attempts, interval),
+        finalCheck: etcdHealthCommand("cluster", attempts, interval),
       },
-      { parent: this, dependsOn: Object.values(members) },
+      { parent: this },
     );
-    this.registerOutputs({ health: this.health.stdout });
+    this.registerOutputs({});
   }
 }

@@ -4,49 +4,47 @@
  * its VM.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { remote } from "@pulumi/command";
 import { renderKubeProxyConfiguration, renderKubeProxyUnit } from "../kubernetes/kubeProxy";
 import { NODE_PATHS, SYSTEMD_DIR } from "../kubernetes/paths";
 import { AddressPlan } from "../network/addressPlan";
 import { ArtifactCache } from "./artifactCache";
-import { NodeScripts } from "./nodeScripts";
-import { nodeStep, stageAll } from "./nodeStep";
+import { ClusterNodes, NodeStep, targetFor } from "./nodeStep";
 import { PRIVATE, PkiMaterial, textFile } from "./pkiFiles";
 
 export interface KubeProxyArgs {
   readonly plan: AddressPlan;
   readonly pki: PkiMaterial;
-  readonly scripts: NodeScripts;
+  readonly nodes: ClusterNodes;
   /** Must hold the kube-proxy artifact, which `artifacts(config)` lists only for cni=bridge. */
   readonly artifacts: ArtifactCache;
 }
 
 export class KubeProxy extends pulumi.ComponentResource {
   /** By node name. */
-  readonly nodes: Readonly<Record<string, remote.Command>>;
+  readonly nodes: Readonly<Record<string, NodeStep>>;
 
   constructor(name: string, args: KubeProxyArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:cluster:KubeProxy", name, {}, opts);
     const { plan, pki } = args;
-    const fetched = [args.artifacts.get("kube-proxy", this)];
-    const nodes: Record<string, remote.Command> = {};
+    const fetched = args.artifacts.get(["kube-proxy"], this);
+    const nodes: Record<string, NodeStep> = {};
     for (const node of plan.kubeletNodes) {
-      const target = args.scripts.target(node);
-      const prefix = `${name}-${node.name}`;
-      nodes[node.name] = nodeStep(
-        prefix,
+      nodes[node.name] = new NodeStep(
+        `${name}-${node.name}`,
         {
-          target,
           step: "kube-proxy",
-          staged: stageAll(prefix, target, fetched, this),
-          files: [
-            textFile(NODE_PATHS.kubeconfigs.kubeProxy, pki.kubeconfigs.kubeProxy, PRIVATE),
-            textFile(NODE_PATHS.kubeProxyConfig, renderKubeProxyConfiguration(plan, node)),
-            textFile(`${SYSTEMD_DIR}/kube-proxy.service`, renderKubeProxyUnit()),
+          connection: args.nodes.connection,
+          targets: [
+            targetFor(args.nodes, node, [
+              textFile(NODE_PATHS.kubeconfigs.kubeProxy, pki.kubeconfigs.kubeProxy, PRIVATE),
+              textFile(NODE_PATHS.kubeProxyConfig, renderKubeProxyConfiguration(plan, node)),
+              textFile(`${SYSTEMD_DIR}/kube-proxy.service`, renderKubeProxyUnit()),
+            ]),
           ],
+          artifacts: fetched,
           units: ["kube-proxy.service"],
         },
-        this,
+        { parent: this },
       );
     }
     this.nodes = nodes;

@@ -1,17 +1,16 @@
 /**
  * Kubelet: the node agent on every control node and worker. Each waits for its own node's
- * runtime and for the API through the load balancer, and for nothing on other nodes.
+ * runtime and for nothing else: it registers its node and retries until the API answers.
+ * Destroying the step unmounts whatever pods still had mounted before /var/lib/kubelet goes.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { remote } from "@pulumi/command";
 import { Cni, ContainerRuntime } from "../config/schema";
 import { renderKubeletConfiguration, renderKubeletUnit } from "../kubernetes/kubelet";
 import { NODE_PATHS, SYSTEMD_DIR } from "../kubernetes/paths";
 import { AddressPlan } from "../network/addressPlan";
 import { kubeletCertId } from "../pki/certificates";
 import { ArtifactCache } from "./artifactCache";
-import { NodeScripts } from "./nodeScripts";
-import { nodeStep, stageAll } from "./nodeStep";
+import { ClusterNodes, NodeStep, targetFor } from "./nodeStep";
 import { PRIVATE, PkiMaterial, caCertFile, leafFiles, textFile } from "./pkiFiles";
 
 export interface KubeletArgs {
@@ -19,23 +18,21 @@ export interface KubeletArgs {
   readonly pki: PkiMaterial;
   readonly runtime: ContainerRuntime;
   readonly cni: Cni;
-  readonly scripts: NodeScripts;
+  readonly nodes: ClusterNodes;
   readonly artifacts: ArtifactCache;
   /** Each node's runtime step, by node name (NodeRuntime.nodes[n].runtime). */
   readonly runtimeSteps: Readonly<Record<string, pulumi.Resource>>;
-  /** Completes once the API answers through the VIP (ApiLoadBalancer.health). */
-  readonly apiHealth: pulumi.Resource;
 }
 
 export class Kubelet extends pulumi.ComponentResource {
   /** By node name. */
-  readonly nodes: Readonly<Record<string, remote.Command>>;
+  readonly nodes: Readonly<Record<string, NodeStep>>;
 
   constructor(name: string, args: KubeletArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:cluster:Kubelet", name, {}, opts);
     const { plan, pki } = args;
-    const fetched = [args.artifacts.get("kubelet", this)];
-    const nodes: Record<string, remote.Command> = {};
+    const fetched = args.artifacts.get(["kubelet"], this);
+    const nodes: Record<string, NodeStep> = {};
     for (const node of plan.kubeletNodes) {
       const runtimeStep = args.runtimeSteps[node.name];
       if (runtimeStep === undefined) {
@@ -44,27 +41,30 @@ export class Kubelet extends pulumi.ComponentResource {
           this,
         );
       }
-      const target = args.scripts.target(node);
-      const prefix = `${name}-${node.name}`;
       const kubeletArgs = { plan, node, runtime: args.runtime, cni: args.cni };
-      nodes[node.name] = nodeStep(
-        prefix,
+      nodes[node.name] = new NodeStep(
+        `${name}-${node.name}`,
         {
-          target,
           step: "kubelet",
-          staged: stageAll(prefix, target, fetched, this),
-          files: [
-            caCertFile(pki, "kubernetes-ca"),
-            ...leafFiles(pki, kubeletCertId(node.name)),
-            textFile(NODE_PATHS.kubeconfigs.kubelet, pki.kubeconfigs.kubelets[node.name], PRIVATE),
-            textFile(NODE_PATHS.kubeletConfig, renderKubeletConfiguration(kubeletArgs)),
-            textFile(`${SYSTEMD_DIR}/kubelet.service`, renderKubeletUnit(kubeletArgs)),
+          connection: args.nodes.connection,
+          targets: [
+            targetFor(args.nodes, node, [
+              caCertFile(pki, "kubernetes-ca"),
+              ...leafFiles(pki, kubeletCertId(node.name)),
+              textFile(
+                NODE_PATHS.kubeconfigs.kubelet,
+                pki.kubeconfigs.kubelets[node.name],
+                PRIVATE,
+              ),
+              textFile(NODE_PATHS.kubeletConfig, renderKubeletConfiguration(kubeletArgs)),
+              textFile(`${SYSTEMD_DIR}/kubelet.service`, renderKubeletUnit(kubeletArgs)),
+            ]),
           ],
+          artifacts: fetched,
           units: ["kubelet.service"],
           stateDirs: [NODE_PATHS.kubeletDir],
-          dependsOn: [runtimeStep, args.apiHealth],
         },
-        this,
+        { parent: this, dependsOn: [runtimeStep] },
       );
     }
     this.nodes = nodes;

@@ -2,9 +2,12 @@
  * NodeRuntime: the container runtime on every kubelet node (containerd + runc + crictl, or the
  * CRI-O bundle), the CNI plugin binaries, and with the bridge CNI the node's conflist. Nodes do
  * not wait for each other, nor for the control plane.
+ *
+ * Each runtime is its own step on the node ("containerd" or "cri-o"), so switching
+ * `hardway:containerRuntime` installs the new one and then removes the old one without touching
+ * what the new one installed (files and binaries both share are kept while any step holds them).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { remote } from "@pulumi/command";
 import { Cni, ContainerRuntime } from "../config/schema";
 import { renderBridgeConfList } from "../kubernetes/cni";
 import { NODE_PATHS, SYSTEMD_DIR } from "../kubernetes/paths";
@@ -20,8 +23,7 @@ import {
 } from "../kubernetes/runtime";
 import { NodeAddress } from "../network/addressPlan";
 import { ArtifactCache } from "./artifactCache";
-import { NodeScripts } from "./nodeScripts";
-import { nodeStep, stageAll } from "./nodeStep";
+import { ClusterNodes, NodeStep, targetFor } from "./nodeStep";
 import { textFile } from "./pkiFiles";
 import { RemoteFileInput } from "./remoteFiles";
 
@@ -55,14 +57,14 @@ export interface NodeRuntimeArgs {
   readonly nodes: readonly NodeAddress[];
   readonly runtime: ContainerRuntime;
   readonly cni: Cni;
-  readonly scripts: NodeScripts;
+  readonly cluster: ClusterNodes;
   readonly artifacts: ArtifactCache;
 }
 
 export interface NodeRuntimeSteps {
-  readonly runtime: remote.Command;
+  readonly runtime: NodeStep;
   /** The bridge conflist; only with cni=bridge (Cilium writes its own). */
-  readonly cni?: remote.Command;
+  readonly cni?: NodeStep;
 }
 
 export class NodeRuntime extends pulumi.ComponentResource {
@@ -71,32 +73,35 @@ export class NodeRuntime extends pulumi.ComponentResource {
 
   constructor(name: string, args: NodeRuntimeArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:cluster:NodeRuntime", name, {}, opts);
-    const fetched = runtimeArtifactNames(args.runtime).map((a) => args.artifacts.get(a, this));
+    const fetched = args.artifacts.get(runtimeArtifactNames(args.runtime), this);
     const nodes: Record<string, NodeRuntimeSteps> = {};
     for (const node of args.nodes) {
-      const target = args.scripts.target(node);
       const prefix = `${name}-${node.name}`;
-      const runtime = nodeStep(
+      const runtime = new NodeStep(
         `${prefix}-${args.runtime}`,
         {
-          target,
-          step: "runtime",
-          staged: stageAll(prefix, target, fetched, this),
-          files: runtimeFiles(args.runtime),
+          step: args.runtime,
+          connection: args.cluster.connection,
+          targets: [targetFor(args.cluster, node, runtimeFiles(args.runtime))],
+          artifacts: fetched,
           units: [RUNTIME_SERVICES[args.runtime]],
         },
-        this,
+        { parent: this },
       );
       const cni =
         args.cni === "bridge"
-          ? nodeStep(
+          ? new NodeStep(
               `${prefix}-cni`,
               {
-                target,
                 step: "cni-bridge",
-                files: [textFile(NODE_PATHS.cniConfList, renderBridgeConfList(node))],
+                connection: args.cluster.connection,
+                targets: [
+                  targetFor(args.cluster, node, [
+                    textFile(NODE_PATHS.cniConfList, renderBridgeConfList(node)),
+                  ]),
+                ],
               },
-              this,
+              { parent: this },
             )
           : undefined;
       nodes[node.name] = cni === undefined ? { runtime } : { runtime, cni };

@@ -1,21 +1,65 @@
 /**
- * The building blocks every cluster component uses: copy a cached release file to a VM, and run
- * one idempotent step (assets/node/node-step.sh) that installs binaries, files and units and
- * whose `delete` removes them again.
+ * NodeStep: one installation step (etcd, kube-apiserver, the kubelet, …) on one or more VMs,
+ * run over SSH by assets/node/node-step.sh. Its life cycle, in one place:
+ *
+ *   create   on each target in order: put the node scripts and the step's release files on the
+ *            VM (only what is missing), then `node-step.sh apply` with the files on stdin.
+ *   update   any change (a file, a flag, a certificate, a version, a re-created VM) runs the
+ *            same apply again, in place: nothing is removed first, state directories stay.
+ *            Targets are updated one at a time; when apply restarted a running daemon and the
+ *            step has a readiness check, the next target waits until it passes, so etcd keeps
+ *            its quorum and the API keeps answering. Targets that left the step are removed.
+ *   delete   `node-step.sh remove` on each target: units, files, binaries and state
+ *            directories go. A VM that no longer answers (stopped or destroyed: its disk goes
+ *            with it) is skipped, so `pulumi destroy` completes from any state.
+ *
+ * Nothing runs on a VM during a preview. The scripts' text is kept in the state, so a delete
+ * runs what the create ran, wherever the checkout has moved since.
  */
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { remote } from "@pulumi/command";
 import { cachePath } from "../kubernetes/artifacts";
-import { FetchedArtifact, artifactTriggers } from "./artifactCache";
-import { NodeTarget, remoteHome } from "./nodeScripts";
+import { FetchedArtifact } from "./artifactCache";
+import { NodeAddress } from "../network/addressPlan";
 import { RemoteFileInput, bundleOutput, fileListProblems } from "./remoteFiles";
 import { shellCommand } from "./shell";
+import { SshSession, SshTarget, remoteDigests, upload, withSsh } from "./ssh";
 
-/** A release file copied to a VM, ready for node-step.sh to unpack. */
-export interface StagedArtifact {
-  readonly fetched: FetchedArtifact;
-  readonly remotePath: string;
-  readonly copy: remote.CopyToRemote;
+export const NODE_ASSETS_DIR = path.resolve(__dirname, "../../assets/node");
+export const NODE_SCRIPTS = [
+  "node-step.sh",
+  "install-files.sh",
+  "etcd-health.sh",
+  "api-ready.sh",
+  "load-images.sh",
+] as const;
+
+/** The node scripts, read once from the checkout: file name → text. */
+export function nodeScriptTexts(dir: string = NODE_ASSETS_DIR): Record<string, string> {
+  return Object.fromEntries(
+    NODE_SCRIPTS.map((name) => [name, fs.readFileSync(path.join(dir, name), "utf8")]),
+  );
+}
+
+/** The first 16 hex digits of the sha256 over the scripts' names and contents. */
+export function scriptsHash(scripts: Readonly<Record<string, string>>): string {
+  const hash = crypto.createHash("sha256");
+  for (const name of Object.keys(scripts).sort()) {
+    hash.update(`${name}\0${scripts[name]}\0`);
+  }
+  return hash.digest("hex").slice(0, 16);
+}
+
+/** The SSH user's home on a VM. */
+export function remoteHome(user: string): string {
+  return user === "root" ? "/root" : `/home/${user}`;
+}
+
+/** Where a VM keeps the node scripts of one content hash. */
+export function remoteScriptsDir(user: string, hash: string): string {
+  return `${remoteHome(user)}/.local/share/hardway/node/${hash}`;
 }
 
 /** The release cache on a VM mirrors the host's layout under the SSH user's home. */
@@ -23,116 +67,414 @@ export function remoteCacheDir(user: string): string {
   return `${remoteHome(user)}/.cache/hardway/artifacts`;
 }
 
-export function stageArtifact(
-  name: string,
-  target: NodeTarget,
-  fetched: FetchedArtifact,
-  parent: pulumi.Resource,
-): StagedArtifact {
-  const remotePath = cachePath(fetched.artifact, remoteCacheDir(target.user));
-  const copy = new remote.CopyToRemote(
-    name,
-    {
-      connection: target.connection,
-      // fetch.sh prints the path it was given; the apply makes the copy wait for the download
-      // and keeps the source unknown in a preview, before the file exists.
-      source: fetched.fetch.stdout.apply(() => new pulumi.asset.FileAsset(fetched.localPath)),
-      remotePath,
-      triggers: artifactTriggers(fetched.artifact),
-    },
-    { parent, dependsOn: [...target.ready] },
-  );
-  return { fetched, remotePath, copy };
+/** How the host reaches every VM. */
+export interface NodeConnection {
+  /** The login user cloud-init creates. */
+  readonly user: string;
+  /** Secret: OpenSSH private key the VMs authorise (Pki.ssh.privateKey). */
+  readonly privateKey: pulumi.Input<string>;
+}
+
+/** One VM a step runs on. */
+export interface NodeStepTarget {
+  readonly node: NodeAddress;
+  /** Files this step installs on this VM; content travels on stdin, as a secret. */
+  readonly files: readonly RemoteFileInput[];
+  /** The VM's SSH host key line, pinned for every session (Pki.hostKeys). */
+  readonly hostKey: pulumi.Input<string>;
+  /** Changes when the VM is made anew (VirtualMachine.instance): the step then runs again. */
+  readonly instance: pulumi.Input<string>;
+}
+
+/** What every step needs to reach the VMs: the login and, per node name, its host. */
+export interface ClusterNodes {
+  readonly connection: NodeConnection;
+  readonly hosts: Readonly<
+    Record<
+      string,
+      { readonly hostKey: pulumi.Input<string>; readonly instance: pulumi.Input<string> }
+    >
+  >;
+}
+
+/** The target for one node of the cluster, installing these files. */
+export function targetFor(
+  nodes: ClusterNodes,
+  node: NodeAddress,
+  files: readonly RemoteFileInput[],
+): NodeStepTarget {
+  const host = nodes.hosts[node.name];
+  if (host === undefined) {
+    throw new Error(`no VM is known for node ${node.name}; every node of the plan needs one`);
+  }
+  return { node, files, hostKey: host.hostKey, instance: host.instance };
 }
 
 export interface NodeStepArgs {
-  readonly target: NodeTarget;
-  /** The step's manifest name on the node, e.g. "etcd", "kubelet". */
+  /** The step's name on the node (its manifests), e.g. "etcd", "kubelet". */
   readonly step: string;
-  /** @default [] */
-  readonly files?: readonly RemoteFileInput[];
-  /** Release files whose binaries the step installs. @default [] */
-  readonly staged?: readonly StagedArtifact[];
-  /** Units the step enables and restarts, in order. @default [] */
+  /** The VMs, in the order updates roll over them. */
+  readonly targets: readonly NodeStepTarget[];
+  readonly connection: NodeConnection;
+  /** Release files whose binaries the step installs (ArtifactCache.get). @default none */
+  readonly artifacts?: readonly FetchedArtifact[];
+  /**
+   * Instead of node-step.sh, these scripts (argv under the scripts directory) apply and remove
+   * the step, with `uploads` put on the VM first.
+   * @default node-step.sh with the options below
+   */
+  readonly command?: {
+    readonly apply: readonly string[];
+    readonly remove: readonly string[];
+    readonly uploads: readonly Upload[];
+  };
+  /** Units the step enables and (re)starts, in order. @default [] */
   readonly units?: readonly string[];
-  /** Directories the daemon fills that `delete` wipes. @default [] */
+  /** Units whose first start must not wait (etcd). @default [] */
+  readonly startNoBlock?: readonly string[];
+  /** Directories the daemon fills, wiped only when the step is destroyed. @default [] */
   readonly stateDirs?: readonly string[];
   /** Run after the files change (the system CA store). @default none */
   readonly afterFiles?: "update-ca-certificates";
-  /** Steps on other resources this one must wait for. @default [] */
-  readonly dependsOn?: readonly pulumi.Resource[];
+  /**
+   * Run (as root, from the scripts directory) on a target after apply restarted a running
+   * daemon, before the next target is touched; must wait and exit 0 once the daemon serves.
+   * @default none
+   */
+  readonly readiness?: readonly string[];
+  /** Run (as root) on the first target after every target is applied. @default none */
+  readonly finalCheck?: readonly string[];
+  /**
+   * Seconds one command on a VM may take.
+   * @default 1800 (software-emulated VMs are slow)
+   */
+  readonly timeoutSeconds?: number;
 }
 
-/** The node-step.sh arguments shared by apply and remove; no secrets, they go on stdin. */
+interface TargetState {
+  readonly node: string;
+  readonly host: string;
+  readonly hostKey: string;
+  readonly instance: string;
+  /** sha256 of the file bundle: shows in a diff which VM's files changed. */
+  readonly filesSha256: string;
+}
+
+/** A host file the step puts on the VM before it runs (a release file, an image archive). */
+export interface Upload {
+  readonly localPath: string;
+  readonly remotePath: string;
+}
+
+/** What the provider keeps in the state; also its inputs. */
+export interface NodeStepState {
+  readonly step: string;
+  readonly user: string;
+  readonly privateKey: string;
+  readonly scripts: Readonly<Record<string, string>>;
+  readonly scriptsHash: string;
+  readonly targets: readonly TargetState[];
+  /** Node name → file bundle. Secret. */
+  readonly bundles: Readonly<Record<string, string>>;
+  readonly uploads: readonly Upload[];
+  /** Run as root from the scripts directory, the target's file bundle on stdin. */
+  readonly apply: readonly string[];
+  readonly remove: readonly string[];
+  readonly readiness: readonly string[];
+  readonly finalCheck: readonly string[];
+  readonly timeoutSeconds: number;
+}
+
+/** A release file's place on the VM and how node-step.sh installs its binaries. */
+export interface StagedArtifact extends Upload {
+  readonly archive: string;
+  readonly binaries: readonly { readonly member: string; readonly installPath: string }[];
+}
+
+/** The options of node-step.sh that say what a step installs. */
+export interface NodeStepOptions {
+  readonly step: string;
+  readonly units: readonly string[];
+  readonly startNoBlock: readonly string[];
+  readonly stateDirs: readonly string[];
+  readonly afterFiles: string;
+}
+
+/** The node-step.sh argv for a verb, relative to the scripts directory; no secrets. Pure. */
 export function nodeStepArgv(
   verb: "apply" | "remove",
-  scriptsDir: string,
-  args: Pick<NodeStepArgs, "step" | "units" | "stateDirs" | "afterFiles">,
-  staged: readonly Pick<StagedArtifact, "fetched" | "remotePath">[],
+  options: NodeStepOptions,
+  staged: readonly StagedArtifact[],
 ): string[] {
   const binaries = staged.flatMap((s) =>
-    s.fetched.artifact.binaries.flatMap((b) => [
+    s.binaries.flatMap((b) => [
       "--binary",
-      s.fetched.artifact.archive,
+      s.archive,
       s.remotePath,
       b.member === "" ? "-" : b.member,
       b.installPath,
     ]),
   );
   return [
-    "sudo",
     "bash",
-    `${scriptsDir}/node-step.sh`,
+    "node-step.sh",
     verb,
     "--step",
-    args.step,
+    options.step,
     ...(verb === "apply" ? binaries : []),
-    ...(args.units ?? []).flatMap((u) => ["--unit", u]),
-    ...(verb === "remove" ? (args.stateDirs ?? []).flatMap((d) => ["--state-dir", d]) : []),
-    ...(args.afterFiles === undefined ? [] : ["--after-files", args.afterFiles]),
+    ...options.units.flatMap((u) => ["--unit", u]),
+    ...(verb === "apply" ? options.startNoBlock.flatMap((u) => ["--start-no-block", u]) : []),
+    ...(verb === "remove" ? options.stateDirs.flatMap((d) => ["--state-dir", d]) : []),
+    ...(options.afterFiles ? ["--after-files", options.afterFiles] : []),
   ];
 }
 
-export function nodeStep(
-  name: string,
-  args: NodeStepArgs,
-  parent: pulumi.Resource,
-): remote.Command {
-  const files = args.files ?? [];
-  const problems = fileListProblems(files);
-  if (problems.length > 0) {
-    throw new pulumi.ResourceError(`step ${name}: ${problems.join("; ")}`, parent);
+/** `cd <scripts dir> && sudo <argv>`: how every step command runs on a VM. */
+export function asRootIn(dir: string, argv: readonly string[]): string {
+  return `cd ${shellCommand([dir])} && ${shellCommand(["sudo", ...argv])}`;
+}
+
+function sshTarget(state: NodeStepState, target: TargetState): SshTarget {
+  return {
+    host: target.host,
+    user: state.user,
+    privateKey: state.privateKey,
+    hostKey: target.hostKey,
+  };
+}
+
+/** The recorded digest fetch.sh wrote beside a cached release file, or a fresh one. */
+function localDigest(file: string): string {
+  /* eslint-disable @typescript-eslint/no-require-imports -- runs in the provider (see ssh.ts) */
+  const nodeFs = require("node:fs") as typeof fs;
+  const nodeCrypto = require("node:crypto") as typeof crypto;
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  if (!nodeFs.existsSync(file)) {
+    throw new Error(`${file} is not in the host's release cache; \`pulumi up\` fetches it first`);
   }
-  const staged = args.staged ?? [];
-  const bundle = bundleOutput(files);
-  const apply = shellCommand(nodeStepArgv("apply", args.target.scriptsDir, args, staged));
-  return new remote.Command(
-    name,
-    {
-      connection: args.target.connection,
-      create: apply,
-      // Re-running apply converges in place; a replacement would run the old delete after the
-      // new create and remove what it had just installed.
-      update: apply,
-      delete: shellCommand(nodeStepArgv("remove", args.target.scriptsDir, args, staged)),
-      stdin: bundle.stdin,
-      triggers: [bundle.sha256, ...staged.flatMap((s) => artifactTriggers(s.fetched.artifact))],
-      addPreviousOutputInEnv: false,
+  const recorded = `${file}.sha256`;
+  if (nodeFs.existsSync(recorded)) {
+    return nodeFs.readFileSync(recorded, "utf8").trim();
+  }
+  return nodeCrypto.createHash("sha256").update(nodeFs.readFileSync(file)).digest("hex");
+}
+
+/** Puts the scripts and release files on the VM, copying only what is missing or different. */
+async function stage(session: SshSession, state: NodeStepState): Promise<void> {
+  /* eslint-disable-next-line @typescript-eslint/no-require-imports -- runs in the provider */
+  const nodeCrypto = require("node:crypto") as typeof crypto;
+  const dir = remoteScriptsDir(state.user, state.scriptsHash);
+  const wanted = [
+    ...Object.entries(state.scripts).map(([name, text]) => ({
+      remote: `${dir}/${name}`,
+      digest: nodeCrypto.createHash("sha256").update(text).digest("hex"),
+      input: { text },
+    })),
+    ...state.uploads.map((u) => ({
+      remote: u.remotePath,
+      digest: localDigest(u.localPath),
+      input: { file: u.localPath },
+    })),
+  ];
+  const present = await remoteDigests(
+    session,
+    wanted.map((w) => w.remote),
+  );
+  for (const file of wanted) {
+    if (present.get(file.remote) !== file.digest) {
+      await upload(session, file.remote, file.input);
+    }
+  }
+}
+
+async function applyTarget(state: NodeStepState, target: TargetState): Promise<void> {
+  await withSsh(
+    sshTarget(state, target),
+    async (session) => {
+      await stage(session, state);
+      const dir = remoteScriptsDir(state.user, state.scriptsHash);
+      const output = await session.check(
+        asRootIn(dir, state.apply),
+        { text: state.bundles[target.node] ?? "" },
+        state.timeoutSeconds,
+      );
+      if (state.readiness.length > 0 && output.includes("hardway-step: restarted ")) {
+        await session.check(asRootIn(dir, state.readiness), undefined, state.timeoutSeconds);
+      }
     },
-    {
-      parent,
-      dependsOn: [...args.target.ready, ...staged.map((s) => s.copy), ...(args.dependsOn ?? [])],
-      deleteBeforeReplace: true,
-    },
+    // A VM that was just (re)booted may take a while to answer.
+    { attempts: 24, retrySeconds: 5 },
   );
 }
 
-/** Copies the fetched artifacts to the node, as `${prefix}-copy-${artifact}`. */
-export function stageAll(
-  prefix: string,
-  target: NodeTarget,
-  fetched: readonly FetchedArtifact[],
-  parent: pulumi.Resource,
-): StagedArtifact[] {
-  return fetched.map((f) => stageArtifact(`${prefix}-copy-${f.artifact.name}`, target, f, parent));
+async function removeTarget(state: NodeStepState, target: TargetState): Promise<void> {
+  try {
+    await withSsh(
+      sshTarget(state, target),
+      async (session) => {
+        // Removal needs the scripts only, not the uploads.
+        await stage(session, { ...state, uploads: [] });
+        await session.check(
+          asRootIn(remoteScriptsDir(state.user, state.scriptsHash), state.remove),
+          undefined,
+          state.timeoutSeconds,
+        );
+      },
+      { attempts: 3, retrySeconds: 5 },
+    );
+  } catch (err) {
+    if ((err as { unreachable?: boolean }).unreachable) {
+      // Stopped or destroyed: nothing of the step can outlive the VM's disk.
+      console.error(`${state.step} on ${target.node}: VM unreachable, nothing to remove`);
+      return;
+    }
+    throw err;
+  }
+}
+
+async function applyAll(state: NodeStepState): Promise<void> {
+  for (const target of state.targets) {
+    await applyTarget(state, target);
+  }
+  if (state.finalCheck.length > 0 && state.targets.length > 0) {
+    const first = state.targets[0];
+    await withSsh(sshTarget(state, first), async (session) => {
+      const dir = remoteScriptsDir(state.user, state.scriptsHash);
+      await session.check(asRootIn(dir, state.finalCheck), undefined, state.timeoutSeconds);
+    });
+  }
+}
+
+/** Inputs whose change means another step, not a new version of this one. */
+const REPLACE_KEYS = ["step"] as const;
+
+export const nodeStepProvider: pulumi.dynamic.ResourceProvider<NodeStepState, NodeStepState> = {
+  async create(inputs) {
+    const id = `${inputs.step}@${inputs.targets.map((t) => t.node).join(",")}`;
+    try {
+      await applyAll(inputs);
+    } catch (err) {
+      // Keep what is half installed in the state, so `up` finishes it and `destroy` removes it.
+      throw Object.assign(new Error((err as Error).message), {
+        id,
+        properties: inputs,
+        reasons: [(err as Error).message],
+      });
+    }
+    return { id, outs: inputs };
+  },
+
+  diff(_id, olds, news) {
+    const replaces = REPLACE_KEYS.filter((k) => olds[k] !== news[k]);
+    const changed = JSON.stringify(olds) !== JSON.stringify(news);
+    return Promise.resolve({ changes: changed, replaces, deleteBeforeReplace: true });
+  },
+
+  async update(_id, olds, news) {
+    const kept = new Set(news.targets.map((t) => t.node));
+    for (const gone of olds.targets.filter((t) => !kept.has(t.node))) {
+      await removeTarget(olds, gone);
+    }
+    await applyAll(news);
+    return { outs: news };
+  },
+
+  async delete(_id, olds) {
+    for (const target of [...olds.targets].reverse()) {
+      await removeTarget(olds, target);
+    }
+  },
+};
+
+/** Where a fetched release file is on the host and where it goes on the VM. Pure. */
+export function stagedArtifact(
+  fetched: Pick<FetchedArtifact, "artifact" | "localPath">,
+  user: string,
+): StagedArtifact {
+  const a = fetched.artifact;
+  return {
+    localPath: fetched.localPath,
+    remotePath: cachePath(a, remoteCacheDir(user)),
+    archive: a.archive,
+    binaries: a.binaries.map((b) => ({ member: b.member, installPath: b.installPath })),
+  };
+}
+
+export class NodeStep extends pulumi.dynamic.Resource {
+  declare readonly step: pulumi.Output<string>;
+  declare readonly targets: pulumi.Output<TargetState[]>;
+
+  constructor(name: string, args: NodeStepArgs, opts?: pulumi.CustomResourceOptions) {
+    for (const target of args.targets) {
+      const problems = fileListProblems(target.files);
+      if (problems.length > 0) {
+        throw new Error(`step ${name} on ${target.node.name}: ${problems.join("; ")}`);
+      }
+    }
+    const scripts = nodeScriptTexts();
+    const bundles = args.targets.map((t) => bundleOutput(t.files));
+    const user = args.connection.user;
+    const options: NodeStepOptions = {
+      step: args.step,
+      units: [...(args.units ?? [])],
+      startNoBlock: [...(args.startNoBlock ?? [])],
+      stateDirs: [...(args.stateDirs ?? [])],
+      afterFiles: args.afterFiles ?? "",
+    };
+    // Through the fetch's inputs: the step waits for the download, and a preview shows it
+    // changing exactly when another file replaces the old one.
+    const staged = pulumi.all(
+      (args.artifacts ?? []).map((f) => f.fetch.args.apply(() => stagedArtifact(f, user))),
+    );
+    const command = args.command;
+    const inputs: { [K in keyof NodeStepState]: pulumi.Input<NodeStepState[K]> } = {
+      step: args.step,
+      user,
+      privateKey: pulumi.secret(args.connection.privateKey),
+      scripts,
+      scriptsHash: scriptsHash(scripts),
+      targets: pulumi.all(
+        args.targets.map((t, i) =>
+          pulumi
+            .all([t.hostKey, t.instance, bundles[i].sha256])
+            .apply(([hostKey, instance, sha]) => ({
+              node: t.node.name,
+              host: t.node.ip,
+              hostKey: hostKey.trim(),
+              instance,
+              filesSha256: sha,
+            })),
+        ),
+      ),
+      bundles: pulumi.secret(
+        pulumi
+          .all(bundles.map((b) => b.stdin))
+          .apply((stdins) =>
+            Object.fromEntries(args.targets.map((t, i) => [t.node.name, stdins[i]])),
+          ),
+      ),
+      uploads: command
+        ? [...command.uploads]
+        : staged.apply((list) =>
+            list.map((u) => ({ localPath: u.localPath, remotePath: u.remotePath })),
+          ),
+      apply: command
+        ? [...command.apply]
+        : staged.apply((list) => nodeStepArgv("apply", options, list)),
+      remove: command
+        ? [...command.remove]
+        : staged.apply((list) => nodeStepArgv("remove", options, list)),
+      readiness: [...(args.readiness ?? [])],
+      finalCheck: [...(args.finalCheck ?? [])],
+      timeoutSeconds: args.timeoutSeconds ?? 1800,
+    };
+    super(
+      nodeStepProvider,
+      name,
+      inputs,
+      { ...opts, additionalSecretOutputs: ["privateKey", "bundles"] },
+      "cluster",
+      "NodeStep",
+    );
+  }
 }

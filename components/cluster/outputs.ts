@@ -20,13 +20,17 @@ export const SSH_USER = "ubuntu";
  * An ~/.ssh/config snippet for every VM. It expects the key where the README tells the user to
  * save it: `pulumi stack output sshPrivateKey --show-secrets > <identityFile>`.
  */
-export function sshConfigSnippet(plan: AddressPlan, identityFile: string): string {
+export function sshConfigSnippet(
+  plan: AddressPlan,
+  identityFile: string,
+  user: string = SSH_USER,
+): string {
   return plan.nodes
     .map((n) =>
       [
         `Host ${n.name} ${n.fqdn}`,
         `  HostName ${n.ip}`,
-        `  User ${SSH_USER}`,
+        `  User ${user}`,
         `  IdentityFile ${identityFile}`,
         "  IdentitiesOnly yes",
         // VMs are rebuilt with new host keys; pinning them would break every re-create.

@@ -1,66 +1,38 @@
 /**
- * PodRoutes: with the bridge CNI, the host routes each node's pod /24 to that node, one
- * local.Command per route whose delete takes the route away.
+ * PodRoutes: with the bridge CNI, the host routes each node's pod /24 to that node. Each route is
+ * an EnsuredScript over assets/host/pod-route.sh, so after a host reboot (which drops routes) a
+ * preview shows the repair and `up` puts the routes back; delete takes a route away.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { local } from "@pulumi/command";
-import { privilegedArgv } from "../host/privilege";
-import {
-  HostOs,
-  PodRoute,
-  addRouteCommand,
-  deleteRouteCommand,
-  podRoutes,
-} from "../kubernetes/podRoutes";
+import { EnsuredScript } from "../host/ensured";
+import { PodRoute, podRoutes } from "../kubernetes/podRoutes";
 import { AddressPlan } from "../network/addressPlan";
-import { shellCommand } from "./shell";
 
-/** Shell for one route: add replaces whatever route was there, delete tolerates its absence. */
-export function routeCommands(
-  os: HostOs,
-  route: PodRoute,
-  uid: number,
-): { readonly create: string; readonly delete: string } {
-  const privileged = (argv: string[]) => shellCommand(privilegedArgv(argv, { asRoot: true, uid }));
-  const remove = privileged(deleteRouteCommand(os, route));
-  return {
-    // `route add` on macOS refuses an existing route, so the old one goes first on both systems.
-    create: `${remove} >/dev/null 2>&1 || true; ${privileged(addRouteCommand(os, route))}`,
-    // A reboot of the host may already have dropped the route.
-    delete: `${remove} >/dev/null 2>&1 || true`,
-  };
+export const POD_ROUTE_SCRIPT = "host/pod-route.sh";
+
+/** pod-route.sh's arguments for one route. Pure. */
+export function podRouteArgs(route: PodRoute): string[] {
+  return ["--cidr", route.podCidr, "--via", route.via];
 }
 
 export interface PodRoutesArgs {
   readonly plan: AddressPlan;
-  readonly hostOs: HostOs;
-  /**
-   * The uid Pulumi runs as; routes need root, so anyone else goes through `sudo -n`.
-   * @default process.getuid()
-   */
-  readonly uid?: number;
   /** The host network (its bridge must exist before routes through it). @default none */
   readonly networkReady?: pulumi.Resource;
 }
 
 export class PodRoutes extends pulumi.ComponentResource {
   /** By node name. */
-  readonly routes: Readonly<Record<string, local.Command>>;
+  readonly routes: Readonly<Record<string, EnsuredScript>>;
 
   constructor(name: string, args: PodRoutesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:cluster:PodRoutes", name, {}, opts);
-    const uid = args.uid ?? process.getuid?.() ?? 0;
-    const routes: Record<string, local.Command> = {};
+    const routes: Record<string, EnsuredScript> = {};
     for (const route of podRoutes(args.plan)) {
-      const commands = routeCommands(args.hostOs, route, uid);
-      routes[route.node] = new local.Command(
+      routes[route.node] = new EnsuredScript(
         `${name}-${route.node}`,
-        { create: commands.create, delete: commands.delete, triggers: [route.podCidr, route.via] },
-        {
-          parent: this,
-          dependsOn: args.networkReady === undefined ? [] : [args.networkReady],
-          deleteBeforeReplace: true,
-        },
+        { script: POD_ROUTE_SCRIPT, args: podRouteArgs(route), asRoot: true },
+        { parent: this, dependsOn: args.networkReady === undefined ? [] : [args.networkReady] },
       );
     }
     this.routes = routes;

@@ -22,12 +22,20 @@ export const CONTAINER_RUNTIMES = ["containerd", "cri-o"] as const;
 export const CNIS = ["bridge", "cilium"] as const;
 export const CONTROL_PLANE_COUNTS = [1, 3, 5] as const;
 export const ACCELERATORS = ["auto", "hvf", "kvm", "tcg"] as const;
+/** The guide's stages, in order; a stack stops after one of them. */
+export const STAGES = ["vms", "controlPlane", "nodes", "services"] as const;
 export const MAX_WORKERS = 40;
 
 export type Arch = (typeof ARCHES)[number];
 export type ContainerRuntime = (typeof CONTAINER_RUNTIMES)[number];
 export type Cni = (typeof CNIS)[number];
 export type Accelerator = (typeof ACCELERATORS)[number];
+export type Stage = (typeof STAGES)[number];
+
+/** Whether a stack that stops after `stopAfter` builds `stage`. */
+export function reached(stopAfter: Stage, stage: Stage): boolean {
+  return STAGES.indexOf(stage) <= STAGES.indexOf(stopAfter);
+}
 
 /** The project name, and so the namespace of every config key. */
 export const PROJECT = "hardway";
@@ -82,6 +90,15 @@ const rangeText = z
       ctx.issues.push({ code: "custom", message: (err as Error).message, input: ctx.value });
     }
   });
+
+const absolutePath = (what: string) =>
+  z
+    .string({ error: `expected the absolute path of ${what}` })
+    .regex(/^\/[^\0]*[^/]$/, { error: `expected the absolute path of ${what}` });
+
+const mirrorBase = z.string().regex(/^(\/[^\0]*|https?:\/\/[^\s]+|file:\/\/\/[^\s]*)$/, {
+  error: "expected an absolute directory or an https://, http:// or file:/// base URL",
+});
 
 const sha256 = z
   .string()
@@ -153,7 +170,8 @@ const pki = z
 
 /** The raw schema, keyed exactly like the `hardway:` config keys. */
 export const configSchema = z.strictObject({
-  arch: z.enum(ARCHES, { error: oneOf(ARCHES) }).optional(),
+  /** "auto": the host's architecture. */
+  arch: z.enum(["auto", ...ARCHES], { error: oneOf(["auto", ...ARCHES]) }).default("auto"),
   containerRuntime: z
     .enum(CONTAINER_RUNTIMES, { error: oneOf(CONTAINER_RUNTIMES) })
     .default("containerd"),
@@ -168,7 +186,8 @@ export const configSchema = z.strictObject({
   subnet: cidrText.default(DEFAULT_SUBNET),
   clusterCidr: cidrText.default("10.200.0.0/16"),
   serviceCidr: cidrText.default("10.32.0.0/16"),
-  metallbPool: rangeText.optional(),
+  /** "auto": .200-.250 of the subnet. */
+  metallbPool: z.union([z.literal("auto"), rangeText]).default("auto"),
   domain: z
     .string()
     .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, {
@@ -188,10 +207,28 @@ export const configSchema = z.strictObject({
     .strictObject({
       url: z.url({ error: "expected the URL of a cloud image" }).optional(),
       sha256: sha256.optional(),
-      path: z.string().min(1).optional(),
+      path: absolutePath("a local image file").optional(),
+      /** The image already holds every package the nodes need; cloud-init installs nothing. */
+      prebaked: z.boolean({ error: "expected true or false" }).default(false),
+      /** The login user cloud-init creates (any distribution; the key is authorised for it). */
+      user: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_-]{0,31}$/, {
+          error: "expected a lowercase user name such as ubuntu",
+        })
+        .default("ubuntu"),
+      /** Direct kernel boot (no firmware, no boot loader): the kernel on the host. */
+      kernel: absolutePath("a kernel image").optional(),
+      initrd: absolutePath("an initrd").optional(),
+      /** The kernel command line for direct boot. */
+      kernelArgs: z.string().min(1).optional(),
     })
     .prefault({}),
   pki,
+  /** "": the upstream release hosts. */
+  releaseMirror: z.union([z.literal(""), mirrorBase]).default(""),
+  stopAfter: z.enum(STAGES, { error: oneOf(STAGES) }).default("services"),
+  podImages: z.array(absolutePath("an OCI image archive")).default([]),
 });
 
 type Parsed = z.infer<typeof configSchema>;
@@ -202,7 +239,7 @@ export type HardwayConfig = DeepReadonly<
   Omit<Parsed, "arch" | "metallbPool" | "image"> & {
     arch: Arch;
     metallbPool: string;
-    image: { url: string; sha256?: string; path?: string };
+    image: Parsed["image"] & { url: string };
   }
 >;
 export type Versions = HardwayConfig["versions"];
@@ -252,7 +289,7 @@ export function parseConfig(
     );
   }
   const parsed = result.data;
-  const arch = parsed.arch ?? hostArch(host);
+  const arch = parsed.arch === "auto" ? hostArch(host) : parsed.arch;
   const problems: string[] = [];
   if (arch === undefined) {
     problems.push(
@@ -261,11 +298,12 @@ export function parseConfig(
   }
   const subnet = cidrRange(parseCidr(parsed.subnet));
   const metallbPool =
-    parsed.metallbPool ??
-    formatRange({
-      first: subnet.first + HOST_PARTS.metallb.first,
-      last: subnet.first + HOST_PARTS.metallb.last,
-    });
+    parsed.metallbPool !== "auto"
+      ? parsed.metallbPool
+      : formatRange({
+          first: subnet.first + HOST_PARTS.metallb.first,
+          last: subnet.first + HOST_PARTS.metallb.last,
+        });
   problems.push(...checkNetworks({ ...parsed, metallbPool }));
   if (problems.length > 0) {
     throw new ConfigError(problems);

@@ -3,10 +3,15 @@
  * outside Pulumi undoes it (a reboot drops bridges, NAT rules and daemons). Each step runs the
  * script with a verb:
  *
- *   create  `<script> create <args>` (stdin piped in): on create, and on update.
+ *   create  `<script> create <args>` (stdin piped in): on create, and on update. Its last
+ *           line of output is kept as the resource's `output` (a VM's instance id, a path).
  *   diff    `<script> status <args>`: exit 0 means nothing to do; exit 1 means gone, so
  *           `pulumi up` plans an update that runs `create` again. Any other exit is an error.
+ *           A script that only probes (`watch: false`) is not asked.
  *   delete  `<script> delete <args>`: on destroy and before a replacement.
+ *
+ * A create that fails half way is still recorded, so the next `up` finishes it and `destroy`
+ * removes what it did make.
  *
  * The script's text is kept in the resource's state and run from a private temp copy, so
  * `status` and `delete` run exactly what `create` ran, whatever happened to the checkout since.
@@ -48,6 +53,12 @@ export interface EnsuredScriptArgs {
    * @default 300
    */
   readonly timeoutSeconds?: number;
+  /**
+   * Whether each preview asks the script's `status` if its effect is still in place. Turn it off
+   * for a one-shot probe, whose effect lives elsewhere.
+   * @default true
+   */
+  readonly watch?: boolean;
 }
 
 /** What the provider keeps in the state; also its inputs. */
@@ -60,6 +71,12 @@ export interface EnsuredScriptState {
   readonly asRoot: boolean;
   readonly triggers: readonly string[];
   readonly timeoutSeconds: number;
+  readonly watch: boolean;
+}
+
+/** The state after a run: the inputs and the last line `create` printed. */
+export interface EnsuredScriptOutputs extends EnsuredScriptState {
+  readonly output: string;
 }
 
 export type Verb = "create" | "status" | "delete";
@@ -153,33 +170,47 @@ function describeFailure(state: EnsuredScriptState, verb: Verb, result: StepResu
   return `${state.script} ${verb} ${state.args.join(" ")} ${exit}:\n${result.stderr}${result.stdout}`;
 }
 
-/** Runs a verb that must succeed. */
-async function mustRun(state: EnsuredScriptState, verb: Verb): Promise<void> {
+/** Runs a verb that must succeed; returns the last line it printed. */
+async function mustRun(state: EnsuredScriptState, verb: Verb): Promise<string> {
   const result = await runStep(state, verb, process.getuid?.() ?? 0);
   if (result.code !== 0) {
     throw new Error(describeFailure(state, verb, result));
   }
+  const lines = result.stdout.trim().split("\n");
+  return lines[lines.length - 1] ?? "";
 }
 
 export const ensuredScriptProvider: pulumi.dynamic.ResourceProvider<
   EnsuredScriptState,
-  EnsuredScriptState
+  EnsuredScriptOutputs
 > = {
   async create(inputs) {
-    await mustRun(inputs, "create");
     const crypto = builtin<typeof import("node:crypto")>("node:crypto");
     const id = crypto
       .createHash("sha256")
       .update(JSON.stringify([inputs.script, inputs.args]))
       .digest("hex")
       .slice(0, 16);
-    return { id, outs: inputs };
+    try {
+      return { id, outs: { ...inputs, output: await mustRun(inputs, "create") } };
+    } catch (err) {
+      // Recorded as created but not initialised: `up` runs create again, `destroy` runs delete.
+      throw Object.assign(new Error((err as Error).message), {
+        id,
+        properties: { ...inputs, output: "" },
+        reasons: [(err as Error).message],
+      });
+    }
   },
 
   async diff(_id, olds, news) {
     const { replaces, updates } = inputChanges(olds, news);
     if (replaces.length > 0 || updates.length > 0) {
-      return { changes: true, replaces, deleteBeforeReplace: true };
+      // Whether the old goes first is the resource's deleteBeforeReplace option.
+      return { changes: true, replaces };
+    }
+    if (olds.watch === false) {
+      return { changes: false };
     }
     const status = await runStep(olds, "status", process.getuid?.() ?? 0);
     if (status.code === 0) {
@@ -193,8 +224,7 @@ export const ensuredScriptProvider: pulumi.dynamic.ResourceProvider<
   },
 
   async update(_id, _olds, news) {
-    await mustRun(news, "create");
-    return { outs: news };
+    return { outs: { ...news, output: await mustRun(news, "create") } };
   },
 
   async delete(_id, olds) {
@@ -223,19 +253,29 @@ export function ensuredScriptInputs(
     asRoot: args.asRoot ?? false,
     triggers: args.triggers ?? [],
     timeoutSeconds: args.timeoutSeconds ?? 300,
+    watch: args.watch ?? true,
   };
 }
 
 export class EnsuredScript extends pulumi.dynamic.Resource {
   declare readonly script: pulumi.Output<string>;
   declare readonly args: pulumi.Output<string[]>;
+  /** The last line `create` printed. */
+  declare readonly output: pulumi.Output<string>;
 
   constructor(name: string, args: EnsuredScriptArgs, opts?: pulumi.CustomResourceOptions) {
-    super(ensuredScriptProvider, name, ensuredScriptInputs(args), {
-      // A changed bridge or VM must be torn down before its successor takes its name.
-      deleteBeforeReplace: true,
-      additionalSecretOutputs: ["stdin"],
-      ...opts,
-    });
+    super(
+      ensuredScriptProvider,
+      name,
+      { ...ensuredScriptInputs(args), output: undefined },
+      {
+        // A changed bridge or VM must be torn down before its successor takes its name.
+        deleteBeforeReplace: true,
+        ...opts,
+        additionalSecretOutputs: ["stdin"],
+      },
+      "host",
+      "EnsuredScript",
+    );
   }
 }

@@ -46,7 +46,42 @@ export interface Artifact {
   readonly roles: readonly Role[];
 }
 
-type ArtifactConfig = Pick<HardwayConfig, "versions" | "arch" | "containerRuntime" | "cni">;
+type ArtifactConfig = Pick<HardwayConfig, "versions" | "arch" | "containerRuntime" | "cni"> & {
+  /** Base of a mirror with the upstream layout; see mirroredUrl. @default the upstream hosts */
+  readonly releaseMirror?: string;
+};
+
+/**
+ * Where a release file comes from when a mirror is set: `https://<host>/<path>` becomes
+ * `<mirror>/<host>/<path>`. A mirror is a base URL (https://, http://, file://) or an absolute
+ * local directory.
+ */
+export function mirroredUrl(url: string, mirror: string | undefined): string {
+  if (mirror === undefined || mirror === "") {
+    return url;
+  }
+  const match = /^https?:\/\/(.+)$/.exec(url);
+  if (!match) {
+    throw new Error(`${url} is not an http(s) URL, so it has no place in a mirror`);
+  }
+  const base = (mirror.startsWith("/") ? `file://${mirror}` : mirror).replace(/\/+$/, "");
+  return `${base}/${match[1]}`;
+}
+
+/** The artifact as fetched through the mirror (URL and checksum URL both). */
+function throughMirror(a: Artifact, mirror: string | undefined): Artifact {
+  if (mirror === undefined || mirror === "") {
+    return a;
+  }
+  return {
+    ...a,
+    url: mirroredUrl(a.url, mirror),
+    checksum:
+      a.checksum.kind === "file"
+        ? { ...a.checksum, url: mirroredUrl(a.checksum.url, mirror) }
+        : a.checksum,
+  };
+}
 
 const KUBELET_NODES: readonly Role[] = ["control", "worker"];
 const CONTROL: readonly Role[] = ["control"];
@@ -207,7 +242,7 @@ export function artifacts(c: ArtifactConfig): Artifact[] {
       roles: KUBELET_NODES,
     }),
   );
-  return list;
+  return list.map((a) => throughMirror(a, c.releaseMirror));
 }
 
 /** The artifacts one role installs. The gateway needs none: ldirectord comes from the distribution. */
@@ -241,8 +276,11 @@ export function cachePath(artifact: Artifact, cacheDir: string): string {
   );
 }
 
-/** The arguments for assets/artifacts/fetch.sh that download and verify one artifact. */
-export function fetchArgs(artifact: Artifact, cacheDir: string): string[] {
+/**
+ * The arguments after the verb for assets/artifacts/fetch.sh, which downloads and verifies one
+ * artifact and holds it for `holder` (one stack).
+ */
+export function fetchArgs(artifact: Artifact, cacheDir: string, holder: string): string[] {
   const checksum =
     artifact.checksum.kind === "pinned"
       ? ["--sha256", artifact.checksum.sha256]
@@ -254,5 +292,13 @@ export function fetchArgs(artifact: Artifact, cacheDir: string): string[] {
           "--checksum-entry",
           artifact.checksum.entry,
         ];
-  return ["--url", artifact.url, "--dest", cachePath(artifact, cacheDir), ...checksum];
+  return [
+    "--url",
+    artifact.url,
+    "--dest",
+    cachePath(artifact, cacheDir),
+    "--holder",
+    holder,
+    ...checksum,
+  ];
 }

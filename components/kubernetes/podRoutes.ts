@@ -20,16 +20,3 @@ export function podRoutes(plan: AddressPlan): PodRoute[] {
 }
 
 export type HostOs = "linux" | "darwin";
-
-/** The command that adds (or replaces) a route; `ip route replace` is idempotent by itself. */
-export function addRouteCommand(os: HostOs, route: PodRoute): string[] {
-  return os === "linux"
-    ? ["ip", "route", "replace", route.podCidr, "via", route.via]
-    : ["route", "-n", "add", "-net", route.podCidr, route.via];
-}
-
-export function deleteRouteCommand(os: HostOs, route: PodRoute): string[] {
-  return os === "linux"
-    ? ["ip", "route", "del", route.podCidr, "via", route.via]
-    : ["route", "-n", "delete", "-net", route.podCidr, route.via];
-}

@@ -19,6 +19,10 @@ export interface ServiceUnit {
   readonly service: {
     /** @default "simple" */
     readonly type?: "simple" | "exec" | "notify" | "oneshot";
+    /** Seconds, or "infinity". @default systemd's (90 s) */
+    readonly timeoutStartSec?: number | "infinity";
+    /** Seconds, or "infinity". @default systemd's (90 s) */
+    readonly timeoutStopSec?: number | "infinity";
     readonly execStartPre?: readonly CommandLine[];
     readonly execStart: CommandLine;
     readonly environment?: Readonly<Record<string, string>>;
@@ -90,6 +94,8 @@ export function renderServiceUnit(spec: ServiceUnit): string {
   const service = [
     "[Service]",
     ...line("Type", s.type ?? "simple"),
+    ...line("TimeoutStartSec", s.timeoutStartSec),
+    ...line("TimeoutStopSec", s.timeoutStopSec),
     ...environment,
     ...(s.execStartPre ?? []).map((pre) => `ExecStartPre=${commandLine(pre)}`),
     `ExecStart=${commandLine(s.execStart)}`,

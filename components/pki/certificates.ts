@@ -4,17 +4,11 @@
  * with exactly the CN/O that Kubernetes' RBAC and Node authorizer expect.
  */
 import { AddressPlan, NodeAddress } from "../network/addressPlan";
+import { Usage } from "./x509";
+
+export type { Usage };
 
 export type Signer = "kubernetes-ca" | "etcd-ca" | "front-proxy-ca";
-
-/** Names from the tls provider's `allowedUses`. */
-export type Usage =
-  | "digital_signature"
-  | "key_encipherment"
-  | "cert_signing"
-  | "crl_signing"
-  | "server_auth"
-  | "client_auth";
 
 export interface CaSpec {
   readonly id: Signer;

@@ -1,15 +1,16 @@
 /**
  * The cluster PKI: three CAs, every leaf certificate of certificateSpecs(), the service-account
- * key pair, the encryption-at-rest config, the kubeconfigs and the VMs' SSH key. Private keys
- * and everything that embeds one are Pulumi secrets.
+ * key pair, the encryption-at-rest config, the kubeconfigs, the SSH key the host logs in with
+ * and each VM's SSH host key. Private keys and everything that embeds one are Pulumi secrets.
+ * The keys and certificates are this project's own resources (resources.ts), made on the host
+ * by the Pulumi engine itself.
  */
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
-import * as tls from "@pulumi/tls";
 import { AddressPlan } from "../network/addressPlan";
 import { CAS, CA_USAGES, CertSpec, Signer, certificateSpecs, kubeletCertId } from "./certificates";
 import { renderEncryptionConfig } from "./encryption";
 import { renderKubeconfig } from "./kubeconfig";
+import { Certificate, PrivateKey, RandomSecret } from "./resources";
 
 export interface PkiArgs {
   /** The address plan; SANs and kubeconfig servers come from it. */
@@ -72,6 +73,13 @@ export class Pki extends pulumi.ComponentResource {
     readonly publicKey: pulumi.Output<string>;
     readonly privateKey: pulumi.Output<string>;
   };
+  /** Each VM's SSH host key by node name: `ssh-ed25519 …` and its (secret) private key. */
+  readonly hostKeys: Readonly<
+    Record<
+      string,
+      { readonly publicKey: pulumi.Output<string>; readonly privateKey: pulumi.Output<string> }
+    >
+  >;
   /** Certificate name → expiry time, for every CA and leaf. */
   readonly expiry: pulumi.Output<Record<string, string>>;
 
@@ -79,19 +87,21 @@ export class Pki extends pulumi.ComponentResource {
     super("hardway:pki:Pki", name, {}, opts);
     const parent = { parent: this };
     const newKey = (id: string) =>
-      new tls.PrivateKey(`${name}-${id}-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, parent);
+      new PrivateKey(`${name}-${id}-key`, { algorithm: "ecdsa-p256" }, parent);
 
     const cas = {} as Record<Signer, KeyPair>;
     for (const ca of CAS) {
       const key = newKey(ca.id);
-      const cert = new tls.SelfSignedCert(
+      const cert = new Certificate(
         `${name}-${ca.id}`,
         {
           privateKeyPem: key.privateKeyPem,
           subject: { commonName: ca.commonName, organization: args.clusterName },
-          isCaCertificate: true,
-          allowedUses: [...CA_USAGES],
-          validityPeriodHours: args.caValidityHours,
+          dnsNames: [],
+          ipAddresses: [],
+          isCa: true,
+          usages: [...CA_USAGES],
+          validityHours: args.caValidityHours,
           earlyRenewalHours: args.earlyRenewalHours,
         },
         parent,
@@ -99,7 +109,7 @@ export class Pki extends pulumi.ComponentResource {
       cas[ca.id] = {
         certPem: cert.certPem,
         keyPem: pulumi.secret(key.privateKeyPem),
-        notAfter: cert.validityEndTime,
+        notAfter: cert.notAfter,
       };
     }
 
@@ -107,25 +117,21 @@ export class Pki extends pulumi.ComponentResource {
     const certs: Record<string, KeyPair> = {};
     for (const spec of this.specs) {
       const key = newKey(spec.id);
-      const request = new tls.CertRequest(
-        `${name}-${spec.id}-csr`,
-        {
-          privateKeyPem: key.privateKeyPem,
-          subject: { commonName: spec.commonName, organization: spec.organization },
-          dnsNames: [...spec.dnsNames],
-          ipAddresses: [...spec.ipAddresses],
-        },
-        parent,
-      );
       const signer = cas[spec.signer];
-      const cert = new tls.LocallySignedCert(
+      const cert = new Certificate(
         `${name}-${spec.id}`,
         {
-          certRequestPem: request.certRequestPem,
-          caCertPem: signer.certPem,
-          caPrivateKeyPem: signer.keyPem,
-          allowedUses: [...spec.usages],
-          validityPeriodHours: args.validityHours,
+          privateKeyPem: key.privateKeyPem,
+          subject:
+            spec.organization === undefined
+              ? { commonName: spec.commonName }
+              : { commonName: spec.commonName, organization: spec.organization },
+          dnsNames: [...spec.dnsNames],
+          ipAddresses: [...spec.ipAddresses],
+          isCa: false,
+          usages: [...spec.usages],
+          issuer: { certPem: signer.certPem, privateKeyPem: signer.keyPem },
+          validityHours: args.validityHours,
           earlyRenewalHours: args.earlyRenewalHours,
         },
         parent,
@@ -133,7 +139,7 @@ export class Pki extends pulumi.ComponentResource {
       certs[spec.id] = {
         certPem: cert.certPem,
         keyPem: pulumi.secret(key.privateKeyPem),
-        notAfter: cert.validityEndTime,
+        notAfter: cert.notAfter,
       };
     }
     this.cas = cas;
@@ -147,7 +153,7 @@ export class Pki extends pulumi.ComponentResource {
       privateKeyPem: pulumi.secret(saKey.privateKeyPem),
     };
 
-    const encryptionKey = new random.RandomBytes(`${name}-encryption-key`, { length: 32 }, parent);
+    const encryptionKey = new RandomSecret(`${name}-encryption-key`, { length: 32 }, parent);
     this.encryptionConfig = pulumi.secret(encryptionKey.base64.apply(renderEncryptionConfig));
 
     const servers = kubeconfigServers(args.plan);
@@ -183,11 +189,27 @@ export class Pki extends pulumi.ComponentResource {
       ),
     };
 
-    const sshKey = new tls.PrivateKey(`${name}-ssh-key`, { algorithm: "ED25519" }, parent);
+    const sshKey = new PrivateKey(`${name}-ssh-key`, { algorithm: "ed25519" }, parent);
     this.ssh = {
       publicKey: sshKey.publicKeyOpenssh,
       privateKey: pulumi.secret(sshKey.privateKeyOpenssh),
     };
+    this.hostKeys = Object.fromEntries(
+      args.plan.nodes.map((node) => {
+        const hostKey = new PrivateKey(
+          `${name}-${node.name}-host-key`,
+          { algorithm: "ed25519" },
+          parent,
+        );
+        return [
+          node.name,
+          {
+            publicKey: hostKey.publicKeyOpenssh,
+            privateKey: pulumi.secret(hostKey.privateKeyOpenssh),
+          },
+        ];
+      }),
+    );
 
     const expiries: Record<string, pulumi.Output<string>> = {};
     for (const [id, pair] of [...Object.entries(cas), ...Object.entries(certs)]) {

@@ -1,13 +1,16 @@
 /**
- * BaseImage: the cloud image every VM's overlay disk is backed by, fetched once into the
- * per-user content-addressed cache and verified by sha256 (see assets/vm/fetch-image.sh).
+ * BaseImage: the image every VM's overlay disk is backed by: downloaded once into the per-user
+ * cache and verified by sha256, or a local file used where it is (assets/vm/fetch-image.sh).
+ * Its path follows from the configuration alone, so a preview knows it before any download,
+ * and an edit of the script updates it in place instead of replacing every VM.
  */
 import * as crypto from "node:crypto";
-import * as fs from "node:fs";
-import * as command from "@pulumi/command";
+import * as os from "node:os";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { shortHash } from "../host/layout";
-import { FETCH_IMAGE_SCRIPT, shellCommand } from "./vmScript";
+import { EnsuredScript } from "../host/ensured";
+
+export const FETCH_IMAGE_SCRIPT = "vm/fetch-image.sh";
 
 export interface BaseImageArgs {
   /** Where the image is downloaded from; its SHA256SUMS file is expected beside it. */
@@ -18,7 +21,7 @@ export interface BaseImageArgs {
    */
   readonly sha256?: string;
   /**
-   * A local copy of the image for air-gapped hosts; nothing is downloaded.
+   * A local image for air-gapped hosts or a prebaked image; nothing is downloaded.
    * @default undefined (download from `url`)
    */
   readonly path?: string;
@@ -34,8 +37,45 @@ export interface BaseImageArgs {
   readonly cacheDir?: string;
 }
 
+/** `${XDG_CACHE_HOME:-$HOME/.cache}/hardway/images`. */
+export function defaultImageCacheDir(
+  env: Readonly<Record<string, string | undefined>>,
+  home: string,
+): string {
+  const base = env.XDG_CACHE_HOME ? env.XDG_CACHE_HOME : `${home}/.cache`;
+  return `${base}/hardway/images`;
+}
+
+/**
+ * Where the image will be: the local path itself, or a cache entry named by the pinned digest
+ * (the same image under any URL) or else by the URL. Pure.
+ */
+export function baseImagePath(
+  args: Pick<BaseImageArgs, "url" | "sha256" | "path">,
+  cacheDir: string,
+): string {
+  if (args.path !== undefined) {
+    return args.path;
+  }
+  const key =
+    args.sha256 !== undefined
+      ? `sha256-${args.sha256}`
+      : `url-${crypto.createHash("sha256").update(args.url).digest("hex").slice(0, 16)}`;
+  const file = path.posix.basename(new URL(args.url).pathname) || "image.img";
+  return path.posix.join(cacheDir, key, file);
+}
+
+/** fetch-image.sh's arguments after the verb. Pure. */
+export function fetchImageArgs(args: BaseImageArgs, cacheDir: string): string[] {
+  const source =
+    args.path !== undefined
+      ? ["--path", args.path]
+      : ["--url", args.url, "--dest", baseImagePath(args, cacheDir)];
+  return ["--holder", args.holder, ...source, ...(args.sha256 ? ["--sha256", args.sha256] : [])];
+}
+
 export class BaseImage extends pulumi.ComponentResource {
-  /** Absolute path of the verified image in the cache. */
+  /** Absolute path of the image; resolves once it is there. */
   readonly path: pulumi.Output<string>;
   readonly url: string;
 
@@ -47,35 +87,17 @@ export class BaseImage extends pulumi.ComponentResource {
         this,
       );
     }
-    const script = ["bash", FETCH_IMAGE_SCRIPT];
-    const scriptSha256 = crypto
-      .createHash("sha256")
-      .update(fs.readFileSync(FETCH_IMAGE_SCRIPT))
-      .digest("hex");
-    const triggers = [args.url, args.sha256 ?? "", args.path ?? "", scriptSha256];
-    // A replacement creates the new command before deleting the old one; distinct holder marks
-    // keep the old one's release from dropping an image the new one just took hold of.
-    const holder = `${args.holder}.${shortHash(JSON.stringify(triggers), 12)}`;
-    const common = ["--holder", holder, ...(args.cacheDir ? ["--cache-dir", args.cacheDir] : [])];
-    const source = [
-      "--url",
-      args.url,
-      ...(args.sha256 ? ["--sha256", args.sha256] : []),
-      ...(args.path ? ["--path", args.path] : []),
-    ];
-    const fetch = new command.local.Command(
+    const cacheDir = args.cacheDir ?? defaultImageCacheDir(process.env, os.homedir());
+    const image = baseImagePath(args, cacheDir);
+    const fetch = new EnsuredScript(
       `${name}-fetch`,
-      {
-        create: shellCommand([...script, "fetch", ...source, ...common]),
-        // The cached path the create step printed; the release removes it once nobody holds it.
-        delete: `${shellCommand([...script, "release", ...common])} --image "$PULUMI_COMMAND_STDOUT"`,
-        triggers,
-        logging: "stdoutAndStderr",
-      },
-      { parent: this },
+      { script: FETCH_IMAGE_SCRIPT, args: fetchImageArgs(args, cacheDir), timeoutSeconds: 3600 },
+      // Another image is another file: the new one comes before the old one is released.
+      { parent: this, deleteBeforeReplace: false },
     );
     this.url = args.url;
-    this.path = fetch.stdout.apply((out) => out.trim());
+    // Through the script's inputs, so it is known in a preview unless the image itself changes.
+    this.path = fetch.args.apply(() => image);
     this.registerOutputs({ path: this.path, url: this.url });
   }
 }

@@ -14,8 +14,18 @@ export interface SeedInput {
   readonly network: SeedNetwork;
   /** OpenSSH public key line authorised for the login user. */
   readonly sshPublicKey: string;
+  /**
+   * The VM's own SSH host key (Ed25519, OpenSSH encodings), so the host can pin it instead of
+   * trusting whatever key answers first. @default none: the image generates its own
+   */
+  readonly hostKey?: { readonly publicKey: string; readonly privateKey: string };
   /** @default SSH_USER ("ubuntu", the cloud image's default user) */
   readonly user?: string;
+  /**
+   * The image already holds the role's packages (see rolePackages): nothing is installed, so
+   * the VM needs no package mirror to boot. @default false
+   */
+  readonly prebaked?: boolean;
 }
 
 export interface SeedFiles {
@@ -107,11 +117,26 @@ export function renderUserData(input: SeedInput): string {
     ],
     ssh_pwauth: false,
     disable_root: true,
-    package_update: true,
-    // Upgrading on first boot makes boot time and package versions depend on the day it ran.
-    package_upgrade: false,
-    package_reboot_if_required: false,
-    packages: rolePackages(node.role),
+    ...(input.hostKey === undefined
+      ? {}
+      : {
+          // Only the host key the PKI made: the host pins it (see cluster/ssh.ts).
+          ssh_deletekeys: true,
+          ssh_genkeytypes: [],
+          ssh_keys: {
+            ed25519_private: input.hostKey.privateKey,
+            ed25519_public: input.hostKey.publicKey.trim(),
+          },
+        }),
+    ...(input.prebaked
+      ? {}
+      : {
+          package_update: true,
+          // Upgrading on first boot makes boot time and package versions depend on the day.
+          package_upgrade: false,
+          package_reboot_if_required: false,
+          packages: rolePackages(node.role),
+        }),
     write_files: writeFiles,
     // write_files runs before runcmd; the files make the settings survive reboots, these apply
     // them now without one.

@@ -1,8 +1,11 @@
 /**
  * VirtualMachine: one QEMU VM of the cluster, kept running by an EnsuredScript over
  * assets/vm/vm.sh. After a host reboot `pulumi up` sees `vm.sh status` fail and runs create
- * again, which boots the VM from its existing disk. The constructor only wires: the seed comes
- * from cloudInit.ts, the argv from qemu.ts, the script's calling convention from vmScript.ts.
+ * again, which boots the VM from its existing disk. A VM is ready once SSH answers with its own
+ * host key and cloud-init has finished. Its `instance` id changes only when its disk is new, and
+ * every step on the VM takes it as an input, so a re-created VM gets all its steps again. The
+ * constructor only wires: the seed comes from cloudInit.ts, the argv from qemu.ts, the script's
+ * calling convention from vmScript.ts.
  */
 import * as crypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
@@ -46,6 +49,16 @@ export interface VirtualMachineArgs {
   readonly sshPublicKey: pulumi.Input<string>;
   /** Its private key, used only to wait until SSH answers; travels on stdin, never in argv. */
   readonly sshPrivateKey: pulumi.Input<string>;
+  /** The VM's own SSH host key (Pki.hostKeys), installed by cloud-init and pinned by the host. */
+  readonly hostKey: {
+    readonly publicKey: pulumi.Input<string>;
+    readonly privateKey: pulumi.Input<string>;
+  };
+  /**
+   * The image already holds the guest packages; cloud-init installs nothing.
+   * @default false
+   */
+  readonly prebaked?: boolean;
   /**
    * UEFI firmware for disk boot.
    * @default firmwareFor(arch, hostOs, homebrewPrefix)
@@ -104,6 +117,10 @@ export class VirtualMachine extends pulumi.ComponentResource {
   readonly qemuArgv: readonly string[];
   /** The node's address, resolved only once the VM answers SSH: depend on it to use the VM. */
   readonly sshHost: pulumi.Output<string>;
+  /** Made with the VM's disk; a new one means an empty disk. Resolves once the VM is ready. */
+  readonly instance: pulumi.Output<string>;
+  /** The host key the VM presents, pinned by every SSH session. */
+  readonly hostKey: pulumi.Output<string>;
 
   constructor(name: string, args: VirtualMachineArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:vm:VirtualMachine", name, {}, opts);
@@ -147,21 +164,33 @@ export class VirtualMachine extends pulumi.ComponentResource {
       }),
     );
     const seed = pulumi
-      .output(args.sshPublicKey)
-      .apply((sshPublicKey) => renderSeed({ node, network: args.network, sshPublicKey, user }));
-    const bundle = pulumi.secret(
-      pulumi.all([seed, args.sshPrivateKey]).apply(([s, privateKey]) =>
-        renderBundle({
-          "qemu-argv": encodeArgv(argv),
-          "disk-size": String(size.disk),
-          "boot-timeout": String(args.bootTimeoutSeconds ?? 900),
-          "stop-timeout": String(args.stopTimeoutSeconds ?? 60),
-          "user-data": s.userData,
-          "meta-data": s.metaData,
-          "network-config": s.networkConfig,
-          "ssh-private-key": privateKey,
+      .all([args.sshPublicKey, args.hostKey.publicKey, args.hostKey.privateKey])
+      .apply(([sshPublicKey, hostPublic, hostPrivate]) =>
+        renderSeed({
+          node,
+          network: args.network,
+          sshPublicKey,
+          user,
+          hostKey: { publicKey: hostPublic, privateKey: hostPrivate },
+          prebaked: args.prebaked ?? false,
         }),
-      ),
+      );
+    const bundle = pulumi.secret(
+      pulumi
+        .all([seed, args.sshPrivateKey, args.hostKey.publicKey])
+        .apply(([s, privateKey, hostKey]) =>
+          renderBundle({
+            "qemu-argv": encodeArgv(argv),
+            "disk-size": String(size.disk),
+            "boot-timeout": String(args.bootTimeoutSeconds ?? 900),
+            "stop-timeout": String(args.stopTimeoutSeconds ?? 60),
+            "user-data": s.userData,
+            "meta-data": s.metaData,
+            "network-config": s.networkConfig,
+            "ssh-private-key": privateKey,
+            "host-key": hostKey,
+          }),
+        ),
     );
     // Not secret, unlike the bundle: shows in the diff which part of the VM changed.
     const seedHash = seed.apply((s) =>
@@ -188,6 +217,8 @@ export class VirtualMachine extends pulumi.ComponentResource {
     this.serialLog = files.serialLog;
     this.qemuArgv = argv;
     this.sshHost = qemu.id.apply(() => node.ip);
+    this.instance = qemu.output;
+    this.hostKey = pulumi.output(args.hostKey.publicKey);
     this.registerOutputs({
       nodeName: this.nodeName,
       ip: this.ip,
@@ -195,6 +226,7 @@ export class VirtualMachine extends pulumi.ComponentResource {
       stateDir: this.stateDir,
       qemuArgv: this.qemuArgv,
       sshHost: this.sshHost,
+      instance: this.instance,
     });
   }
 }

@@ -2,11 +2,8 @@
  * The calling convention of assets/vm/vm.sh and assets/vm/fetch-image.sh, as pure functions: the
  * `--flag value` list and the stdin bundle. Secrets only ever go into the bundle.
  */
-import * as path from "node:path";
-
 /** vm.sh relative to assets/, as EnsuredScript takes it. */
 export const VM_SCRIPT = "vm/vm.sh";
-export const FETCH_IMAGE_SCRIPT = path.resolve(__dirname, "../../assets/vm/fetch-image.sh");
 
 /** Names vm.sh accepts in its stdin bundle. */
 export type BundleEntry =
@@ -17,7 +14,8 @@ export type BundleEntry =
   | "user-data"
   | "meta-data"
   | "network-config"
-  | "ssh-private-key";
+  | "ssh-private-key"
+  | "host-key";
 
 /** One `<name> <base64>` line per entry, so any content (keys, NULs, newlines) survives. */
 export function renderBundle(entries: Readonly<Partial<Record<BundleEntry, string>>>): string {
@@ -66,13 +64,4 @@ export function vmScriptFlags(o: VmScriptOptions): string[] {
     flags.push("--ssh-host", o.ssh.host, "--ssh-user", o.ssh.user);
   }
   return flags;
-}
-
-/** POSIX shell quoting for one word: the only way values reach a `local.Command` string. */
-export function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'"'"'`)}'`;
-}
-
-export function shellCommand(argv: readonly string[]): string {
-  return argv.map(shellQuote).join(" ");
 }

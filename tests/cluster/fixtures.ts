@@ -1,6 +1,6 @@
 /**
- * Builds the cluster's remote-command wiring under Pulumi mocks from a real Pki and the address
- * plan of parseConfig(raw), through the same KubernetesCluster component index.ts uses.
+ * Builds the cluster's steps under Pulumi mocks from a real Pki and the address plan of
+ * parseConfig(raw), through the same KubernetesCluster component index.ts uses.
  */
 import type * as PulumiModule from "@pulumi/pulumi";
 import type { RecordedResource } from "../harness/mocks";
@@ -33,23 +33,26 @@ export async function buildScenario(
     validityHours: config.pki.validityHours,
     earlyRenewalHours: config.pki.earlyRenewalHours,
   });
-  // Stands in for the VirtualMachine components: what the steps must wait for.
+  // Stands in for the VirtualMachine components: the instance id every step takes as input.
   class VmStandIn extends pulumi.CustomResource {
+    declare readonly instance: PulumiModule.Output<string>;
     constructor(name: string) {
-      super("test:vm:Vm", name, {});
+      super("test:vm:Vm", name, { instance: `${name}-instance` });
     }
   }
-  const vmReady = Object.fromEntries(
-    plan.nodes.map((n) => [n.name, new VmStandIn(`${p}-vm-${n.name}`)]),
+  const hosts = Object.fromEntries(
+    plan.nodes.map((n) => {
+      const vm = new VmStandIn(`${p}-vm-${n.name}`);
+      return [n.name, { hostKey: pki.hostKeys[n.name].publicKey, instance: vm.instance }];
+    }),
   );
   new KubernetesCluster(p, {
     config,
     plan,
     pki,
     clusterName: "hardway-test",
-    vmReady,
-    hostOs: "linux",
-    uid: 1000,
+    nodes: { connection: { user: "ubuntu", privateKey: pki.ssh.privateKey }, hosts },
+    through: config.stopAfter === "controlPlane" ? "controlPlane" : "nodes",
     cacheDir: "/cache",
   });
 }

@@ -1,13 +1,16 @@
+/**
+ * The cluster's steps as KubernetesCluster wires them, under mocks: what waits for what, what
+ * each step installs and removes, where secrets travel, and the longest chain of steps.
+ */
 import * as pulumi from "@pulumi/pulumi";
-import { parseFileBundle } from "../../components/cluster/remoteFiles";
 import { longestChain } from "../../components/cluster/graph";
+import { parseFileBundle } from "../../components/cluster/remoteFiles";
 import { RecordedResource, installMocks } from "../harness/mocks";
 import { buildScenario, settled } from "./fixtures";
 
-const REMOTE = "command:remote:Command";
-const COPY = "command:remote:CopyToRemote";
-const LOCAL = "command:local:Command";
-const STEP_TYPES = new Set([REMOTE, COPY, LOCAL]);
+const NODE_STEP = "pulumi-nodejs:dynamic/cluster:NodeStep";
+const ENSURED = "pulumi-nodejs:dynamic/host:EnsuredScript";
+const STEP_TYPES = new Set([NODE_STEP, ENSURED]);
 
 let resources: RecordedResource[];
 
@@ -19,76 +22,106 @@ beforeAll(async () => {
     raw: { containerRuntime: "cri-o", arch: "arm64" },
   });
   await buildScenario(pulumi, { prefix: "cil", raw: { cni: "cilium" } });
+  await buildScenario(pulumi, { prefix: "cp", raw: { stopAfter: "controlPlane" } });
   await settled(resources);
-});
+}, 600_000);
 
 const inScenario = (prefix: string) => resources.filter((r) => r.name.startsWith(`${prefix}-`));
-/** The remote or local command of that name (copies are named `…-copy-<artifact>`). */
 const named = (name: string) => {
-  const found = resources.find((r) => r.name === name && r.type !== COPY);
+  const found = resources.find((r) => r.name === name);
   if (found === undefined) {
     throw new Error(`no resource ${name}`);
   }
   return found;
 };
-const commandText = (r: RecordedResource) =>
-  [r.inputs.create, r.inputs.update, r.inputs.delete]
-    .filter((c) => typeof c === "string")
-    .join("\n");
+interface Target {
+  node: string;
+  instance: string;
+  hostKey: string;
+}
+const targets = (r: RecordedResource) => (r.inputs.targets as Target[]).map((t) => t.node);
+const argv = (r: RecordedResource, key: "apply" | "remove") => r.inputs[key] as string[];
+const bundle = (r: RecordedResource, node: string) =>
+  parseFileBundle((r.inputs.bundles as Record<string, string>)[node]);
 
 describe("ordering", () => {
-  it("starts every API server only after the etcd health probe", () => {
-    const health = named("std-etcd-health");
-    for (const node of ["control0", "control1", "control2"]) {
-      expect(named(`std-control-${node}-kube-apiserver`).dependencies).toContain(health.urn);
-    }
+  it("runs etcd as one step over the control nodes, healthy as a cluster when it completes", () => {
+    const etcd = named("std-etcd-members");
+    expect(targets(etcd)).toEqual(["control0", "control1", "control2"]);
+    expect(argv(etcd, "apply")).toEqual(
+      expect.arrayContaining(["--start-no-block", "etcd.service"]),
+    );
+    expect(etcd.inputs.readiness).toEqual(expect.arrayContaining(["--scope", "member"]));
+    expect(etcd.inputs.finalCheck).toEqual(expect.arrayContaining(["--scope", "cluster"]));
   });
 
-  it("probes etcd only after every member step", () => {
-    const deps = named("std-etcd-health").dependencies;
-    for (const node of ["control0", "control1", "control2"]) {
-      expect(deps).toContain(named(`std-etcd-${node}`).urn);
-    }
+  it("starts the API servers, one step rolling over the control nodes, only after etcd", () => {
+    const api = named("std-control-kube-apiserver");
+    expect(targets(api)).toEqual(["control0", "control1", "control2"]);
+    expect(api.dependencies).toContain(named("std-etcd-members").urn);
+    expect(api.inputs.readiness).toEqual(expect.arrayContaining(["api-ready.sh"]));
   });
 
-  it("starts each kubelet after its own runtime and the API health probe, not other nodes' runtimes", () => {
+  it("starts each kubelet after its own runtime only, not other nodes' nor the API probe", () => {
     const apiHealth = named("std-api-health").urn;
     for (const node of ["control0", "worker0", "worker2"]) {
       const deps = named(`std-kubelet-${node}`).dependencies;
-      expect(deps).toEqual(
-        expect.arrayContaining([named(`std-runtime-${node}-containerd`).urn, apiHealth]),
-      );
+      expect(deps).toContain(named(`std-runtime-${node}-containerd`).urn);
+      expect(deps).not.toContain(apiHealth);
       expect(deps).not.toContain(
         named(`std-runtime-${node === "worker0" ? "worker1" : "worker0"}-containerd`).urn,
       );
     }
   });
 
-  it("keeps each etcd member independent of the others", () => {
-    const members = ["control0", "control1", "control2"].map((n) => named(`std-etcd-${n}`).urn);
-    for (const urn of members) {
-      const r = resources.find((x) => x.urn === urn) as RecordedResource;
-      expect(r.dependencies.filter((d) => members.includes(d))).toEqual([]);
+  it("takes each VM's instance id as an input of every step on it, so a new VM runs them again", () => {
+    for (const step of inScenario("std").filter((r) => r.type === NODE_STEP)) {
+      for (const target of step.inputs.targets as Target[]) {
+        expect(target.instance).toBe(`std-vm-${target.node}-instance`);
+        expect(target.hostKey).toMatch(/^ssh-ed25519 AAAA/);
+      }
     }
   });
 
-  it("makes every remote step wait for its VM", () => {
-    const vm = named("std-vm-worker1").urn;
-    const copy = resources.find((r) => r.name === "std-scripts-worker1-node-step");
-    expect(copy?.dependencies).toContain(vm);
-    expect(
-      resources.find((r) => r.name === "std-kubelet-worker1-copy-kubelet")?.dependencies,
-    ).toContain(copy?.urn);
+  it("probes the API through the VIP only after ldirectord and the API servers", () => {
+    const health = named("std-api-health");
+    expect(health.dependencies).toEqual(
+      expect.arrayContaining([
+        named("std-api-ldirectord").urn,
+        named("std-control-kube-apiserver").urn,
+      ]),
+    );
+    expect(health.inputs.watch).toBe(false);
+  });
+});
+
+describe("stages", () => {
+  it("stops after the control plane with no runtime, kubelet, kube-proxy or route", () => {
+    const names = inScenario("cp")
+      .filter((r) => STEP_TYPES.has(r.type))
+      .map((r) => r.name);
+    expect(names).toContain("cp-control-kube-apiserver");
+    expect(names).toContain("cp-api-health");
+    expect(names.filter((n) => /runtime|kubelet|kube-proxy|routes/.test(n))).toEqual([]);
   });
 });
 
 describe("runtime and CNI choices", () => {
-  it("registers no containerd step with cri-o, and the kubelet talks to the CRI-O socket", () => {
+  it("names each runtime's step after it, and the kubelet talks to the CRI-O socket with cri-o", () => {
     const crio = inScenario("crio");
     expect(crio.filter((r) => /containerd|runc/.test(r.name))).toEqual([]);
-    expect(crio.some((r) => r.name === "crio-runtime-worker0-cri-o")).toBe(true);
-    const files = parseFileBundle(named("crio-kubelet-worker0").inputs.stdin as string);
-    const config = files.find((f) => f.path === "/var/lib/kubelet/config.yaml");
+    const step = named("crio-runtime-worker0-cri-o");
+    expect(argv(step, "apply").slice(0, 5)).toEqual([
+      "bash",
+      "node-step.sh",
+      "apply",
+      "--step",
+      "cri-o",
+    ]);
+    expect(argv(named("std-runtime-worker0-containerd"), "apply")[4]).toBe("containerd");
+    const config = bundle(named("crio-kubelet-worker0"), "worker0").find(
+      (f) => f.path === "/var/lib/kubelet/config.yaml",
+    );
     expect(config?.content).toContain("containerRuntimeEndpoint: unix:///var/run/crio/crio.sock");
   });
 
@@ -97,9 +130,6 @@ describe("runtime and CNI choices", () => {
       .filter((r) => STEP_TYPES.has(r.type))
       .map((r) => r.name);
     expect(names.filter((n) => /kube-proxy|-cni$|routes/.test(n))).toEqual([]);
-    expect(names.filter((n) => /kube-proxy|-cni$|routes/.test(n) && n.startsWith("std-"))).toEqual(
-      [],
-    );
     expect(inScenario("std").some((r) => r.name === "std-kube-proxy-worker2")).toBe(true);
     expect(inScenario("std").some((r) => r.name === "std-runtime-worker2-cni")).toBe(true);
     expect(inScenario("std").some((r) => r.name === "std-routes-control1")).toBe(true);
@@ -107,87 +137,94 @@ describe("runtime and CNI choices", () => {
 });
 
 describe("downloads", () => {
-  it("fetches each artifact once on the host, for the configured arch", () => {
+  it("fetches each artifact once on the host, for the configured arch, held by the stack", () => {
     for (const [prefix, arch, other] of [
       ["std", "amd64", "arm64"],
       ["crio", "arm64", "amd64"],
     ] as const) {
       const fetches = inScenario(prefix).filter(
-        (r) => r.type === LOCAL && r.name.startsWith(`${prefix}-artifacts-`),
+        (r) => r.type === ENSURED && r.name.startsWith(`${prefix}-artifacts-`),
       );
       expect(fetches.length).toBeGreaterThan(5);
       for (const fetch of fetches) {
-        const url = /--url (\S+)/.exec(fetch.inputs.create as string)?.[1] ?? "";
-        expect(url).toContain(arch);
-        expect(url).not.toContain(other);
+        const args = fetch.inputs.args as string[];
+        expect(fetch.inputs.script).toBe("artifacts/fetch.sh");
+        expect(args[args.indexOf("--url") + 1]).toContain(arch);
+        expect(args[args.indexOf("--url") + 1]).not.toContain(other);
+        expect(args[args.indexOf("--holder") + 1]).toBe("hardway-test");
       }
     }
   });
 
-  it("never downloads on a VM: remote commands use neither curl nor wget", () => {
-    const remote = resources.filter((r) => r.type === REMOTE);
-    expect(remote.length).toBeGreaterThan(40);
-    for (const r of remote) {
-      expect(commandText(r)).not.toMatch(/\b(curl|wget)\b/);
+  it("never downloads on a VM: no step runs curl or wget there", () => {
+    const steps = resources.filter((r) => r.type === NODE_STEP);
+    expect(steps.length).toBeGreaterThan(40);
+    for (const r of steps) {
+      expect(JSON.stringify([r.inputs.apply, r.inputs.remove])).not.toMatch(/\b(curl|wget)\b/);
     }
   });
 
-  it("copies each release file to exactly the nodes whose role needs it", () => {
-    const copies = inScenario("std").filter(
-      (r) => r.type === COPY && r.name.endsWith("-copy-etcd"),
-    );
-    expect(copies.map((c) => c.name).sort()).toEqual([
-      "std-etcd-control0-copy-etcd",
-      "std-etcd-control1-copy-etcd",
-      "std-etcd-control2-copy-etcd",
+  it("uploads each release file from the host cache to the nodes whose step needs it", () => {
+    const etcd = named("std-etcd-members");
+    expect(etcd.inputs.uploads).toEqual([
+      {
+        localPath: "/cache/etcd/3.6.16/amd64/etcd-v3.6.16-linux-amd64.tar.gz",
+        remotePath:
+          "/home/ubuntu/.cache/hardway/artifacts/etcd/3.6.16/amd64/etcd-v3.6.16-linux-amd64.tar.gz",
+      },
+    ]);
+    const kubelet = named("std-kubelet-worker1");
+    expect((kubelet.inputs.uploads as { localPath: string }[]).map((u) => u.localPath)).toEqual([
+      "/cache/kubelet/1.36.5/amd64/kubelet",
     ]);
   });
 });
 
 describe("secrets", () => {
-  it("keep every key off command lines: only stdin carries them, as a secret", () => {
-    for (const r of resources.filter((x) => x.type === REMOTE || x.type === LOCAL)) {
-      expect(commandText(r)).not.toContain("PRIVATE KEY");
-      expect(JSON.stringify(r.inputs.triggers ?? [])).not.toContain("PRIVATE KEY");
+  it("keep every key off command lines: only the bundles carry them, as secrets", () => {
+    for (const r of resources.filter((x) => STEP_TYPES.has(x.type))) {
+      expect(JSON.stringify([r.inputs.apply, r.inputs.remove, r.inputs.args])).not.toContain(
+        "PRIVATE KEY",
+      );
     }
-    const etcd = named("std-etcd-control1");
-    expect(etcd.secretInputs).toContain("stdin");
-    const files = parseFileBundle(etcd.inputs.stdin as string);
-    expect(files.find((f) => f.path === "/etc/kubernetes/pki/etcd/peer.key")?.content).toContain(
-      "PRIVATE KEY",
+    const etcd = named("std-etcd-members");
+    expect(etcd.secretInputs).toEqual(expect.arrayContaining(["bundles", "privateKey"]));
+    const key = bundle(etcd, "control1").find(
+      (f) => f.path === "/etc/kubernetes/pki/etcd/peer.key",
     );
-    expect(files.find((f) => f.path === "/etc/kubernetes/pki/etcd/peer.key")?.mode).toBe("0600");
-  });
-
-  it("pass the SSH key only inside the connection, as a secret", () => {
-    const step = named("std-kubelet-worker0");
-    expect(step.secretInputs.some((p) => p.startsWith("connection"))).toBe(true);
+    expect(key?.content).toContain("PRIVATE KEY");
+    expect(key?.mode).toBe("0600");
   });
 });
 
 describe("delete", () => {
-  it("gives every installing step a delete that removes what it installed", () => {
-    for (const r of resources.filter((x) => x.type === REMOTE && !x.name.endsWith("-health"))) {
-      expect(r.inputs.delete).toMatch(/node-step\.sh remove --step /);
-      expect(r.inputs.update).toBe(r.inputs.create);
+  it("removes what each step installed, and wipes state only for etcd and the kubelet", () => {
+    const withState = new Map<string, string[]>();
+    for (const r of inScenario("std").filter((x) => x.type === NODE_STEP)) {
+      const remove = argv(r, "remove");
+      expect(remove.slice(0, 3)).toEqual(["bash", "node-step.sh", "remove"]);
+      const dirs = remove.flatMap((a, i) => (remove[i - 1] === "--state-dir" ? [a] : []));
+      if (dirs.length > 0) {
+        withState.set(r.name.replace(/-(control|worker)\d$/, ""), dirs);
+      }
     }
-    for (const r of resources.filter((x) => x.type === LOCAL && !x.name.endsWith("-health"))) {
-      expect(typeof r.inputs.delete).toBe("string");
-    }
+    expect(Object.fromEntries(withState)).toEqual({
+      "std-etcd-members": ["/var/lib/etcd"],
+      "std-kubelet": ["/var/lib/kubelet"],
+    });
   });
 });
 
 describe("the longest chain of steps", () => {
-  it("runs through etcd, its health, the API server, the API health and a kubelet", () => {
+  it("runs fetch, etcd, the API servers, the API probe: no longer than 8 steps", () => {
     const std = inScenario("std");
     const chain = longestChain(std, (r) => STEP_TYPES.has(r.type));
     const names = chain.map((r) => r.name);
     // Printed so the report and a reviewer see the critical path of a default `pulumi up`.
     console.log(`longest chain (${names.length} steps):\n  ${names.join("\n  ")}`);
-    const order = ["std-etcd-health", "std-api-health"].map((n) => names.indexOf(n));
-    expect(order.every((i) => i >= 0)).toBe(true);
-    expect(order[0]).toBeLessThan(order[1]);
-    expect(names[names.length - 1]).toMatch(/^std-kubelet-/);
-    expect(names.some((n) => /^std-control-control\d-kube-apiserver$/.test(n))).toBe(true);
+    expect(names).toEqual(
+      expect.arrayContaining(["std-etcd-members", "std-control-kube-apiserver", "std-api-health"]),
+    );
+    expect(names.length).toBeLessThanOrEqual(8);
   });
 });

@@ -75,7 +75,7 @@ describe("stack config", () => {
     [
       "an unknown arch",
       { arch: "riscv64" },
-      /hardway:arch: expected one of arm64, amd64 \(got "riscv64"\)/,
+      /hardway:arch: expected one of auto, arm64, amd64 \(got "riscv64"\)/,
     ],
     [
       "2 control planes",

@@ -1,11 +1,12 @@
 /**
  * The Pulumi mock harness. Each run loads a fresh copy of @pulumi/pulumi and of the program, so
  * one test file can run the program under many configurations. It records every registered
- * resource (type, name, inputs, parent, dependencies), answers tls/random resources with real
- * keys and certificates (see tlsStandIn.ts) and fails loudly on any invoke it does not know.
+ * resource (type, name, inputs, parent, dependencies), answers the project's dynamic resources
+ * (real keys and certificates from the PKI's own providers, see dynamicStandIn.ts) and fails
+ * loudly on any invoke it does not know.
  */
 import type * as PulumiModule from "@pulumi/pulumi";
-import { standIns } from "./tlsStandIn";
+import { standIns } from "./dynamicStandIn";
 
 export interface RecordedResource {
   readonly type: string;
@@ -93,12 +94,12 @@ export async function installMocks(
   pulumi.runtime.setAllConfig({ ...config });
   await pulumi.runtime.setMocks(
     {
-      newResource(args) {
+      async newResource(args) {
         const standIn = standIns[args.type];
         const secretInputs: string[] = [];
         const inputs = revealSecrets(args.inputs, "", secretInputs) as Record<string, unknown>;
         try {
-          const state = standIn ? standIn(inputs) : { ...inputs };
+          const state = standIn ? await standIn(inputs) : { ...inputs };
           pending.set(`${args.type}::${args.name}`, { inputs, state, secretInputs });
           return { id: `${args.name}-id`, state };
         } catch (err) {

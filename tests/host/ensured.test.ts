@@ -20,7 +20,7 @@ const FIXTURE = [
   "set -euo pipefail",
   'verb="$1" marker="$2"',
   'case "$verb" in',
-  '    create) cat >"$marker"; echo create >>"$marker.log" ;;',
+  '    create) cat >"$marker"; echo create >>"$marker.log"; echo "made $marker" ;;',
   '    status) [[ ! -e "$marker.broken" ]] || { echo "cannot tell" >&2; exit 2; }; [[ -s "$marker" ]] ;;',
   '    delete) rm -f "$marker"; echo delete >>"$marker.log" ;;',
   "esac",
@@ -37,6 +37,7 @@ function state(marker: string, overrides: Partial<EnsuredScriptState> = {}): Ens
     asRoot: false,
     triggers: [],
     timeoutSeconds: 30,
+    watch: true,
     ...overrides,
   };
 }
@@ -80,7 +81,13 @@ describe("ensuredScriptInputs", () => {
       fs.readFileSync(path.join(ASSETS_DIR, "host/linux-network.sh"), "utf8"),
     );
     expect(inputs.scriptSha256).toMatch(/^[0-9a-f]{64}$/);
-    expect(inputs).toMatchObject({ stdin: "", asRoot: false, triggers: [], timeoutSeconds: 300 });
+    expect(inputs).toMatchObject({
+      stdin: "",
+      asRoot: false,
+      triggers: [],
+      timeoutSeconds: 300,
+      watch: true,
+    });
   });
 
   it.each(["../package.json", "/etc/passwd", "host/../../package.json"])(
@@ -127,6 +134,7 @@ describe("the EnsuredScript provider, serialised as Pulumi stores it", () => {
     const inputs = state(marker);
     const created = await provider.create(inputs);
     expect(fs.readFileSync(marker, "utf8")).toBe("content\n");
+    expect(created.outs?.output).toBe(`made ${marker}`);
 
     await expect(provider.diff!(created.id, created.outs!, inputs)).resolves.toEqual({
       changes: false,
@@ -147,20 +155,16 @@ describe("the EnsuredScript provider, serialised as Pulumi stores it", () => {
     expect(log(marker)).toEqual(["create", "create", "delete", "delete"]);
   });
 
-  it("updates on new content and replaces, old one first, on new args", async () => {
+  it("updates on new content and replaces on new args", async () => {
     const marker = path.join(dir, "content");
     const inputs = state(marker);
     const created = await provider.create(inputs);
     await expect(
       provider.diff!(created.id, created.outs!, { ...inputs, stdin: "v2\n" }),
-    ).resolves.toEqual({
-      changes: true,
-      replaces: [],
-      deleteBeforeReplace: true,
-    });
+    ).resolves.toEqual({ changes: true, replaces: [] });
     await expect(
       provider.diff!(created.id, created.outs!, { ...inputs, args: [`${marker}2`] }),
-    ).resolves.toEqual({ changes: true, replaces: ["args"], deleteBeforeReplace: true });
+    ).resolves.toEqual({ changes: true, replaces: ["args"] });
     await provider.update!(created.id, created.outs!, { ...inputs, stdin: "v2\n" });
     expect(fs.readFileSync(marker, "utf8")).toBe("v2\n");
   });
@@ -174,10 +178,26 @@ describe("the EnsuredScript provider, serialised as Pulumi stores it", () => {
     );
   });
 
-  it("reports the script's own message when create fails", async () => {
+  it("never asks status of a probe (watch: false): its effect lives elsewhere", async () => {
+    const marker = path.join(dir, "probe");
+    const inputs = state(marker, { watch: false });
+    const created = await provider.create(inputs);
+    fs.rmSync(marker);
+    await expect(provider.diff!(created.id, created.outs!, inputs)).resolves.toEqual({
+      changes: false,
+    });
+  });
+
+  it("keeps a failed create in the state, with the script's own message", async () => {
     const failing = state(path.join(dir, "missing-dir", "marker"));
-    await expect(provider.create(failing)).rejects.toThrow(
-      /test\/fixture\.sh create .* exited 1:\n.*No such file/,
+    const error = await provider.create(failing).then(
+      () => undefined,
+      (err: Error & { id?: string; properties?: Record<string, unknown> }) => err,
     );
+    expect(error?.message).toMatch(/test\/fixture\.sh create .* exited 1:\n.*No such file/);
+    // An id and properties make the engine record the resource as created but not initialised:
+    // the next `up` runs create again, and `destroy` runs delete for what it did make.
+    expect(error?.id).toMatch(/^[0-9a-f]{16}$/);
+    expect(error?.properties).toMatchObject({ args: failing.args, script: failing.script });
   });
 });

@@ -35,7 +35,7 @@ describe("HostNetwork under mocks", () => {
     const { resources, outputs } = await build("linux");
     expect(resources.map((r) => [r.type, r.name])).toEqual([
       ["hardway:host:HostNetwork", "host"],
-      ["pulumi-nodejs:dynamic:Resource", "host-linux"],
+      ["pulumi-nodejs:dynamic/host:EnsuredScript", "host-linux"],
     ]);
     const script = resources[1];
     expect(script.parentUrn).toBe(resources[0].urn);

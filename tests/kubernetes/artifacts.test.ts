@@ -10,6 +10,7 @@ import {
   cachePath,
   defaultCacheDir,
   fetchArgs,
+  mirroredUrl,
 } from "../../components/kubernetes/artifacts";
 import { config } from "./fixtures";
 
@@ -95,15 +96,15 @@ describe("artifact list", () => {
     const byName = new Map(artifacts(config()).map((a) => [a.name, a]));
     expect(byName.get("kubelet")?.checksum).toEqual({
       kind: "file",
-      url: "https://dl.k8s.io/release/v1.33.13/bin/linux/amd64/kubelet.sha256",
+      url: "https://dl.k8s.io/release/v1.36.5/bin/linux/amd64/kubelet.sha256",
       format: "bare",
       entry: "kubelet",
     });
     expect(byName.get("etcd")?.checksum).toEqual({
       kind: "file",
-      url: "https://github.com/etcd-io/etcd/releases/download/v3.5.33/SHA256SUMS",
+      url: "https://github.com/etcd-io/etcd/releases/download/v3.6.16/SHA256SUMS",
       format: "sha256sum",
-      entry: "etcd-v3.5.33-linux-amd64.tar.gz",
+      entry: "etcd-v3.6.16-linux-amd64.tar.gz",
     });
     expect(byName.get("runc")?.checksum).toMatchObject({
       format: "sha256sum",
@@ -115,7 +116,7 @@ describe("artifact list", () => {
     const etcd = artifacts(config()).find((a) => a.name === "etcd") as Artifact;
     expect(defaultCacheDir({}, "/home/u")).toBe("/home/u/.cache/hardway/artifacts");
     expect(defaultCacheDir({ XDG_CACHE_HOME: "/x" }, "/home/u")).toBe("/x/hardway/artifacts");
-    expect(cachePath(etcd, "/c")).toBe("/c/etcd/3.5.33/amd64/etcd-v3.5.33-linux-amd64.tar.gz");
+    expect(cachePath(etcd, "/c")).toBe("/c/etcd/3.6.16/amd64/etcd-v3.6.16-linux-amd64.tar.gz");
   });
 });
 
@@ -172,8 +173,8 @@ describe("fetch.sh against a local HTTP server", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  function fetch(args: string[]) {
-    return spawnSync("bash", [FETCH, ...args], {
+  function fetch(args: string[], verb = "create") {
+    return spawnSync("bash", [FETCH, verb, ...args], {
       encoding: "utf8",
       env: { ...process.env, PATH: process.env.PATH },
     });
@@ -201,7 +202,7 @@ describe("fetch.sh against a local HTTP server", () => {
       format: "sha256sum",
       entry: "tool-linux-amd64.tar.gz",
     });
-    const first = fetch(fetchArgs(artifact, cache));
+    const first = fetch(fetchArgs(artifact, cache, "stack-a"));
     expect(first.stderr).toBe("");
     expect(first.status).toBe(0);
     expect(first.stdout.trim()).toBe(cachePath(artifact, cache));
@@ -212,13 +213,7 @@ describe("fetch.sh against a local HTTP server", () => {
       url: "http://127.0.0.1:9/unreachable",
       fileName: artifact.fileName,
     };
-    const second = fetch([
-      "--url",
-      offline.url,
-      "--dest",
-      cachePath(artifact, cache),
-      ...fetchArgs(artifact, cache).slice(4),
-    ]);
+    const second = fetch(["--url", offline.url, ...fetchArgs(artifact, cache, "stack-a").slice(2)]);
     expect(second.status).toBe(0);
     expect(second.stdout.trim()).toBe(cachePath(artifact, cache));
   });
@@ -230,9 +225,9 @@ describe("fetch.sh against a local HTTP server", () => {
       format: "bare",
       entry: "x",
     });
-    expect(fetch(fetchArgs(bare, path.join(dir, "cache-b"))).status).toBe(0);
+    expect(fetch(fetchArgs(bare, path.join(dir, "cache-b"), "stack-a")).status).toBe(0);
     const pinned = fakeArtifact({ kind: "pinned", sha256: digest });
-    expect(fetch(fetchArgs(pinned, path.join(dir, "cache-c"))).status).toBe(0);
+    expect(fetch(fetchArgs(pinned, path.join(dir, "cache-c"), "stack-a")).status).toBe(0);
   });
 
   it("fails with a clear message and keeps nothing when the digest does not match", () => {
@@ -243,7 +238,7 @@ describe("fetch.sh against a local HTTP server", () => {
       format: "bare",
       entry: "x",
     });
-    const result = fetch(fetchArgs(wrong, cache));
+    const result = fetch(fetchArgs(wrong, cache, "stack-a"));
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain(
       `checksum mismatch for ${wrong.url}: expected ${"f".repeat(64)}`,
@@ -259,8 +254,84 @@ describe("fetch.sh against a local HTTP server", () => {
       format: "sha256sum",
       entry: "nope.tar.gz",
     });
-    const result = fetch(fetchArgs(missing, path.join(dir, "cache-e")));
+    const result = fetch(fetchArgs(missing, path.join(dir, "cache-e"), "stack-a"));
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain("no sha256 for 'nope.tar.gz'");
+  });
+});
+
+describe("fetch.sh holds a cached file for each stack", () => {
+  let dir = "";
+  const payload = crypto.randomBytes(1024);
+  const digest = crypto.createHash("sha256").update(payload).digest("hex");
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "hw-hold-"));
+    fs.writeFileSync(path.join(dir, "tool"), payload);
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const run = (verb: string, holder: string) =>
+    spawnSync(
+      "bash",
+      [
+        FETCH,
+        verb,
+        "--url",
+        `file://${dir}/tool`,
+        "--dest",
+        `${dir}/cache/tool`,
+        "--holder",
+        holder,
+        "--sha256",
+        digest,
+      ],
+      { encoding: "utf8" },
+    );
+
+  it("keeps the file while another stack holds it, and status tells each stack apart", () => {
+    expect(run("create", "hardway-a").status).toBe(0);
+    expect(run("create", "hardway-b").status).toBe(0);
+    expect(run("status", "hardway-a").status).toBe(0);
+    expect(run("delete", "hardway-a").status).toBe(0);
+    expect(run("status", "hardway-a").status).toBe(1);
+    // Stack b's VMs still get their copy from here.
+    expect(run("status", "hardway-b").status).toBe(0);
+    expect(fs.readFileSync(`${dir}/cache/tool`)).toEqual(payload);
+    expect(run("delete", "hardway-b").status).toBe(0);
+    expect(fs.existsSync(`${dir}/cache/tool`)).toBe(false);
+    expect(run("delete", "hardway-b").status).toBe(0);
+  });
+
+  it("says a file is gone once someone cleared the cache, and fetches it again", () => {
+    expect(run("create", "hardway-c").status).toBe(0);
+    fs.rmSync(`${dir}/cache`, { recursive: true, force: true });
+    expect(run("status", "hardway-c").status).toBe(1);
+    expect(run("create", "hardway-c").status).toBe(0);
+    expect(run("status", "hardway-c").status).toBe(0);
+  });
+});
+
+describe("a release mirror", () => {
+  it("maps https://<host>/<path> under a base URL or an absolute directory", () => {
+    const url = "https://dl.k8s.io/release/v1.36.5/bin/linux/amd64/kubelet";
+    expect(mirroredUrl(url, "")).toBe(url);
+    expect(mirroredUrl(url, "https://mirror.example/releases/")).toBe(
+      "https://mirror.example/releases/dl.k8s.io/release/v1.36.5/bin/linux/amd64/kubelet",
+    );
+    expect(mirroredUrl(url, "/srv/mirror")).toBe(
+      "file:///srv/mirror/dl.k8s.io/release/v1.36.5/bin/linux/amd64/kubelet",
+    );
+  });
+
+  it("moves every release file and its checksum file, and keeps the cache layout", () => {
+    const upstream = artifacts(config());
+    const mirrored = artifacts({ ...config(), releaseMirror: "/srv/m" });
+    for (const [i, a] of mirrored.entries()) {
+      expect(a.url).toBe(`file:///srv/m/${upstream[i].url.slice("https://".length)}`);
+      if (a.checksum.kind === "file" && upstream[i].checksum.kind === "file") {
+        expect(a.checksum.url.startsWith("file:///srv/m/")).toBe(true);
+      }
+      expect(cachePath(a, "/c")).toBe(cachePath(upstream[i], "/c"));
+    }
   });
 });

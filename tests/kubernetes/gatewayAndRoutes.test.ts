@@ -3,11 +3,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ldirectordConfig } from "../../components/kubernetes/loadBalancer";
-import {
-  addRouteCommand,
-  deleteRouteCommand,
-  podRoutes,
-} from "../../components/kubernetes/podRoutes";
+import { podRouteArgs } from "../../components/cluster/podRoutes";
+import { podRoutes } from "../../components/kubernetes/podRoutes";
 import { renderToml } from "../../components/kubernetes/toml";
 import { plan, run, which } from "./fixtures";
 
@@ -82,66 +79,38 @@ describe("host pod routes", () => {
     expect(routes.map((r) => r.node)).not.toContain("gateway");
   });
 
-  it("give ip(8) and route(8) argument arrays", () => {
-    const route = podRoutes(p)[3];
-    expect(addRouteCommand("linux", route)).toEqual([
-      "ip",
-      "route",
-      "replace",
-      route.podCidr,
-      "via",
-      route.via,
-    ]);
-    expect(deleteRouteCommand("linux", route)).toEqual([
-      "ip",
-      "route",
-      "del",
-      route.podCidr,
-      "via",
-      route.via,
-    ]);
-    expect(addRouteCommand("darwin", route)).toEqual([
-      "route",
-      "-n",
-      "add",
-      "-net",
-      route.podCidr,
-      route.via,
-    ]);
-    expect(deleteRouteCommand("darwin", route)).toEqual([
-      "route",
-      "-n",
-      "delete",
-      "-net",
-      route.podCidr,
-      route.via,
-    ]);
-  });
-
-  it("are accepted by ip(8) in a throwaway network namespace", () => {
-    if (process.getuid?.() !== 0 || which("ip") === undefined) {
-      console.warn("needs root and ip(8) to create a network namespace; route commands not run");
-      return;
-    }
-    const ns = `hwroutes-${process.pid}`;
-    spawnSync("ip", ["netns", "add", ns]);
+  it("are kept by pod-route.sh in a throwaway network namespace: created, checked, restored, removed", () => {
+    const script = path.resolve(__dirname, "../../assets/host/pod-route.sh");
+    const ns = `hwroute-${process.pid}`;
+    const route = (verb: string, r: ReturnType<typeof podRoutes>[number]) =>
+      spawnSync("ip", ["netns", "exec", ns, "bash", script, verb, ...podRouteArgs(r)], {
+        encoding: "utf8",
+      });
+    run("ip", ["netns", "add", ns]);
     try {
       run("ip", ["-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "peer0"]);
       run("ip", ["-n", ns, "link", "set", "peer0", "up"]);
       run("ip", ["-n", ns, "addr", "add", `${p.hostIp}/${p.prefixLength}`, "dev", "eth0"]);
       run("ip", ["-n", ns, "link", "set", "eth0", "up"]);
-      for (const route of podRoutes(p)) {
-        const [, ...args] = addRouteCommand("linux", route);
-        run("ip", ["-n", ns, ...args]);
-        run("ip", ["-n", ns, ...args]);
+      const routes = podRoutes(p);
+      for (const r of routes) {
+        expect(route("status", r).status).toBe(1);
+        expect(route("create", r).status).toBe(0);
+        expect(route("create", r).status).toBe(0);
+        expect(route("status", r).status).toBe(0);
       }
       const table = run("ip", ["-n", ns, "route", "show"]);
-      for (const route of podRoutes(p)) {
-        expect(table).toContain(`${route.podCidr} via ${route.via} dev eth0`);
+      for (const r of routes) {
+        expect(table).toContain(`${r.podCidr} via ${r.via} dev eth0`);
       }
-      for (const route of podRoutes(p)) {
-        const [, ...args] = deleteRouteCommand("linux", route);
-        run("ip", ["-n", ns, ...args]);
+      // What a host reboot does: the routes are gone, status says so, create puts them back.
+      run("ip", ["-n", ns, "route", "flush", "root", "10.200.0.0/16"]);
+      expect(route("status", routes[0]).status).toBe(1);
+      expect(route("create", routes[0]).status).toBe(0);
+      expect(route("status", routes[0]).status).toBe(0);
+      for (const r of routes) {
+        expect(route("delete", r).status).toBe(0);
+        expect(route("delete", r).status).toBe(0);
       }
       expect(run("ip", ["-n", ns, "route", "show"])).not.toContain("10.200.");
     } finally {

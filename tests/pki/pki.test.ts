@@ -1,5 +1,5 @@
 /**
- * The PKI under mocks, with real keys and certificates from the tls stand-in, checked by the
+ * The PKI under mocks, with real keys and certificates from its own providers, checked by the
  * programs that will consume them: openssl for every certificate, kubectl for every kubeconfig.
  */
 import { execFileSync } from "node:child_process";
@@ -225,12 +225,12 @@ describe("every leaf certificate", () => {
 
   it("asks the provider for renewal before expiry", () => {
     const certs = resources.filter(
-      (r) => r.type === "tls:index/locallySignedCert:LocallySignedCert",
+      (r) => r.type === "pulumi-nodejs:dynamic/pki:Certificate" && !r.inputs.isCa,
     );
     expect(certs.length).toBe(pki.specs.length);
     for (const r of certs) {
       expect(r.inputs.earlyRenewalHours).toBe(720);
-      expect(r.inputs.validityPeriodHours).toBe(8760);
+      expect(r.inputs.validityHours).toBe(8760);
     }
   });
 });

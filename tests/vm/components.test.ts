@@ -8,14 +8,14 @@ import { addressPlan } from "../../components/network/addressPlan";
 import { BaseImage } from "../../components/vm/baseImage";
 import { resolveAccelerator } from "../../components/vm/qemu";
 import { VirtualMachine } from "../../components/vm/virtualMachine";
+import { MOCK_VM_INSTANCE } from "../harness/dynamicStandIn";
 import { RecordedResource, installMocks, unwrap } from "../harness/mocks";
-import { MOCK_COMMAND_STDOUT } from "../harness/tlsStandIn";
-
-/** What fetch-image.sh prints: the cached path. The harness has no stand-in for commands. */
-const CACHED = MOCK_COMMAND_STDOUT;
 
 const PRIVATE_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n";
+
+const HOST_PRIVATE_KEY =
+  "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-host-key\n-----END OPENSSH PRIVATE KEY-----\n";
 
 interface Built {
   readonly image: BaseImage;
@@ -31,7 +31,11 @@ function build(arch: Arch, prefix: string): Built {
     hostCpu: "x64",
     kvmUsable: true,
   });
-  const image = new BaseImage(`${prefix}-image`, { ...config.image, holder: "hardway-test" });
+  const image = new BaseImage(`${prefix}-image`, {
+    url: config.image.url,
+    holder: "hardway-test",
+    cacheDir: "/home/u/.cache/hardway/images",
+  });
   const vms = plan.nodes.map(
     (node) =>
       new VirtualMachine(`${prefix}-${node.name}`, {
@@ -46,6 +50,10 @@ function build(arch: Arch, prefix: string): Built {
         hostOs: "linux",
         sshPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHardwayTest hardway",
         sshPrivateKey: pulumi.secret(PRIVATE_KEY),
+        hostKey: {
+          publicKey: `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHost${node.name}`,
+          privateKey: pulumi.secret(HOST_PRIVATE_KEY),
+        },
       }),
   );
   return { image, vms };
@@ -141,26 +149,39 @@ describe("the VM components under mocks", () => {
         .map(([k, v]) => [k, Buffer.from(v, "base64").toString()]),
     );
     expect(bundle["ssh-private-key"]).toBe(PRIVATE_KEY);
+    expect(bundle["host-key"]).toBe("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostworker0");
+    // cloud-init installs the PKI's host key, so the host can pin it.
+    expect(bundle["user-data"]).toContain("ed25519_private: |");
+    expect(bundle["user-data"]).toContain("not-a-host-key");
     expect(bundle["disk-size"]).toBe("20");
     expect(bundle["network-config"]).toContain("macaddress: 52:54:c0:a8:ea:15");
     expect(bundle["qemu-argv"].split("\0").slice(0, -1)).toEqual(amd64.vms[4].qemuArgv);
   });
 
-  it("fetches the base image with a command that has a delete and content triggers", async () => {
+  it("fetches the base image into a cache path known before the download", async () => {
     const fetch = resources.find((r) => r.name === "amd-image-fetch") as RecordedResource;
-    expect(fetch.type).toBe("command:local:Command");
-    expect(String(fetch.inputs.create)).toContain(
-      "fetch-image.sh fetch --url https://cloud-images.ubuntu.com/",
+    expect(fetch.type).toBe("pulumi-nodejs:dynamic/host:EnsuredScript");
+    expect(fetch.inputs.script).toBe("vm/fetch-image.sh");
+    const args = fetch.inputs.args as string[];
+    expect(args.slice(0, 4)).toEqual(["--holder", "hardway-test", "--url", amd64.image.url]);
+    const dest = args[args.indexOf("--dest") + 1];
+    expect(dest).toMatch(
+      /^\/home\/u\/\.cache\/hardway\/images\/url-[0-9a-f]{16}\/ubuntu-24\.04-server-cloudimg-amd64\.img$/,
     );
-    expect(String(fetch.inputs.delete)).toContain("release --holder hardway-test.");
-    expect(fetch.inputs.triggers).toEqual(expect.arrayContaining([amd64.image.url]));
-    expect(await unwrap(amd64.image.path)).toEqual({ value: CACHED, secret: false });
+    expect(await unwrap(amd64.image.path)).toEqual({ value: dest, secret: false });
+    const worker = resources.find((r) => r.name === "amd-worker0-qemu") as RecordedResource;
+    expect(worker.inputs.args).toEqual(expect.arrayContaining(["--base-image", dest]));
+  });
+
+  it("reports each VM's instance id, which every step on it takes as input", async () => {
+    expect(await unwrap(amd64.vms[2].instance)).toEqual({ value: MOCK_VM_INSTANCE, secret: false });
   });
 
   it("switching arch changes the QEMU binary, machine, firmware and image", () => {
     const [a, r] = [amd64.vms[1].qemuArgv, arm64.vms[1].qemuArgv];
     expect([a[0], r[0]]).toEqual(["qemu-system-x86_64", "qemu-system-aarch64"]);
-    expect([flag(a, "-machine"), flag(r, "-machine")]).toEqual(["q35,accel=kvm", "virt,accel=tcg"]);
+    expect([flag(a, "-machine"), flag(r, "-machine")]).toEqual(["q35", "virt"]);
+    expect([flag(a, "-accel"), flag(r, "-accel")]).toEqual(["kvm", "tcg,tb-size=256"]);
     expect([flag(a, "-cpu"), flag(r, "-cpu")]).toEqual(["host", "max"]);
     expect(flag(a, "-drive")).toContain("/usr/share/OVMF/OVMF_CODE_4M.fd");
     expect(flag(r, "-drive")).toContain("/usr/share/AAVMF/AAVMF_CODE.fd");

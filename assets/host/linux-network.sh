@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The host side of a stack's VM network on Linux: a bridge holding the host address, NAT from the
-# VM subnet to everything else, the project's own dnsmasq bound to the bridge, and optionally an
-# NFS export. Every verb is idempotent: running `create` twice changes nothing the second time,
+# VM subnet (and the pods' cluster CIDR) to everything else, the project's own dnsmasq bound to
+# the bridge, and optionally an NFS export. Traffic between the subnet and the pods is routed,
+# never NATed: pods see each other's and the nodes' real addresses. Every verb is idempotent: running `create` twice changes nothing the second time,
 # `delete` succeeds when everything is already gone, and `status` only looks.
 #
 # Exit codes: 0 done / healthy, 1 failed / not healthy, 2 usage error, 3 not root.
@@ -12,7 +13,7 @@ usage() {
 usage: linux-network.sh create|delete|status
          --bridge NAME --host-cidr A.B.C.1/24 --subnet A.B.C.0/24
          --state-dir DIR --dnsmasq-conf FILE --nat-table NAME
-         [--dnsmasq-conf-from-stdin]
+         [--cluster-cidr A.B.0.0/16] [--dnsmasq-conf-from-stdin]
          [--export-dir DIR --exports-file FILE --stack NAME]
 
   create   bring the bridge, NAT, dnsmasq (and the export) up; safe to repeat
@@ -46,7 +47,7 @@ case "$verb" in
     *) usage_error "expected a verb: create, delete or status" ;;
 esac
 
-bridge="" host_cidr="" subnet="" state_dir="" dnsmasq_conf="" nat_table=""
+bridge="" host_cidr="" subnet="" state_dir="" dnsmasq_conf="" nat_table="" cluster_cidr=""
 export_dir="" exports_file="" stack="" conf_from_stdin=false
 while (($# > 0)); do
     case "$1" in
@@ -55,7 +56,7 @@ while (($# > 0)); do
             shift
             continue
             ;;
-        --bridge | --host-cidr | --subnet | --state-dir | --dnsmasq-conf | --nat-table | \
+        --bridge | --host-cidr | --subnet | --state-dir | --dnsmasq-conf | --nat-table | --cluster-cidr | \
             --export-dir | --exports-file | --stack)
             (($# >= 2)) || usage_error "$1 needs a value"
             ;;
@@ -65,6 +66,7 @@ while (($# > 0)); do
         --bridge) bridge="$2" ;;
         --host-cidr) host_cidr="$2" ;;
         --subnet) subnet="$2" ;;
+        --cluster-cidr) cluster_cidr="$2" ;;
         --state-dir) state_dir="$2" ;;
         --dnsmasq-conf) dnsmasq_conf="$2" ;;
         --nat-table) nat_table="$2" ;;
@@ -118,12 +120,25 @@ delete_bridge() {
 
 # ---- NAT ------------------------------------------------------------------------------------
 
-masquerade_rule="ip saddr $subnet ip daddr != $subnet masquerade"
+# Masquerade what leaves the subnet and the cluster CIDR for anywhere else: once, here, and
+# nothing between nodes and pods.
+if [[ -n "$cluster_cidr" ]]; then
+    masquerade_rules=(
+        "ip saddr $subnet ip daddr != $subnet ip daddr != $cluster_cidr masquerade"
+        "ip saddr $cluster_cidr ip daddr != $subnet ip daddr != $cluster_cidr masquerade"
+    )
+else
+    masquerade_rules=("ip saddr $subnet ip daddr != $subnet masquerade")
+fi
 
 # Pipes end in `grep … >/dev/null`, not `grep -q`: -q stops reading at the first match, the
 # writer can then die of SIGPIPE, and pipefail turns a match into a failure under load.
 nat_present() {
-    nft list table ip "$nat_table" 2>/dev/null | grep -F "$masquerade_rule" >/dev/null
+    local table rule
+    table=$(nft list table ip "$nat_table" 2>/dev/null) || return 1
+    for rule in "${masquerade_rules[@]}"; do
+        grep -F "$rule" >/dev/null <<<"$table" || return 1
+    done
 }
 
 create_nat() {
@@ -136,7 +151,8 @@ delete table ip $nat_table
 table ip $nat_table {
     chain postrouting {
         type nat hook postrouting priority srcnat; policy accept;
-        $masquerade_rule comment "$comment"
+$(printf '        %s comment "%s"\n' "${masquerade_rules[0]}" "$comment")
+$(if ((${#masquerade_rules[@]} > 1)); then printf '        %s comment "%s"\n' "${masquerade_rules[1]}" "$comment"; fi)
     }
 }
 NFT

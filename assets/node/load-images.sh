@@ -51,10 +51,12 @@ mkdir -p -- "$(dirname -- "$list")"
 : >"$list.tmp"
 for archive in "${archives[@]}"; do
   [[ -f "$archive" ]] || die "$archive is missing: the host copies the archives before this step"
-  # `ctr images import` prints "unpacking <name> (sha256:…)…done" for each image it loaded.
   output="$("${ctr[@]}" images import "$archive" 2>&1)" ||
     die "could not import $archive: $output"
-  sed -n 's/^unpacking \([^ ]*\) (.*/\1/p' <<<"$output" >>"$list.tmp"
+  # The names an OCI archive carries are annotations of its index.
+  index="$(tar -tf "$archive" | grep -m1 -E '^(\./)?index\.json$')" || die "$archive is not an OCI image archive"
+  tar -xOf "$archive" "$index" | grep -o '"io.containerd.image.name": *"[^"]*"' |
+    sed 's/.*: *"\(.*\)"/\1/' >>"$list.tmp"
   echo "loaded $archive"
 done
 mv -f -- "$list.tmp" "$list"

@@ -13,6 +13,7 @@ import { renderBridgeConfList } from "../kubernetes/cni";
 import { NODE_PATHS, SYSTEMD_DIR } from "../kubernetes/paths";
 import {
   CONTAINERS_POLICY_PATH,
+  REGISTRIES_CONF_PATH,
   RUNTIME_SERVICES,
   renderContainersPolicy,
   renderCrioUnit,
@@ -20,6 +21,7 @@ import {
   renderContainerdUnit,
   renderCrictlConfig,
   renderCrioDropIn,
+  renderRegistriesConf,
 } from "../kubernetes/runtime";
 import { NodeAddress } from "../network/addressPlan";
 import { ArtifactCache } from "./artifactCache";
@@ -40,6 +42,7 @@ export function runtimeFiles(runtime: ContainerRuntime): RemoteFileInput[] {
   return [
     textFile(NODE_PATHS.crioDropIn, renderCrioDropIn()),
     textFile(CONTAINERS_POLICY_PATH, renderContainersPolicy()),
+    textFile(REGISTRIES_CONF_PATH, renderRegistriesConf()),
     textFile(`${SYSTEMD_DIR}/${RUNTIME_SERVICES["cri-o"]}`, renderCrioUnit()),
     ...common,
   ];

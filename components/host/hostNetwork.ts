@@ -110,6 +110,8 @@ export function hostNetworkSteps(args: HostNetworkArgs): HostNetworkSteps {
       dnsmasqConf,
       "--nat-table",
       natTableName(stack),
+      "--cluster-cidr",
+      plan.clusterCidr,
       "--dnsmasq-conf-from-stdin",
       ...exportArgs,
     ],

@@ -21,8 +21,9 @@ export function bridgeConfList(node: NodeAddress): Record<string, unknown> {
         type: "bridge",
         bridge: BRIDGE_NAME,
         isGateway: true,
-        // Pods reach the internet through the node's address; the host NATs only the VM subnet.
-        ipMasq: true,
+        // No NAT here: a pod reaches pods and nodes with its own address (the Kubernetes network
+        // model), and the host masquerades only what leaves the subnet and the cluster CIDR.
+        ipMasq: false,
         hairpinMode: true,
         ipam: {
           type: "host-local",

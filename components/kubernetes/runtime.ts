@@ -18,11 +18,24 @@ export const RUNTIME_SERVICES: Readonly<Record<ContainerRuntime, string>> = {
   "cri-o": "crio.service",
 };
 
-/** containerd 2.x configuration (schema version 3, where the CRI plugin is split in two). */
+/**
+ * The pod sandbox ("pause") image: the one the pinned containerd and Kubernetes 1.36 use, named
+ * here so the runtime never pulls another, and so a cluster without a registry can load it
+ * (hardway:podImages).
+ */
+export const SANDBOX_IMAGE = "registry.k8s.io/pause:3.10.2";
+
+/**
+ * containerd 2.3 configuration: schema version 4, the one containerd 2.3 writes itself (older
+ * versions are migrated at every start). The CRI plugin is split into runtime and images.
+ */
 export function renderContainerdConfig(): string {
   return renderToml({
-    version: 3,
+    version: 4,
     plugins: {
+      "io.containerd.cri.v1.images": {
+        pinned_images: { sandbox: SANDBOX_IMAGE },
+      },
       "io.containerd.cri.v1.runtime": {
         containerd: {
           default_runtime_name: "runc",
@@ -87,8 +100,23 @@ export function renderCrioDropIn(): string {
         pinns_path: `${BIN_DIR}/pinns`,
         runtimes: { crun: handler("crun"), runc: handler("runc") },
       },
+      image: { pause_image: SANDBOX_IMAGE },
       network: { network_dir: CNI_CONF_DIR, plugin_dirs: [CNI_BIN_DIR] },
     },
+  });
+}
+
+/** containers-registries.conf(5): where CRI-O looks up a short name such as coredns/coredns. */
+export const REGISTRIES_CONF_PATH = "/etc/containers/registries.conf";
+
+/**
+ * The unqualified-search registries the CRI-O bundle's installer writes: without them CRI-O
+ * refuses every short image name ("short-name resolution enforced"), and the charts use some.
+ */
+export function renderRegistriesConf(): string {
+  return renderToml({
+    "unqualified-search-registries": ["docker.io", "quay.io"],
+    "short-name-mode": "permissive",
   });
 }
 

@@ -4,10 +4,12 @@
  * engine's Node.js dynamic-provider host, so the PKI needs no provider plugin to download or
  * build, and everything it makes stays in the stack's state, secrets encrypted.
  *
- * Life cycle: a key is made once and kept; a certificate is issued on create and re-issued (a
- * replacement, new before old) when anything it says changes, when its issuer changes, or once
- * `pulumi up` runs within `earlyRenewalHours` of its expiry. Nothing here touches a host, so
- * there is nothing to delete.
+ * Life cycle: a key is made once and kept (a new algorithm is a new key). A certificate is
+ * issued on create and re-issued in place (an update: the same resource, a new certificate) when
+ * anything it says changes, when its issuer changes, or once `pulumi up` runs within
+ * `earlyRenewalHours` of its expiry; so a renewal previews as an update of the certificate and
+ * of the steps that install it, never as a replacement. Nothing here touches a host, so there
+ * is nothing to delete.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { GeneratedKey, KeyAlgorithm, generateKey, randomBase64 } from "./keys";
@@ -150,16 +152,21 @@ export const certificateProvider: pulumi.dynamic.ResourceProvider<
     return { id: `${outs.notBefore}-${outs.subject.commonName}`, outs };
   },
   diff(_id, olds, news) {
-    const replaces = changedKeys(olds, news, CERTIFICATE_CONTENT);
-    if (dueForRenewal(olds.notAfter, news.earlyRenewalHours)) {
-      replaces.push("notAfter");
-    }
-    const updates = changedKeys(olds, news, ["earlyRenewalHours"]);
-    return Promise.resolve({ changes: replaces.length + updates.length > 0, replaces });
+    const changed = [
+      ...changedKeys(olds, news, [...CERTIFICATE_CONTENT, "earlyRenewalHours"]),
+      ...(dueForRenewal(olds.notAfter, news.earlyRenewalHours) ? ["notAfter"] : []),
+    ];
+    return Promise.resolve({ changes: changed.length > 0, replaces: [] });
   },
-  update(_id, olds, news) {
-    // Only earlyRenewalHours changed: the certificate stays, the threshold moves.
-    return Promise.resolve({ outs: { ...olds, earlyRenewalHours: news.earlyRenewalHours } });
+  async update(_id, olds, news) {
+    const reissue =
+      changedKeys(olds, news, CERTIFICATE_CONTENT).length > 0 ||
+      dueForRenewal(olds.notAfter, news.earlyRenewalHours);
+    if (!reissue) {
+      // Only earlyRenewalHours changed: the certificate stays, the threshold moves.
+      return { outs: { ...olds, earlyRenewalHours: news.earlyRenewalHours } };
+    }
+    return { outs: await issue(news) };
   },
 };
 

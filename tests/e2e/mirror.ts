@@ -46,3 +46,27 @@ export function etcdFromMirror(
   }
   return { dir: path.join(dest, name) };
 }
+
+/** containerd's binaries of that version, unpacked from the mirror into `dest`. */
+export function containerdFromMirror(
+  version: string,
+  dest: string,
+  arch = "amd64",
+): { dir: string } | { missing: string } {
+  const tarball = path.join(
+    mirrorDir(),
+    "github.com/containerd/containerd/releases/download",
+    `v${version}`,
+    `containerd-${version}-linux-${arch}.tar.gz`,
+  );
+  if (!fs.existsSync(tarball)) {
+    return {
+      missing: `${tarball} is not built yet; \`npm run e2e\` builds the release mirror (or run ${BUILD_MIRROR_SCRIPT})`,
+    };
+  }
+  const untar = spawnSync("tar", ["-xzf", tarball, "-C", dest], { encoding: "utf8" });
+  if (untar.status !== 0) {
+    throw new Error(`cannot unpack ${tarball}: ${untar.stderr}`);
+  }
+  return { dir: path.join(dest, "bin") };
+}

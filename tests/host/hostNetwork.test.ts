@@ -55,6 +55,8 @@ describe("HostNetwork under mocks", () => {
         "/var/lib/hardway/dev/dnsmasq.conf",
         "--nat-table",
         natTableName("dev"),
+        "--cluster-cidr",
+        "10.200.0.0/16",
         "--dnsmasq-conf-from-stdin",
         "--export-dir",
         "/var/lib/hardway/dev/nfs",

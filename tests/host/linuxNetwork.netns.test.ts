@@ -113,9 +113,12 @@ describe("linux-network.sh in a network namespace", () => {
     expect(fs.readFileSync(path.join(stateDir, "dnsmasq.conf"), "utf8")).toBe(steps.stdin);
   });
 
-  it("masquerades the subnet in the stack's own nft table and forwards", () => {
+  it("masquerades the subnet and the pods only when they leave both, in the stack's own nft table", () => {
     firstTable = text(nftTable());
-    expect(firstTable).toContain(`ip saddr ${plan.subnet} ip daddr != ${plan.subnet} masquerade`);
+    const inside = `ip daddr != ${plan.subnet} ip daddr != ${plan.clusterCidr} masquerade`;
+    expect(firstTable).toContain(`ip saddr ${plan.subnet} ${inside}`);
+    expect(firstTable).toContain(`ip saddr ${plan.clusterCidr} ${inside}`);
+    expect(firstTable.match(/masquerade/g)).toHaveLength(2);
     expect(text(inNamespace(["cat", "/proc/sys/net/ipv4/ip_forward"])).trim()).toBe("1");
     const forward = text(inNamespace(["iptables", "-S", "FORWARD"]));
     expect(forward).toContain(

@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { spawnSync } from "node:child_process";
 import { parse } from "yaml";
 import { bridgeConfList, renderBridgeConfList } from "../../components/kubernetes/cni";
 import {
@@ -22,10 +23,14 @@ import {
   renderContainerdConfig,
   renderCrictlConfig,
   renderCrioDropIn,
+  SANDBOX_IMAGE,
+  renderRegistriesConf,
 } from "../../components/kubernetes/runtime";
 import { renderEncryptionConfig } from "../../components/pki/encryption";
 import { renderKubeconfig } from "../../components/pki/kubeconfig";
 import { artifacts } from "../../components/kubernetes/artifacts";
+import { defaultVersions } from "../../components/config/defaults";
+import { containerdFromMirror } from "../e2e/mirror";
 import { config, plan, run, which } from "./fixtures";
 
 const p = plan();
@@ -249,22 +254,54 @@ describe("KubeProxyConfiguration", () => {
 });
 
 describe("container runtime configs", () => {
-  it("containerd 2.x: schema version 3 with the systemd cgroup driver for runc", () => {
+  it("containerd: the pinned containerd reads it as its own schema, with no migration", () => {
     const c = parseToml(renderContainerdConfig()) as {
       version: number;
-      plugins: Record<
-        string,
-        {
-          containerd: {
-            runtimes: { runc: { runtime_type: string; options: Record<string, unknown> } };
-          };
-        }
-      >;
+      plugins: Record<string, Record<string, unknown>>;
     };
-    expect(c.version).toBe(3);
-    const runc = c.plugins["io.containerd.cri.v1.runtime"].containerd.runtimes.runc;
-    expect(runc.runtime_type).toBe("io.containerd.runc.v2");
-    expect(runc.options.SystemdCgroup).toBe(true);
+    expect(c.version).toBe(4);
+    const runtime = c.plugins["io.containerd.cri.v1.runtime"] as {
+      containerd: {
+        runtimes: { runc: { runtime_type: string; options: Record<string, unknown> } };
+      };
+    };
+    expect(runtime.containerd.runtimes.runc.runtime_type).toBe("io.containerd.runc.v2");
+    expect(runtime.containerd.runtimes.runc.options.SystemdCgroup).toBe(true);
+    expect(c.plugins["io.containerd.cri.v1.images"]).toEqual({
+      pinned_images: { sandbox: SANDBOX_IMAGE },
+    });
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hw-containerd-"));
+    try {
+      const containerd = containerdFromMirror(defaultVersions.containerd, dir);
+      if ("missing" in containerd) {
+        console.warn(`containerd ${defaultVersions.containerd} not run: ${containerd.missing}`);
+        return;
+      }
+      const file = path.join(dir, "config.toml");
+      fs.writeFileSync(file, renderContainerdConfig());
+      const dump = spawnSync(
+        path.join(containerd.dir, "containerd"),
+        ["--config", file, "config", "dump"],
+        {
+          encoding: "utf8",
+        },
+      );
+      expect(dump.status).toBe(0);
+      expect(dump.stderr).not.toContain("migrated");
+      expect(dump.stdout).toMatch(/^version = 4$/m);
+      expect(dump.stdout).toContain(`sandbox = '${SANDBOX_IMAGE}'`);
+      expect(dump.stdout).toMatch(/SystemdCgroup = true/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("CRI-O resolves short image names through the registries the bundle's installer configures", () => {
+    expect(parseToml(renderRegistriesConf())).toEqual({
+      "unqualified-search-registries": ["docker.io", "quay.io"],
+      "short-name-mode": "permissive",
+    });
   });
 
   it("CRI-O drop-in: systemd cgroup manager, the bundle's runtimes by path, the shared CNI dirs", () => {
@@ -282,6 +319,7 @@ describe("container runtime configs", () => {
           pinns_path: "/usr/local/bin/pinns",
           runtimes: { crun: handler("crun"), runc: handler("runc") },
         },
+        image: { pause_image: SANDBOX_IMAGE },
         network: { network_dir: "/etc/cni/net.d", plugin_dirs: ["/opt/cni/bin"] },
       },
     });
@@ -316,6 +354,8 @@ describe("bridge CNI conflist", () => {
     };
     expect(conf.cniVersion).toBe("1.0.0");
     expect(conf.plugins.map((pl) => pl.type)).toEqual(["bridge", "portmap"]);
+    // Pods keep their own address on the way to other nodes: no NAT on the node.
+    expect(conf.plugins[0].ipMasq).toBe(false);
     expect(conf.plugins[0].ipam).toEqual({
       type: "host-local",
       ranges: [[{ subnet: p.workers[1].podCidr }]],

@@ -44,10 +44,9 @@ describe("the certificate provider's diff", () => {
     const inputs = Object.fromEntries(
       Object.entries(cert).filter(([k]) => !["certPem", "notBefore", "notAfter"].includes(k)),
     );
-    await expect(certificateProvider.diff!("id", cert, inputs as typeof cert)).resolves.toEqual({
-      changes: false,
-      replaces: [],
-    });
+    await expect(
+      certificateProvider.diff!("id", cert, inputs as typeof cert),
+    ).resolves.toMatchObject({ changes: false, replaces: [] });
   });
 
   it.each([
@@ -55,17 +54,21 @@ describe("the certificate provider's diff", () => {
     ["a SAN", { dnsNames: ["x.example"] }],
     ["the validity", { validityHours: 200 }],
     ["the issuer", { issuerCertPem: "-----BEGIN CERTIFICATE-----\nnew\n" }],
-  ])("issues a new certificate when %s changes", async (_what, change) => {
+  ])("re-issues the certificate in place when %s changes", async (_what, change) => {
     const cert = await ca();
-    const diff = await certificateProvider.diff!("id", cert, { ...cert, ...change });
-    expect(diff.changes).toBe(true);
-    expect(diff.replaces?.length).toBeGreaterThan(0);
+    const news = { ...cert, ...change };
+    const diff = await certificateProvider.diff!("id", cert, news);
+    expect(diff).toMatchObject({ changes: true, replaces: [] });
+    if (!("issuerCertPem" in change)) {
+      const updated = await certificateProvider.update!("id", cert, news);
+      expect(updated.outs?.certPem).not.toBe(cert.certPem);
+    }
   });
 
   it("moves the renewal threshold in place, without a new certificate", async () => {
     const cert = await ca();
     const diff = await certificateProvider.diff!("id", cert, { ...cert, earlyRenewalHours: 20 });
-    expect(diff).toEqual({ changes: true, replaces: [] });
+    expect(diff).toMatchObject({ changes: true, replaces: [] });
     const updated = await certificateProvider.update!("id", cert, {
       ...cert,
       earlyRenewalHours: 20,
@@ -73,10 +76,15 @@ describe("the certificate provider's diff", () => {
     expect(updated.outs?.certPem).toBe(cert.certPem);
   });
 
-  it("re-issues once `up` runs within the early-renewal window", async () => {
+  it("re-issues in place once `up` runs within the early-renewal window", async () => {
     const cert = await ca();
-    const diff = await certificateProvider.diff!("id", cert, { ...cert, earlyRenewalHours: 100 });
-    expect(diff.replaces).toContain("notAfter");
+    const due = { ...cert, earlyRenewalHours: 100 };
+    expect(await certificateProvider.diff!("id", cert, due)).toMatchObject({
+      changes: true,
+      replaces: [],
+    });
+    const renewed = await certificateProvider.update!("id", cert, due);
+    expect(renewed.outs?.certPem).not.toBe(cert.certPem);
     const notAfter = "2027-10-21T00:00:00Z";
     expect(dueForRenewal(notAfter, 720, new Date("2027-09-20T23:59:59Z"))).toBe(false);
     expect(dueForRenewal(notAfter, 720, new Date("2027-09-21T00:00:00Z"))).toBe(true);

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Builds the prebaked guest image for the end-to-end run: Debian bookworm, debootstrapped with
+# everything a node needs (systemd, sshd, cloud-init, the gateway's ldirectord, the nodes' NFS
+# client and kernel tools), so the VMs boot offline and cloud-init installs nothing
+# (hardway:image.prebaked). The disk is one ext4 file system, booted directly with the image's
+# own kernel and initrd (hardway:image.kernel / initrd); cloud-init grows it to the VM's disk.
+#
+# Cached by the recipe (this script's hash); a second run takes a second.
+#
+# usage: build-image.sh --out DIR [--debian-mirror URL]
+#   prints the directory holding disk.raw, vmlinuz and initrd.img
+set -euo pipefail
+
+say() { echo "[image] $*" >&2; }
+die() {
+  echo "[image] error: $*" >&2
+  exit 1
+}
+
+out=""
+debian_mirror="http://deb.debian.org/debian"
+while [[ $# -gt 0 ]]; do
+  [[ $# -ge 2 ]] || die "option $1 needs a value"
+  case "$1" in
+    --out) out="$2" ;;
+    --debian-mirror) debian_mirror="$2" ;;
+    *) die "unknown option $1" ;;
+  esac
+  shift 2
+done
+[[ "$out" == /* ]] || die "--out must be an absolute directory"
+[[ $EUID -eq 0 ]] || die "debootstrap and mkfs need root"
+for tool in debootstrap mkfs.ext4; do
+  command -v "$tool" >/dev/null || die "$tool is not installed (Debian: debootstrap, e2fsprogs)"
+done
+
+recipe="$(sha256sum "$0" | cut -c1-16)"
+dir="$out/bookworm-$recipe"
+if [[ -f "$dir/disk.raw" && -f "$dir/vmlinuz" && -f "$dir/initrd.img" ]]; then
+  say "cached: $dir"
+  echo "$dir"
+  exit 0
+fi
+
+# debootstrap resolves only a plain list well; the rest comes from apt inside the new system.
+base=(
+  # boot, services, login
+  systemd-sysv udev dbus kmod initramfs-tools linux-image-cloud-amd64 e2fsprogs procps
+  openssh-server sudo ca-certificates curl iproute2
+  # cloud-init and what it needs for the NoCloud seed and netplan
+  cloud-init python3-cffi-backend netplan.io
+)
+packages=(
+  # the gateway: IPVS and ldirectord (cloudInit.ts rolePackages)
+  ipvsadm ldirectord
+  # every kubelet node: NFS client and the tools the kubelet and kube-proxy use
+  nfs-common conntrack socat ipset iptables ebtables ethtool
+)
+
+mkdir -p "$out"
+work="$(mktemp -d "$out/.build.XXXXXX")"
+cleanup() {
+  umount -R "$work/root/proc" "$work/root/sys" "$work/root/dev" 2>/dev/null || true
+  rm -rf -- "$work"
+}
+trap cleanup EXIT
+root="$work/root"
+started=$SECONDS
+say "debootstrap bookworm (first time: ~5 min)"
+debootstrap --variant=minbase --include="$(
+  IFS=,
+  echo "${base[*]}"
+)" bookworm "$root" "$debian_mirror" >"$work/debootstrap.log" 2>&1 || {
+  tail -n 40 "$work/debootstrap.log" "$root/debootstrap/debootstrap.log" >&2 2>/dev/null
+  die "debootstrap failed"
+}
+say "  debootstrap: done in $((SECONDS - started)) s"
+mount -t proc proc "$root/proc"
+mount -t sysfs sys "$root/sys"
+mount --bind /dev "$root/dev"
+printf 'deb %s bookworm main\n' "$debian_mirror" >"$root/etc/apt/sources.list"
+chroot "$root" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${packages[*]}" \
+  >"$work/apt.log" 2>&1 || {
+  tail -n 40 "$work/apt.log" >&2
+  die "installing the node packages failed"
+}
+umount "$root/proc" "$root/sys" "$root/dev"
+say "  packages: done in $((SECONDS - started)) s"
+
+# A unique machine per VM: systemd makes the machine id, cloud-init the host keys (the PKI's).
+: >"$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_*
+# minbase has no hosts file: etcd would look localhost up over DNS. cloud-init adds the name.
+printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
+: >"$root/etc/resolv.conf"
+printf '/dev/vda / ext4 defaults 0 1\n' >"$root/etc/fstab"
+cat >"$root/etc/cloud/cloud.cfg.d/90-hardway.cfg" <<'EOF'
+# The seed is a NoCloud disk; nothing else is looked for (no metadata server here).
+datasource_list: [NoCloud, None]
+locale: false
+EOF
+# netplan (written by cloud-init) renders for systemd-networkd, which minbase leaves disabled.
+ln -sf /lib/systemd/system/systemd-networkd.service \
+  "$root/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+# ldirectord starts only when a step has written its configuration.
+rm -f "$root/etc/systemd/system/multi-user.target.wants/ldirectord.service"
+cp "$root"/boot/vmlinuz-* "$work/vmlinuz"
+cp "$root"/boot/initrd.img-* "$work/initrd.img"
+chmod 0644 "$work/vmlinuz" "$work/initrd.img"
+rm -rf "$root/var/cache/apt/archives"/*.deb "$root/var/lib/apt/lists"/*
+
+say "making the ext4 disk"
+mkfs.ext4 -q -L root -d "$root" "$work/disk.raw" 4G
+rm -rf "$root"
+mkdir -p "$out"
+mv "$work" "$dir"
+trap - EXIT
+say "image ready in $dir ($((SECONDS - started)) s, $(du -sh --apparent-size "$dir/disk.raw" | cut -f1) virtual, $(du -sh "$dir/disk.raw" | cut -f1) used)"
+echo "$dir"

@@ -44,20 +44,21 @@ export interface CliResult {
   readonly seconds: number;
 }
 
+export interface RunOptions {
+  /** Words before `pulumi` (a namespace to run it in). */
+  readonly prefix?: readonly string[];
+  readonly timeoutMs?: number;
+  readonly inherit?: boolean;
+}
+
 export interface EngineStack {
   readonly name: string;
   readonly backendDir: string;
   readonly configFile: string;
   /** Runs `pulumi <args> --stack <name>` in the project, with this stack's backend and config. */
-  pulumi(
-    args: readonly string[],
-    options?: { prefix?: readonly string[]; timeoutMs?: number },
-  ): CliResult;
+  pulumi(args: readonly string[], options?: RunOptions): CliResult;
   /** Like pulumi(), but throws with the output unless it exits 0. */
-  must(
-    args: readonly string[],
-    options?: { prefix?: readonly string[]; timeoutMs?: number },
-  ): CliResult;
+  must(args: readonly string[], options?: RunOptions): CliResult;
   /** The stack's state file as the file backend keeps it. */
   stateFile(): string;
   /** Removes the stack's backend and config (after destroy). */
@@ -83,10 +84,7 @@ export function newStack(
     PULUMI_SKIP_CONFIRMATIONS: "true",
   };
   const pulumiBin = env.HARDWAY_PULUMI ?? "pulumi";
-  const run = (
-    args: readonly string[],
-    options: { prefix?: readonly string[]; timeoutMs?: number } = {},
-  ): CliResult => {
+  const run = (args: readonly string[], options: RunOptions = {}): CliResult => {
     const started = Date.now();
     const argv = [
       ...(options.prefix ?? []),
@@ -103,6 +101,7 @@ export function newStack(
       encoding: "utf8",
       timeout: options.timeoutMs ?? 900_000,
       maxBuffer: 64 * 1024 * 1024,
+      stdio: options.inherit ? ["ignore", "inherit", "inherit"] : "pipe",
     });
     return {
       status: result.status,
@@ -111,10 +110,7 @@ export function newStack(
       seconds: (Date.now() - started) / 1000,
     };
   };
-  const must = (
-    args: readonly string[],
-    options?: { prefix?: readonly string[]; timeoutMs?: number },
-  ) => {
+  const must = (args: readonly string[], options?: RunOptions) => {
     const result = run(args, options);
     if (result.status !== 0) {
       throw new Error(

@@ -54,7 +54,9 @@ for archive in "${archives[@]}"; do
   output="$("${ctr[@]}" images import "$archive" 2>&1)" ||
     die "could not import $archive: $output"
   # The names an OCI archive carries are annotations of its index.
-  index="$(tar -tf "$archive" | grep -m1 -E '^(\./)?index\.json$')" || die "$archive is not an OCI image archive"
+  # The listing is read whole first: a reader that stops early would kill tar with SIGPIPE.
+  listing="$(tar -tf "$archive")"
+  index="$(grep -m1 -E '^(\./)?index\.json$' <<<"$listing")" || die "$archive is not an OCI image archive"
   tar -xOf "$archive" "$index" | grep -o '"io.containerd.image.name": *"[^"]*"' |
     sed 's/.*: *"\(.*\)"/\1/' >>"$list.tmp"
   echo "loaded $archive"

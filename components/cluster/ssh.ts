@@ -9,6 +9,7 @@
  * modules are loaded with `require` when called, never captured from imports.
  */
 import type * as ChildProcess from "node:child_process";
+import type * as Crypto from "node:crypto";
 import type * as Fs from "node:fs";
 import type * as Os from "node:os";
 import type * as Path from "node:path";
@@ -51,6 +52,7 @@ function modules() {
   /* eslint-disable @typescript-eslint/no-require-imports -- see the file comment */
   return {
     childProcess: require("node:child_process") as typeof ChildProcess,
+    crypto: require("node:crypto") as typeof Crypto,
     fs: require("node:fs") as typeof Fs,
     os: require("node:os") as typeof Os,
     path: require("node:path") as typeof Path,
@@ -192,20 +194,25 @@ export async function withSsh<T>(
   }
 }
 
-/** Puts a file on the VM atomically (written beside its path, then renamed). */
+/**
+ * Puts a file on the VM atomically: written beside its path under a name of its own (several
+ * steps may copy the same scripts to one VM at once), then renamed over it.
+ */
 export async function upload(
   session: SshSession,
   remotePath: string,
   input: { text: string } | { file: string },
   mode = "0644",
 ): Promise<void> {
+  const { crypto } = modules();
   const dir = remotePath.slice(0, remotePath.lastIndexOf("/")) || "/";
+  const part = `${remotePath}.part-${crypto.randomBytes(6).toString("hex")}`;
   await session.check(
     [
       shellCommand(["mkdir", "-p", "--", dir]),
-      `cat > ${shellCommand([`${remotePath}.part`])}`,
-      shellCommand(["chmod", mode, "--", `${remotePath}.part`]),
-      shellCommand(["mv", "-f", "--", `${remotePath}.part`, remotePath]),
+      `cat > ${shellCommand([part])}`,
+      shellCommand(["chmod", mode, "--", part]),
+      shellCommand(["mv", "-f", "--", part, remotePath]),
     ].join(" && "),
     input,
   );

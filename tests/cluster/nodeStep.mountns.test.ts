@@ -1,0 +1,148 @@
+/**
+ * node-step.sh as it runs on a node, without --root: inside a mount namespace where /usr/local,
+ * /var/lib, /etc/kubernetes and /etc/systemd/system are fresh tmpfs mounts, with a stand-in
+ * `systemctl` on PATH that records what it is asked. Nothing outside the namespace is touched.
+ *
+ * It shows the update and destroy behaviours a real node depends on: apply converges without
+ * restarting what did not change; remove completes (it used to abort on ${root:?} without
+ * --root, after the units and binaries were already gone); remove unmounts what a kubelet had
+ * mounted below its state directory before deleting it, so the data behind the mount (an NFS
+ * volume) survives; a binary two steps installed stays until the last one goes.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileBundle } from "../../components/cluster/remoteFiles";
+
+const NODE_ASSETS = path.resolve(__dirname, "../../assets/node");
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "hw-node-step-ns-"));
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+function skipReason(): string | undefined {
+  if (process.getuid?.() !== 0) {
+    return "needs root for a mount namespace";
+  }
+  return spawnSync("unshare", ["--mount", "true"]).status === 0
+    ? undefined
+    : "unshare --mount does not work here";
+}
+const skip = skipReason();
+
+/**
+ * Runs `script` (bash) in one fresh mount namespace; returns its output. The namespace, its
+ * tmpfs mounts and everything on them vanish when it exits, so each call starts from `setup`.
+ */
+function inNamespace(script: string): { status: number | null; output: string } {
+  const fake = path.join(work, "bin");
+  fs.mkdirSync(fake, { recursive: true });
+  fs.writeFileSync(
+    path.join(fake, "systemctl"),
+    [
+      "#!/bin/bash",
+      'echo "systemctl $*" >>/var/lib/systemctl.log',
+      'unit="${*: -1}"',
+      'case "$1" in',
+      '  is-active) [ -e "/var/lib/active.$unit" ] ;;',
+      '  restart) touch "/var/lib/active.$unit" ;;',
+      '  disable) rm -f "/var/lib/active.$unit" ;;',
+      "esac",
+      "",
+    ].join("\n"),
+    { mode: 0o755 },
+  );
+  const prelude = [
+    "set -euo pipefail",
+    "for dir in /usr/local /var/lib /etc/kubernetes /etc/systemd/system; do mkdir -p $dir; mount -t tmpfs tmpfs $dir; done",
+    `export PATH=${fake}:$PATH`,
+  ].join("\n");
+  const result = spawnSync(
+    "unshare",
+    ["--mount", "--propagation", "private", "bash", "-c", `${prelude}\n${script}`],
+    {
+      encoding: "utf8",
+      timeout: 60_000,
+    },
+  );
+  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+(skip === undefined ? describe : describe.skip)("node-step.sh on a node (mount namespace)", () => {
+  const staged = path.join(work, "staged");
+  const bundle = fileBundle([
+    { path: "/etc/kubernetes/kubelet.conf", mode: "0600", content: "kubeconfig\n" },
+    { path: "/etc/systemd/system/kubelet.service", mode: "0644", content: "[Unit]\n" },
+  ]).stdin;
+  const bundleFile = path.join(work, "bundle");
+  beforeAll(() => {
+    fs.mkdirSync(staged, { recursive: true });
+    fs.writeFileSync(path.join(staged, "kubelet"), "#!/bin/sh\necho kubelet\n");
+    fs.writeFileSync(path.join(staged, "portmap"), "#!/bin/sh\necho portmap\n");
+    fs.writeFileSync(bundleFile, bundle);
+  });
+  const step = (verb: string, name: string, extra: string) =>
+    `bash ${NODE_ASSETS}/node-step.sh ${verb} --step ${name} ${extra}`;
+  const kubelet = `--binary binary ${staged}/kubelet - /usr/local/bin/kubelet --binary binary ${staged}/portmap - /opt/cni/bin/portmap --unit kubelet.service`;
+
+  it("applies, then changes and restarts nothing when applied again, and restarts a changed daemon", () => {
+    const result = inNamespace(
+      [
+        `${step("apply", "kubelet", kubelet)} <${bundleFile}`,
+        "echo ---",
+        `${step("apply", "kubelet", kubelet)} <${bundleFile}`,
+        "echo ---",
+        "cat /var/lib/systemctl.log",
+        "cat /usr/local/bin/kubelet /etc/kubernetes/kubelet.conf",
+        "echo ---",
+        // A new file (a renewed certificate): the running daemon restarts.
+        `sed 's/a3ViZWNvbmZpZwo=/bmV3Cg==/' ${bundleFile} | ${step("apply", "kubelet", kubelet)}`,
+      ].join("\n"),
+    );
+    expect(result.status).toBe(0);
+    const [first, second, log] = result.output.split("---\n");
+    expect(first).toContain("hardway-step: started kubelet.service");
+    // Running and unchanged: no restart, so a re-applied step leaves its daemon alone.
+    expect(second).not.toContain("hardway-step:");
+    expect(log.match(/systemctl restart kubelet.service/g)).toHaveLength(1);
+    expect(log).toContain("echo kubelet");
+    expect(log).toContain("kubeconfig");
+    expect(result.output.split("---\n")[3]).toContain("hardway-step: restarted kubelet.service");
+  });
+
+  it("removes the step without --root: unmounts below its state dir, keeps the data behind, keeps a shared binary", () => {
+    const nfs = path.join(work, "nfs-volume");
+    fs.mkdirSync(nfs, { recursive: true });
+    fs.writeFileSync(path.join(nfs, "data"), "precious\n");
+    const result = inNamespace(
+      [
+        `${step("apply", "kubelet", kubelet)} <${bundleFile}`,
+        // The runtime step installed the same CNI plugin.
+        `${step("apply", "containerd", `--binary binary ${staged}/portmap - /opt/cni/bin/portmap`)} </dev/null`,
+        "mkdir -p /var/lib/kubelet/pods/p1/volumes/nfs/v1",
+        `mount --bind ${nfs} /var/lib/kubelet/pods/p1/volumes/nfs/v1`,
+        step("remove", "kubelet", "--unit kubelet.service --state-dir /var/lib/kubelet"),
+        "echo removed=$?",
+        "test -e /var/lib/kubelet && echo kubelet-dir-left || echo kubelet-dir-gone",
+        "test -e /usr/local/bin/kubelet && echo binary-left || echo binary-gone",
+        "test -e /opt/cni/bin/portmap && echo shared-kept || echo shared-gone",
+        "test -e /etc/kubernetes/kubelet.conf && echo file-left || echo file-gone",
+        "grep -c kubelet /proc/self/mounts || true",
+        step("remove", "kubelet", "--unit kubelet.service --state-dir /var/lib/kubelet"),
+        "echo again=$?",
+      ].join("\n"),
+    );
+    expect(result.output).toContain("removed=0");
+    expect(result.output).toContain("kubelet-dir-gone");
+    expect(result.output).toContain("binary-gone");
+    expect(result.output).toContain("shared-kept");
+    expect(result.output).toContain("file-gone");
+    expect(result.output).toContain("again=0");
+    expect(result.status).toBe(0);
+    // What the volume held is still there: rm never crossed into the mount.
+    expect(fs.readFileSync(path.join(nfs, "data"), "utf8")).toBe("precious\n");
+  });
+});
+
+if (skip !== undefined) {
+  console.warn(`node-step.sh namespace test not run: ${skip}`);
+}

@@ -1,0 +1,111 @@
+/**
+ * NodeStep's provider decisions, as the engine asks for them: a change of anything a step
+ * installs is an update in place, never a replacement (which would run `remove` first and wipe
+ * state directories); only another step name is another step. And the SSH it uses pins the VM's
+ * own host key.
+ */
+import { NodeStepState, nodeStepArgv, nodeStepProvider } from "../../components/cluster/nodeStep";
+import { knownHostsLine, sshOptions } from "../../components/cluster/ssh";
+
+const base: NodeStepState = {
+  step: "etcd",
+  user: "ubuntu",
+  privateKey: "KEY",
+  scripts: { "node-step.sh": "#!/bin/bash\n" },
+  scriptsHash: "0123456789abcdef",
+  targets: [
+    {
+      node: "control0",
+      host: "192.168.234.11",
+      hostKey: "ssh-ed25519 AAAA",
+      instance: "i-1",
+      filesSha256: "a",
+    },
+  ],
+  bundles: { control0: "FILE /x 0644 eA==\n" },
+  uploads: [],
+  apply: nodeStepArgv(
+    "apply",
+    {
+      step: "etcd",
+      units: ["etcd.service"],
+      startNoBlock: [],
+      stateDirs: ["/var/lib/etcd"],
+      afterFiles: "",
+    },
+    [],
+  ),
+  remove: nodeStepArgv(
+    "remove",
+    {
+      step: "etcd",
+      units: ["etcd.service"],
+      startNoBlock: [],
+      stateDirs: ["/var/lib/etcd"],
+      afterFiles: "",
+    },
+    [],
+  ),
+  readiness: [],
+  finalCheck: [],
+  timeoutSeconds: 60,
+};
+
+describe("NodeStep's diff", () => {
+  it("changes nothing when nothing changed", async () => {
+    await expect(nodeStepProvider.diff!("id", base, base)).resolves.toMatchObject({
+      changes: false,
+      replaces: [],
+    });
+  });
+
+  it.each<[string, Partial<NodeStepState>]>([
+    ["a file (a renewed certificate)", { bundles: { control0: "FILE /x 0644 eQ==\n" } }],
+    [
+      "a release file (a new version)",
+      { uploads: [{ localPath: "/c/etcd/3.6.17/x", remotePath: "/r/x" }] },
+    ],
+    ["the VM (a new disk)", { targets: [{ ...base.targets[0], instance: "i-2" }] }],
+    ["the node scripts", { scriptsHash: "fedcba9876543210" }],
+  ])("updates in place when %s changes", async (_what, change) => {
+    await expect(nodeStepProvider.diff!("id", base, { ...base, ...change })).resolves.toMatchObject(
+      {
+        changes: true,
+        replaces: [],
+      },
+    );
+  });
+
+  it("replaces only when the step itself is another one", async () => {
+    await expect(
+      nodeStepProvider.diff!("id", base, { ...base, step: "etcd-v2" }),
+    ).resolves.toMatchObject({
+      changes: true,
+      replaces: ["step"],
+    });
+  });
+
+  it("wipes state only on remove", () => {
+    expect(base.apply).not.toContain("--state-dir");
+    expect(base.remove).toEqual(expect.arrayContaining(["--state-dir", "/var/lib/etcd"]));
+  });
+});
+
+describe("SSH to a VM", () => {
+  it("accepts the VM's own host key and nothing else", () => {
+    expect(knownHostsLine("192.168.234.11", "ssh-ed25519 AAAAC3Nza host\n")).toBe(
+      "192.168.234.11 ssh-ed25519 AAAAC3Nza\n",
+    );
+    const options = sshOptions("/tmp/x");
+    expect(options).toEqual(
+      expect.arrayContaining([
+        "StrictHostKeyChecking=yes",
+        "UserKnownHostsFile=/tmp/x/known_hosts",
+        "BatchMode=yes",
+      ]),
+    );
+    expect(options.join(" ")).not.toMatch(
+      /StrictHostKeyChecking=no|UserKnownHostsFile=\/dev\/null/,
+    );
+  });
+});

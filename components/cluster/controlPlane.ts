@@ -10,6 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import {
   renderApiServerUnit,
   renderAuditPolicy,
+  renderAuthenticationConfig,
   renderControllerManagerUnit,
   renderSchedulerConfiguration,
   renderSchedulerUnit,
@@ -67,6 +68,7 @@ export class ControlPlane extends pulumi.ComponentResource {
             ),
             textFile(NODE_PATHS.encryptionConfig, pki.encryptionConfig, PRIVATE),
             textFile(NODE_PATHS.auditPolicy, renderAuditPolicy()),
+            textFile(NODE_PATHS.authenticationConfig, renderAuthenticationConfig()),
             // For kubectl on the node, as kubeadm leaves it.
             textFile(NODE_PATHS.kubeconfigs.admin, pki.kubeconfigs.admin, PRIVATE),
             textFile(unit("kube-apiserver.service"), renderApiServerUnit({ plan, node })),

@@ -82,9 +82,38 @@ export function apiServerCommand(args: ApiServerArgs): string[] {
       "requestheader-username-headers": "X-Remote-User",
       "requestheader-group-headers": "X-Remote-Group",
       "requestheader-extra-headers-prefix": "X-Remote-Extra-",
+      // Only /healthz, /livez and /readyz answer anonymous requests (see authenticationConfig).
+      "authentication-config": NODE_PATHS.authenticationConfig,
+      profiling: false,
+      // On a graceful stop /readyz fails at once while the server keeps serving this long, so
+      // the load balancer drains it before its connections close.
+      "shutdown-delay-duration": `${API_SHUTDOWN_DELAY_SECONDS}s`,
       v: 2,
     }),
   ];
+}
+
+/** Seconds an API server keeps serving after it started to shut down (and failed /readyz). */
+export const API_SHUTDOWN_DELAY_SECONDS = 15;
+
+/**
+ * The API server's AuthenticationConfiguration: anonymous requests are allowed for the health
+ * endpoints only (what the load balancer and the readiness probes ask), everything else needs
+ * a client certificate or a token.
+ */
+export function authenticationConfig(): Record<string, unknown> {
+  return {
+    apiVersion: "apiserver.config.k8s.io/v1",
+    kind: "AuthenticationConfiguration",
+    anonymous: {
+      enabled: true,
+      conditions: [{ path: "/healthz" }, { path: "/livez" }, { path: "/readyz" }],
+    },
+  };
+}
+
+export function renderAuthenticationConfig(): string {
+  return stringify(authenticationConfig());
 }
 
 export function apiServerUnit(args: ApiServerArgs): ServiceUnit {
@@ -93,6 +122,8 @@ export function apiServerUnit(args: ApiServerArgs): ServiceUnit {
     service: {
       type: "notify",
       execStart: apiServerCommand(args),
+      // Room for the shutdown delay and the requests in flight after it.
+      timeoutStopSec: API_SHUTDOWN_DELAY_SECONDS + 60,
       limitNoFile: 65536,
       logsDirectory: ["kubernetes"],
     },
@@ -131,14 +162,18 @@ export function auditPolicy(): Record<string, unknown> {
         resources: [{ group: "", resources: ["nodes", "nodes/status"] }],
       },
       {
+        // Node heartbeats (kube-node-lease) and leader elections (kube-system) renew leases
+        // every few seconds.
         level: "None",
         verbs: ["get", "update"],
-        namespaces: ["kube-system"],
         resources: [{ group: "coordination.k8s.io", resources: ["leases"] }],
       },
       {
         level: "None",
-        resources: [{ group: "", resources: ["events"] }],
+        resources: [
+          { group: "", resources: ["events"] },
+          { group: "events.k8s.io", resources: ["events"] },
+        ],
       },
       {
         level: "Metadata",
@@ -196,6 +231,7 @@ export function controllerManagerCommand(args: ControllerManagerArgs): string[] 
       "client-ca-file": CA_FILES["kubernetes-ca"].cert,
       "requestheader-client-ca-file": CA_FILES["front-proxy-ca"].cert,
       "leader-elect": true,
+      profiling: false,
       v: 2,
     }),
   ];
@@ -221,6 +257,8 @@ export function schedulerConfiguration(): Record<string, unknown> {
     kind: "KubeSchedulerConfiguration",
     clientConnection: { kubeconfig: NODE_PATHS.kubeconfigs.scheduler },
     leaderElection: { leaderElect: true },
+    // The debug handlers serve profiles to anyone who may GET /debug/pprof: off.
+    enableProfiling: false,
   };
 }
 

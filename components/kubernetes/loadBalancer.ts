@@ -1,8 +1,10 @@
 /**
  * ldirectord on the gateway: an IPVS virtual server on the API VIP that forwards to every
  * control node by direct routing (`gate`), so replies go straight from the control node to the
- * client. It probes each API server's /healthz over HTTPS and drops a server that stops
- * answering "ok". The probe trusts the system CA store, so the gateway must trust the cluster CA.
+ * client. It probes each API server's /readyz over HTTPS and drops a server that stops
+ * answering "ok": an API server shutting down fails /readyz first (--shutdown-delay-duration)
+ * while it still serves, so clients move before connections break. The probe trusts the system
+ * CA store, so the gateway must trust the cluster CA.
  */
 import { AddressPlan } from "../network/addressPlan";
 
@@ -10,8 +12,18 @@ export interface LdirectordArgs {
   readonly plan: AddressPlan;
   /** Seconds between health checks. @default 2 */
   readonly checkInterval?: number;
-  /** Seconds before a check counts as failed. @default 5 */
+  /**
+   * Seconds a check's HTTPS request may take; software-emulated control nodes answer slowly.
+   * @default 10
+   */
   readonly checkTimeout?: number;
+  /**
+   * Failed checks in a row before a server is dropped: a busy server that misses one check
+   * keeps its connections, a stopped one (its connection fails within a few seconds) goes in
+   * well under a minute.
+   * @default 3
+   */
+  readonly failureCount?: number;
   /** @default "/var/log/ldirectord.log" */
   readonly logFile?: string;
 }
@@ -23,8 +35,10 @@ export interface LdirectordArgs {
 export function ldirectordConfig(args: LdirectordArgs): string {
   const { plan } = args;
   const global: [string, string | number][] = [
-    ["checktimeout", args.checkTimeout ?? 5],
+    ["checktimeout", args.checkTimeout ?? 10],
+    ["negotiatetimeout", args.checkTimeout ?? 10],
     ["checkinterval", args.checkInterval ?? 2],
+    ["failurecount", args.failureCount ?? 3],
     // A dead server is removed from the table rather than kept with weight 0.
     ["quiescent", "no"],
     ["autoreload", "no"],
@@ -37,7 +51,7 @@ export function ldirectordConfig(args: LdirectordArgs): string {
     ["protocol", "tcp"],
     ["checktype", "negotiate"],
     ["service", "https"],
-    ["request", '"/healthz"'],
+    ["request", '"/readyz"'],
     ["receive", '"ok"'],
   ];
   return [

@@ -22,6 +22,7 @@ export const NODE_PATHS = {
   serviceAccountPrivateKey: `${PKI}/sa.key`,
   encryptionConfig: `${K8S}/encryption-config.yaml`,
   auditPolicy: `${K8S}/audit-policy.yaml`,
+  authenticationConfig: `${K8S}/authentication-config.yaml`,
   auditLogDir: "/var/log/kubernetes",
   auditLog: "/var/log/kubernetes/audit.log",
   schedulerConfig: `${K8S}/kube-scheduler.yaml`,

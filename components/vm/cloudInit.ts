@@ -55,7 +55,13 @@ export function roleModules(role: Role): string[] {
 /** Kernel parameters set at once and on every boot. */
 export function roleSysctls(role: Role): Record<string, string> {
   if (role === "gateway") {
-    return {};
+    return {
+      // IPVS keeps sending an existing connection to a real server ldirectord removed, so a
+      // kubelet's watch would hang on a dead API server; expire such connections at once so
+      // clients reconnect to a live one.
+      "net.ipv4.vs.expire_nodest_conn": "1",
+      "net.ipv4.vs.expire_quiescent_template": "1",
+    };
   }
   const node: Record<string, string> = {
     // Pod traffic is routed between the node's bridge and its NIC.

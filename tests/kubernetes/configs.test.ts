@@ -5,9 +5,12 @@ import { spawnSync } from "node:child_process";
 import { parse } from "yaml";
 import { bridgeConfList, renderBridgeConfList } from "../../components/kubernetes/cni";
 import {
+  API_SHUTDOWN_DELAY_SECONDS,
   apiServerCommand,
+  apiServerUnit,
   controllerManagerCommand,
   renderAuditPolicy,
+  renderAuthenticationConfig,
   renderSchedulerConfiguration,
   schedulerCommand,
 } from "../../components/kubernetes/controlPlane";
@@ -129,6 +132,26 @@ describe("kube-apiserver flags", () => {
     expect(f.get("client-ca-file")).toBe(CA_FILES["kubernetes-ca"].cert);
     expect(f.get("allow-privileged")).toBe("true");
   });
+
+  it("answers anonymous requests on the health endpoints only and serves no profiles", () => {
+    expect(f.get("authentication-config")).toBe(NODE_PATHS.authenticationConfig);
+    expect(f.has("anonymous-auth")).toBe(false); // the two flags exclude each other
+    expect(doc(renderAuthenticationConfig())).toEqual({
+      apiVersion: "apiserver.config.k8s.io/v1",
+      kind: "AuthenticationConfiguration",
+      anonymous: {
+        enabled: true,
+        conditions: [{ path: "/healthz" }, { path: "/livez" }, { path: "/readyz" }],
+      },
+    });
+    expect(f.get("profiling")).toBe("false");
+  });
+
+  it("drains before it stops: /readyz fails first, systemd waits for the delay", () => {
+    expect(f.get("shutdown-delay-duration")).toBe(`${API_SHUTDOWN_DELAY_SECONDS}s`);
+    const unit = apiServerUnit({ plan: p, node: p.controls[1] });
+    expect(unit.service.timeoutStopSec).toBeGreaterThan(API_SHUTDOWN_DELAY_SECONDS + 30);
+  });
 });
 
 describe("kube-controller-manager and kube-scheduler", () => {
@@ -145,13 +168,14 @@ describe("kube-controller-manager and kube-scheduler", () => {
     expect(f.get("service-cluster-ip-range")).toBe(p.serviceCidr);
   });
 
-  it("reads a KubeSchedulerConfiguration with leader election", () => {
+  it("reads a KubeSchedulerConfiguration with leader election and no profiling endpoint", () => {
     expect(flagMap(schedulerCommand()).get("config")).toBe(NODE_PATHS.schedulerConfig);
     expect(doc(renderSchedulerConfiguration())).toEqual({
       apiVersion: "kubescheduler.config.k8s.io/v1",
       kind: "KubeSchedulerConfiguration",
       clientConnection: { kubeconfig: NODE_PATHS.kubeconfigs.scheduler },
       leaderElection: { leaderElect: true },
+      enableProfiling: false,
     });
   });
 });

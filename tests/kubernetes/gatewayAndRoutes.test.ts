@@ -44,7 +44,7 @@ describe("ldirectord config", () => {
     expect(broken.status).toBe(2);
   });
 
-  it("balances the VIP over every control node by direct routing with an HTTPS /healthz probe", () => {
+  it("balances the VIP over every control node by direct routing with an HTTPS /readyz probe", () => {
     const lines = text.split("\n");
     expect(lines).toContain(`virtual=${p.apiVip}:6443`);
     const reals = lines.filter((l) => l.trim().startsWith("real="));
@@ -52,18 +52,22 @@ describe("ldirectord config", () => {
     for (const option of [
       "checktype=negotiate",
       "service=https",
-      'request="/healthz"',
+      'request="/readyz"',
       'receive="ok"',
       "protocol=tcp",
       "scheduler=wrr",
     ]) {
       expect(lines).toContain(`\t${option}`);
     }
+    // One slow answer does not drop a server; three failed checks in a row do.
+    expect(lines).toEqual(expect.arrayContaining(["failurecount=3", "negotiatetimeout=10"]));
   });
 
   it("follows the number of control nodes", () => {
     const one = ldirectordConfig({ plan: plan({ controlPlanes: 1 }) });
     expect(one.match(/real=/g)).toHaveLength(1);
+    // A fallback on the same address as the real server would be deleted with it.
+    expect(one).not.toContain("fallback=");
   });
 });
 

@@ -77,7 +77,14 @@ describe.each(cases)("the cloud-init seed of $node.name", ({ node, seed }) => {
     if (node.role === "gateway") {
       expect(userData.packages).toEqual(expect.arrayContaining(["ipvsadm", "ldirectord"]));
       expect(files["/etc/modules-load.d/hardway.conf"]).toBe("ip_vs\n");
-      expect(userData.runcmd).toEqual([["modprobe", "-a", "ip_vs"]]);
+      // IPVS forgets connections to a removed real server at once, so clients reconnect to a
+      // live API server instead of waiting for a timeout.
+      expect(sysctl).toContain("net.ipv4.vs.expire_nodest_conn = 1");
+      expect(sysctl).toContain("net.ipv4.vs.expire_quiescent_template = 1");
+      expect(userData.runcmd).toEqual([
+        ["modprobe", "-a", "ip_vs"],
+        ["sysctl", "-p", "/etc/sysctl.d/60-hardway.conf"],
+      ]);
       return;
     }
     expect(userData.packages).toEqual(

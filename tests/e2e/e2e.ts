@@ -1,9 +1,18 @@
 /**
- * `npm run e2e`: the whole life of a throwaway stack on this host. Preflight, a cold `up`, the
- * smoke checks, a second `up` that must change nothing, `destroy`, `stack rm`, and a check that
- * the host holds nothing of the stack any more. The stack lives on a file backend in a temp
- * directory, so the user's own stacks and backend are never touched. Teardown and the leak check
- * run even when an earlier phase failed, so a failed run does not leave VMs behind.
+ * `npm run e2e`: the whole life of a throwaway stack.
+ *
+ * Local mode (the default, `npm run e2e`, see local.ts): offline, on software-emulated VMs in
+ * network and mount namespaces of its own, from a release mirror, a prebaked image and pod image
+ * archives built here: cold `up`, checks, a no-op `up`, an upgrade, a host reboot, a step back to
+ * an earlier stage and `destroy`, each phase timed. `npm run e2e -- --ha` runs the three-control-
+ * plane topology too.
+ *
+ * Workstation mode (`npm run e2e -- --workstation`): the default stack on a machine with a
+ * hypervisor and the internet. Preflight, a cold `up`, the smoke checks, a second `up` that must
+ * change nothing, `destroy`, `stack rm`, and a check that the host holds nothing of the stack any
+ * more. The stack lives on a file backend in a temp directory, so the user's own stacks and
+ * backend are never touched. Teardown and the leak check run even when an earlier phase failed,
+ * so a failed run does not leave VMs behind.
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
@@ -14,12 +23,24 @@ import { smokeFromOutputs, PROJECT_DIR } from "../smoke/smoke";
 import { StackOutputs, parseStackOutputs } from "../smoke/stackOutputs";
 import { findLeaks, readHostState } from "./leaks";
 import { PhaseResult, noChangesVerdict, runPhase, summarize } from "./phases";
+import { HA, SMALL, inside, runLocal } from "./local";
 import { preflight, realPreflightEnv } from "./preflight";
 
 const log = (line: string) => console.log(`[e2e ${new Date().toISOString()}] ${line}`);
 const stream = (text: string) => process.stdout.write(text);
 
-async function main(): Promise<number> {
+async function main(argv: readonly string[]): Promise<number> {
+  const insideAt = argv.indexOf("--inside");
+  if (insideAt >= 0) {
+    return inside(argv[insideAt + 1]);
+  }
+  if (argv.includes("--workstation")) {
+    return workstation();
+  }
+  return runLocal(argv.includes("--ha") ? [SMALL, HA] : [SMALL]);
+}
+
+async function workstation(): Promise<number> {
   const results: PhaseResult[] = [];
   const checked = await preflight(realPreflightEnv);
   for (const note of checked.notes) {
@@ -165,7 +186,7 @@ async function main(): Promise<number> {
 }
 
 if (require.main === module) {
-  main().then(
+  main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: Error) => {
       console.error(`E2E FAIL: ${err.stack ?? err.message}`);

@@ -94,7 +94,10 @@ export function writeOciArchive(spec: ImageSpec, out: string, arch = "amd64"): v
     for (const blob of [layerGz, Buffer.from(config), Buffer.from(manifest)]) {
       fs.writeFileSync(path.join(blobs, sha256(blob)), blob);
     }
-    fs.writeFileSync(path.join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+    fs.writeFileSync(
+      path.join(layout, "oci-layout"),
+      JSON.stringify({ imageLayoutVersion: "1.0.0" }),
+    );
     fs.writeFileSync(
       path.join(layout, "index.json"),
       JSON.stringify({
@@ -122,15 +125,21 @@ export function writeOciArchive(spec: ImageSpec, out: string, arch = "amd64"): v
 
 /** The pause binary, compiled from the k8s.io/kubernetes module's build/pause/linux/pause.c. */
 function buildPause(kubernetesVersion: string, work: string): Buffer {
-  const info = spawnSync("go", ["mod", "download", "-json", `k8s.io/kubernetes@v${kubernetesVersion}`], {
-    encoding: "utf8",
-    env: { ...process.env, GOFLAGS: "-mod=mod", GONOSUMDB: "k8s.io/kubernetes" },
-  });
+  const info = spawnSync(
+    "go",
+    ["mod", "download", "-json", `k8s.io/kubernetes@v${kubernetesVersion}`],
+    {
+      encoding: "utf8",
+      env: { ...process.env, GOFLAGS: "-mod=mod", GONOSUMDB: "k8s.io/kubernetes" },
+    },
+  );
   if (info.status !== 0) {
     throw new Error(`cannot download k8s.io/kubernetes@v${kubernetesVersion}: ${info.stderr}`);
   }
   const dir = (JSON.parse(info.stdout) as { Dir: string }).Dir;
-  const tag = /^TAG \?= (\S+)$/m.exec(fs.readFileSync(path.join(dir, "build/pause/Makefile"), "utf8"))?.[1];
+  const tag = /^TAG \?= (\S+)$/m.exec(
+    fs.readFileSync(path.join(dir, "build/pause/Makefile"), "utf8"),
+  )?.[1];
   const out = path.join(work, "pause");
   execFileSync("gcc", [
     "-Os",
@@ -163,7 +172,9 @@ export function buildPodImageArchives(dir: string, kubernetesVersion: string): P
     throw new Error("the echo image needs Debian's static busybox (package busybox-static)");
   }
   const key = sha256(
-    [kubernetesVersion, SANDBOX_IMAGE, ECHO_IMAGE, ECHO_CGI, sha256(fs.readFileSync(busybox))].join("\0"),
+    [kubernetesVersion, SANDBOX_IMAGE, ECHO_IMAGE, ECHO_CGI, sha256(fs.readFileSync(busybox))].join(
+      "\0",
+    ),
   ).slice(0, 16);
   const pause = path.join(dir, `pause-${key}.tar`);
   const echo = path.join(dir, `echo-${key}.tar`);

@@ -1,0 +1,752 @@
+/**
+ * The end-to-end run in local mode: the program itself brings up a real cluster on software-
+ * emulated (TCG) VMs, offline, on this machine, then lives through a no-op `up`, an upgrade, a
+ * host reboot and its destruction. Everything it needs is built from Go modules and Debian
+ * packages and cached: the Pulumi toolchain (tests/engine/toolchain.sh), the release mirror
+ * (build-mirror.sh), a prebaked guest image (build-image.sh) and the pod image archives
+ * (ociArchives.ts).
+ *
+ * The whole cluster runs inside a network namespace and a mount namespace this run makes: the
+ * bridge, dnsmasq, NAT, routes and VMs never touch the host's own network, and /var/lib/hardway,
+ * /etc/exports and /var/lib/nfs are bound to temporary ones. The run re-executes itself inside
+ * them (`--inside`), and everything left in the namespace is killed when it ends.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { stringify } from "yaml";
+import { defaultVersions } from "../../components/config/defaults";
+import { bridgeName, natTableName } from "../../components/host/layout";
+import { CA_FILES, certFiles } from "../../components/kubernetes/paths";
+import { EngineStack, lastChanges, newStack, parsePreview, toolchainEnv } from "../engine/engine";
+import { runCommand } from "../smoke/run";
+import { findLeaks, readHostState } from "./leaks";
+import { cacheRoot, mirrorDir } from "./mirror";
+import { ECHO_IMAGE, ECHO_PORT, buildPodImageArchives } from "./ociArchives";
+import { PhaseResult, runPhase, summarize } from "./phases";
+
+const log = (line: string) => console.log(`[e2e ${new Date().toISOString()}] ${line}`);
+
+/** A topology of the run: how many nodes, and what else it proves. */
+export interface Topology {
+  readonly name: string;
+  readonly controlPlanes: 1 | 3;
+  readonly workers: number;
+}
+
+export const SMALL: Topology = { name: "small", controlPlanes: 1, workers: 1 };
+export const HA: Topology = { name: "ha", controlPlanes: 3, workers: 1 };
+
+/** The patch before the pinned one, so the run can upgrade (1.36.5 → 1.36.4). */
+export function previousPatch(version: string): string {
+  const [major, minor, patch] = version.split(".").map(Number);
+  if (!(patch > 0)) {
+    throw new Error(`${version} has no earlier patch of its minor to upgrade from`);
+  }
+  return `${major}.${minor}.${patch - 1}`;
+}
+
+interface Prepared {
+  readonly mirror: string;
+  readonly image: string;
+  readonly archives: { readonly pause: string; readonly echo: string };
+}
+
+const E2E_DIR = __dirname;
+const timed = async <T>(what: string, body: () => T | Promise<T>): Promise<T> => {
+  const started = Date.now();
+  const result = await body();
+  log(`${what}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return result;
+};
+
+function mustRun(program: string, args: readonly string[], timeoutMs = 7_200_000): string {
+  const result = spawnSync(program, args, {
+    encoding: "utf8",
+    timeout: timeoutMs,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  if (result.status !== 0) {
+    throw new Error(`${program} ${args.join(" ")} exited ${result.status}`);
+  }
+  return result.stdout;
+}
+
+/** Builds (or finds cached) everything the run needs; each part timed. */
+export async function prepare(): Promise<Prepared> {
+  await timed("toolchain", () => toolchainEnv());
+  const mirror = mirrorDir();
+  const v = defaultVersions;
+  await timed("release mirror", () =>
+    mustRun("bash", [
+      path.join(E2E_DIR, "build-mirror.sh"),
+      "--mirror",
+      mirror,
+      "--kubernetes",
+      `${previousPatch(v.kubernetes)},${v.kubernetes}`,
+      "--etcd",
+      v.etcd,
+      "--containerd",
+      v.containerd,
+      "--runc",
+      v.runc,
+      "--cni-plugins",
+      v.cniPlugins,
+      "--crictl",
+      v.crictl,
+    ]),
+  );
+  const image = await timed("guest image", () =>
+    mustRun("bash", [
+      path.join(E2E_DIR, "build-image.sh"),
+      "--out",
+      path.join(cacheRoot(), "e2e", "image"),
+    ]).trim(),
+  );
+  const archives = await timed("pod image archives", () =>
+    buildPodImageArchives(path.join(cacheRoot(), "e2e", "pod-images"), v.kubernetes),
+  );
+  return { mirror, image, archives };
+}
+
+/** The throwaway stack's configuration for a topology. */
+export function stackConfig(topology: Topology, prepared: Prepared): Record<string, string> {
+  return {
+    "hardway:arch": "amd64",
+    "hardway:accelerator": "tcg",
+    "hardway:controlPlanes": String(topology.controlPlanes),
+    "hardway:workers": String(topology.workers),
+    "hardway:stopAfter": "nodes",
+    "hardway:releaseMirror": prepared.mirror,
+    "hardway:podImages": JSON.stringify([prepared.archives.pause, prepared.archives.echo]),
+    "hardway:image": JSON.stringify({
+      path: path.join(prepared.image, "disk.raw"),
+      prebaked: true,
+      user: "hardway",
+      kernel: path.join(prepared.image, "vmlinuz"),
+      initrd: path.join(prepared.image, "initrd.img"),
+    }),
+    "hardway:versions": JSON.stringify({ kubernetes: previousPatch(defaultVersions.kubernetes) }),
+    "hardway:vm": JSON.stringify({
+      gateway: { cpus: 1, memory: 512, disk: 8 },
+      control: { cpus: 2, memory: 2048, disk: 12 },
+      worker: { cpus: 2, memory: 1536, disk: 12 },
+    }),
+  };
+}
+
+// ---- inside the namespaces ----------------------------------------------------------------------
+
+interface Outputs {
+  readonly kubeconfig: string;
+  readonly sshPrivateKey: string;
+  readonly caCertPem: string;
+  readonly nodes: Record<string, { ip: string; role: string }>;
+}
+
+class Cluster {
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), "hardway-e2e-cluster-"));
+  readonly kubectlBin: string;
+  outputs!: Outputs;
+
+  constructor(
+    readonly stack: EngineStack,
+    mirror: string,
+  ) {
+    // The kubectl of the cluster's own version, from the mirror (the distribution's is older).
+    this.kubectlBin = path.join(
+      mirror,
+      "dl.k8s.io/release",
+      `v${defaultVersions.kubernetes}`,
+      "bin/linux/amd64/kubectl",
+    );
+    fs.chmodSync(this.kubectlBin, 0o755);
+  }
+
+  refreshOutputs(): void {
+    const out = this.stack.must(["stack", "output", "--json", "--show-secrets"]);
+    this.outputs = JSON.parse(out.stdout) as Outputs;
+    fs.writeFileSync(path.join(this.dir, "kubeconfig"), this.outputs.kubeconfig, { mode: 0o600 });
+    fs.writeFileSync(path.join(this.dir, "ssh-key"), this.outputs.sshPrivateKey, { mode: 0o600 });
+    fs.writeFileSync(path.join(this.dir, "ca.crt"), this.outputs.caCertPem);
+  }
+
+  async kubectl(args: readonly string[], input?: string, timeoutMs = 120_000): Promise<string> {
+    const result = await runCommand(
+      this.kubectlBin,
+      ["--kubeconfig", path.join(this.dir, "kubeconfig"), ...args],
+      { input, timeoutMs },
+    );
+    if (result.code !== 0) {
+      throw new Error(`kubectl ${args.join(" ")} exited ${result.code}: ${result.stderr}`);
+    }
+    return result.stdout;
+  }
+
+  async ssh(node: string, command: string, timeoutMs = 120_000): Promise<string> {
+    const ip = this.outputs.nodes[node].ip;
+    const result = await runCommand(
+      "ssh",
+      [
+        "-i",
+        path.join(this.dir, "ssh-key"),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=10",
+        `hardway@${ip}`,
+        command,
+      ],
+      { timeoutMs },
+    );
+    if (result.code !== 0) {
+      throw new Error(`ssh ${node} ${command} exited ${result.code}: ${result.stderr}`);
+    }
+    return result.stdout;
+  }
+
+  async etcdctl(args: string): Promise<string> {
+    const client = certFiles("etcd-healthcheck-client");
+    return this.ssh(
+      "control0",
+      `sudo /usr/local/bin/etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${CA_FILES["etcd-ca"].cert} --cert=${client.cert} --key=${client.key} ${args}`,
+    );
+  }
+
+  dispose(): void {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+const podManifest = (name: string, node: string, command?: string[]) => ({
+  apiVersion: "v1",
+  kind: "Pod",
+  metadata: { name, labels: { app: name } },
+  spec: {
+    nodeSelector: { "kubernetes.io/hostname": node },
+    tolerations: [{ key: "node-role.kubernetes.io/control-plane", effect: "NoSchedule" }],
+    containers: [
+      {
+        name,
+        image: ECHO_IMAGE,
+        imagePullPolicy: "Never",
+        ...(command ? { command } : {}),
+      },
+    ],
+  },
+});
+
+/** The checks of a converged cluster; each timed, all run (every failure reported). */
+async function clusterChecks(cluster: Cluster, topology: Topology): Promise<string> {
+  cluster.refreshOutputs();
+  const notes: string[] = [];
+  const health = await cluster.etcdctl("endpoint health --cluster");
+  const healthy = health.match(/is healthy/g)?.length ?? 0;
+  if (healthy !== topology.controlPlanes) {
+    throw new Error(`etcd: ${healthy} of ${topology.controlPlanes} members healthy:\n${health}`);
+  }
+  notes.push(`etcd ${healthy}/${topology.controlPlanes} healthy`);
+  const vip = new URL(
+    JSON.parse(cluster.stack.must(["stack", "output", "apiServer", "--json"]).stdout) as string,
+  );
+  const healthz = await runCommand("curl", [
+    "-sS",
+    "--max-time",
+    "10",
+    "--cacert",
+    path.join(cluster.dir, "ca.crt"),
+    `https://${vip.host}/healthz`,
+  ]);
+  if (healthz.stdout.trim() !== "ok") {
+    throw new Error(`/healthz through the VIP answered ${healthz.stdout}${healthz.stderr}`);
+  }
+  notes.push("/healthz ok through the VIP");
+  await cluster.kubectl(
+    ["wait", "--for=condition=Ready", "node", "--all", "--timeout=900s"],
+    undefined,
+    960_000,
+  );
+  const nodes = (await cluster.kubectl(["get", "nodes", "-o", "name"])).trim().split("\n");
+  if (nodes.length !== topology.controlPlanes + topology.workers) {
+    throw new Error(
+      `expected ${topology.controlPlanes + topology.workers} nodes, got ${nodes.join(", ")}`,
+    );
+  }
+  notes.push(`${nodes.length} nodes Ready`);
+
+  const secretName = `e2e-${crypto.randomBytes(3).toString("hex")}`;
+  await cluster.kubectl(["create", "secret", "generic", secretName, "--from-literal=k=v"]);
+  const raw = await cluster.etcdctl(
+    `get /registry/secrets/default/${secretName} --print-value-only`,
+  );
+  if (!raw.startsWith("k8s:enc:secretbox:v1:key1:")) {
+    throw new Error(`the Secret is not encrypted in etcd: ${JSON.stringify(raw.slice(0, 40))}`);
+  }
+  await cluster.kubectl(["delete", "secret", secretName]);
+  notes.push("Secret stored as k8s:enc:secretbox:v1:key1:");
+
+  const existing = (await cluster.kubectl(["get", "pods", "-o", "name"])).trim();
+  if (!existing.includes("pod/echo")) {
+    await cluster.kubectl(["apply", "-f", "-"], stringify(podManifest("echo", "worker0")));
+  }
+  if (!existing.includes("pod/client")) {
+    await cluster.kubectl(
+      ["apply", "-f", "-"],
+      stringify(podManifest("client", "control0", ["/bin/busybox", "sleep", "1000000"])),
+    );
+  }
+  await cluster.kubectl(
+    ["wait", "--for=condition=Ready", "pod/echo", "pod/client", "--timeout=900s"],
+    undefined,
+    960_000,
+  );
+  const ip = async (pod: string) =>
+    (await cluster.kubectl(["get", "pod", pod, "-o", "jsonpath={.status.podIP}"])).trim();
+  const [echoIp, clientIp] = [await ip("echo"), await ip("client")];
+  const fromHost = await runCommand("curl", [
+    "-sS",
+    "--max-time",
+    "10",
+    `http://${echoIp}:${ECHO_PORT}/cgi-bin/ip`,
+  ]);
+  const hostIp = fromHost.stdout.trim();
+  if (hostIp !== "192.168.234.1") {
+    throw new Error(
+      `the pod saw the host as ${JSON.stringify(hostIp)} (${fromHost.stderr}); expected 192.168.234.1, no NAT`,
+    );
+  }
+  notes.push(`host → pod on worker0: seen as ${hostIp}`);
+  const fromPod = (
+    await cluster.kubectl([
+      "exec",
+      "client",
+      "--",
+      "/bin/busybox",
+      "wget",
+      "-qO-",
+      `http://${echoIp}:${ECHO_PORT}/cgi-bin/ip`,
+    ])
+  ).trim();
+  if (fromPod !== clientIp) {
+    throw new Error(
+      `the pod on worker0 saw the pod on control0 as ${fromPod}, not ${clientIp}: NATed`,
+    );
+  }
+  notes.push(
+    `pod on control0 → pod on worker0: seen as ${fromPod} (its own address), kubectl exec works`,
+  );
+  const logs = await cluster.kubectl(["logs", "echo"]);
+  if (!logs.includes("cgi-bin/ip")) {
+    throw new Error(`kubectl logs echo shows no request:\n${logs.slice(-500)}`);
+  }
+  notes.push("kubectl logs works");
+  return notes.join("; ");
+}
+
+/** Every QEMU of the stack, killed at once: what a host crash or reboot does to them. */
+async function killVms(stackName: string): Promise<void> {
+  await runCommand("pkill", ["-KILL", "-f", `qemu-system-x86_64 -name ${stackName}-`]);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+}
+
+async function simulateReboot(stackName: string): Promise<void> {
+  await killVms(stackName);
+  await runCommand("ip", ["link", "delete", bridgeName(stackName)]);
+  await runCommand("nft", ["delete", "table", "ip", natTableName(stackName)]);
+  await runCommand("ip", ["route", "flush", "root", "10.200.0.0/16"]);
+  await runCommand("pkill", ["-KILL", "-f", `dnsmasq --conf-file=/var/lib/hardway/${stackName}/`]);
+}
+
+/** `pulumi <args>` with its progress on this run's output; throws unless it succeeds. */
+const stream = (stack: EngineStack, args: string[], timeoutMs = 5_400_000) => {
+  const result = stack.pulumi(args, { timeoutMs, inherit: true });
+  if (result.status !== 0) {
+    throw new Error(
+      `pulumi ${args.join(" ")} exited ${result.status} after ${result.seconds.toFixed(0)} s`,
+    );
+  }
+  return result;
+};
+
+/** Runs every phase for one topology, inside the namespaces. */
+export async function runInside(topology: Topology, prepared: Prepared): Promise<boolean> {
+  const results: PhaseResult[] = [];
+  const stack = newStack(`e2e-${topology.name}`, stackConfig(topology, prepared));
+  const cluster = new Cluster(stack, prepared.mirror);
+  log(
+    `stack ${stack.name}, topology ${topology.name}: ${topology.controlPlanes} control plane(s), ${topology.workers} worker(s)`,
+  );
+  let keep = "";
+  try {
+    const up = await runPhase(
+      results,
+      "up (cold)",
+      () => {
+        const result = stream(stack, ["up", "--yes"]);
+        return Promise.resolve({ ok: true, detail: `${result.seconds.toFixed(0)} s` });
+      },
+      log,
+    );
+    if (!up) {
+      throw new Error("the cold up failed; nothing else can run");
+    }
+    await runPhase(
+      results,
+      "checks",
+      async () => ({ ok: true, detail: await clusterChecks(cluster, topology) }),
+      log,
+    );
+    if (process.env.HARDWAY_E2E_KEEP === "1") {
+      // For debugging the run itself: the cluster stays up in its namespace.
+      log(
+        `HARDWAY_E2E_KEEP: keeping stack ${stack.name}; kubeconfig and ssh key in ${cluster.dir}`,
+      );
+      log(`  backend ${stack.backendDir}, config ${stack.configFile}`);
+      return false;
+    }
+    await runPhase(
+      results,
+      "up (no-op)",
+      () => {
+        const result = stream(stack, ["up", "--yes"]);
+        const changes = lastChanges(stack);
+        const changed = Object.entries(changes).filter(([op, n]) => op !== "same" && n > 0);
+        return Promise.resolve({
+          ok: changed.length === 0,
+          detail: `${result.seconds.toFixed(0)} s; ${changed.length === 0 ? `${changes.same} same` : JSON.stringify(changes)}`,
+        });
+      },
+      log,
+    );
+    if (topology === HA) {
+      await runPhase(results, "control node down", () => controlNodeDown(cluster, stack.name), log);
+    } else {
+      await runPhase(
+        results,
+        "upgrade",
+        async () => {
+          keep = crypto.randomBytes(8).toString("hex");
+          await cluster.etcdctl(`put /hardway/e2e ${keep}`);
+          const podUid = (
+            await cluster.kubectl(["get", "pod", "echo", "-o", "jsonpath={.metadata.uid}"])
+          ).trim();
+          stack.must([
+            "config",
+            "set",
+            "--config-file",
+            stack.configFile,
+            "hardway:versions",
+            JSON.stringify({ kubernetes: defaultVersions.kubernetes }),
+          ]);
+          // One hour less of validity: every leaf certificate is issued again.
+          stack.must([
+            "config",
+            "set",
+            "--config-file",
+            stack.configFile,
+            "hardway:pki",
+            JSON.stringify({ validityHours: 8759 }),
+          ]);
+          const preview = stack.must(["preview", "--json"], { timeoutMs: 1_800_000 });
+          const steps = parsePreview(preview.stdout).steps.filter((s) => s.op !== "same");
+          const notUpdates = steps.filter((s) => s.op !== "update");
+          if (notUpdates.length > 0) {
+            throw new Error(
+              `the upgrade preview plans more than updates: ${notUpdates.map((s) => `${s.op} ${s.urn.split("::").pop()}`).join(", ")}`,
+            );
+          }
+          const result = stream(stack, ["up", "--yes"]);
+          const value = (await cluster.etcdctl("get /hardway/e2e --print-value-only")).trim();
+          const uid = (
+            await cluster.kubectl(["get", "pod", "echo", "-o", "jsonpath={.metadata.uid}"])
+          ).trim();
+          const phase = (
+            await cluster.kubectl(["get", "pod", "echo", "-o", "jsonpath={.status.phase}"])
+          ).trim();
+          const versions = (
+            await cluster.kubectl([
+              "get",
+              "nodes",
+              "-o",
+              "jsonpath={.items[*].status.nodeInfo.kubeletVersion}",
+            ])
+          ).trim();
+          const server = JSON.parse(await cluster.kubectl(["version", "-o", "json"])) as {
+            serverVersion: { gitVersion: string };
+          };
+          const ok =
+            value === keep &&
+            uid === podUid &&
+            phase === "Running" &&
+            versions.split(" ").every((v) => v === `v${defaultVersions.kubernetes}`) &&
+            server.serverVersion.gitVersion === `v${defaultVersions.kubernetes}`;
+          return {
+            ok,
+            detail: `preview: ${steps.length} updates, nothing else; up ${result.seconds.toFixed(0)} s; etcd key ${value === keep ? "kept" : "LOST"}, pod ${uid === podUid ? `kept (${phase})` : "REPLACED"}, kubelets ${versions}, apiserver ${server.serverVersion.gitVersion}`,
+          };
+        },
+        log,
+      );
+    }
+    await runPhase(
+      results,
+      "reboot",
+      async () => {
+        await simulateReboot(stack.name);
+        const preview = stack.must(["preview", "--json"], { timeoutMs: 1_800_000 });
+        const planned = parsePreview(preview.stdout)
+          .steps.filter((s) => s.op !== "same")
+          .map((s) => s.urn.split("::").pop());
+        const result = stream(stack, ["up", "--yes"]);
+        const checks = await clusterChecks(cluster, topology);
+        const value =
+          keep === "" ? "" : (await cluster.etcdctl("get /hardway/e2e --print-value-only")).trim();
+        return {
+          ok: value === keep,
+          detail: `preview repairs ${planned.join(", ")}; up ${result.seconds.toFixed(0)} s; ${checks}${keep === "" ? "" : `; etcd key ${value === keep ? "kept" : "LOST"}`}`,
+        };
+      },
+      log,
+    );
+    await runPhase(
+      results,
+      "stop after controlPlane",
+      async () => {
+        // A learner going back a chapter: the nodes' steps are removed from live VMs.
+        stack.must([
+          "config",
+          "set",
+          "--config-file",
+          stack.configFile,
+          "hardway:stopAfter",
+          "controlPlane",
+        ]);
+        const result = stream(stack, ["up", "--yes"]);
+        const units = await cluster.ssh(
+          "worker0",
+          "systemctl is-active kubelet containerd || true",
+        );
+        const files = await cluster.ssh(
+          "worker0",
+          "ls /usr/local/bin /var/lib/kubelet 2>&1 || true",
+        );
+        const gone = !/^active$/m.test(units) && !/^(kubelet|containerd)$/m.test(files);
+        return {
+          ok: gone,
+          detail: `${result.seconds.toFixed(0)} s; worker0: ${units.trim().replace(/\n/g, ", ")}`,
+        };
+      },
+      log,
+    );
+  } catch (err) {
+    log((err as Error).message);
+  } finally {
+    if (process.env.HARDWAY_E2E_KEEP !== "1") {
+      await destroyAndCheck(results, topology, stack, cluster);
+    }
+  }
+  if (process.env.HARDWAY_E2E_KEEP === "1") {
+    return false;
+  }
+  const summary = summarize(results);
+  for (const line of summary.lines) {
+    log(line);
+  }
+  return summary.ok;
+}
+
+/** Destroys the stack (the small one with its VMs killed first) and looks for leftovers. */
+async function destroyAndCheck(
+  results: PhaseResult[],
+  topology: Topology,
+  stack: EngineStack,
+  cluster: Cluster,
+): Promise<void> {
+  await runPhase(
+    results,
+    // The small cluster is destroyed with its VMs killed first (a crashed host); the HA one
+    // as it runs.
+    topology === SMALL ? "destroy (VMs killed first)" : "destroy",
+    async () => {
+      if (topology === SMALL) {
+        await killVms(stack.name);
+      }
+      const result = stack.pulumi(["destroy", "--yes"], { timeoutMs: 1_800_000, inherit: true });
+      return {
+        ok: result.status === 0,
+        detail: `${result.seconds.toFixed(0)} s, exit ${result.status}`,
+      };
+    },
+    log,
+  );
+  await runPhase(
+    results,
+    "leak check",
+    async () => {
+      // Inside the mount namespace /var/lib/hardway and /etc/exports are this run's own.
+      const state = await readHostState();
+      const leaks = findLeaks(state, { stack: stack.name, nodes: cluster.outputs?.nodes ?? {} });
+      for (const leak of leaks) {
+        log(`leftover ${leak.kind}: ${leak.what}`);
+      }
+      return {
+        ok: leaks.length === 0,
+        detail: leaks.length === 0 ? "nothing left" : `${leaks.length} leftovers`,
+      };
+    },
+    log,
+  );
+  cluster.dispose();
+  stack.dispose();
+}
+
+/** HA: one control node stops; the API keeps answering through the VIP and etcd keeps quorum. */
+async function controlNodeDown(
+  cluster: Cluster,
+  stackName: string,
+): Promise<{ ok: boolean; detail: string }> {
+  await runCommand("pkill", ["-KILL", "-f", `qemu-system-x86_64 -name ${stackName}-control1 `]);
+  const started = Date.now();
+  let answered = 0;
+  for (let attempt = 0; attempt < 60 && answered < 10; attempt++) {
+    const result = await runCommand(cluster.kubectlBin, [
+      "--kubeconfig",
+      path.join(cluster.dir, "kubeconfig"),
+      "--request-timeout=5s",
+      "get",
+      "--raw",
+      "/readyz",
+    ]);
+    answered = result.code === 0 ? answered + 1 : 0;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  const recovered = (Date.now() - started) / 1000;
+  const value = crypto.randomBytes(4).toString("hex");
+  await cluster.etcdctl(`put /hardway/quorum ${value}`);
+  const read = (await cluster.etcdctl("get /hardway/quorum --print-value-only")).trim();
+  return {
+    ok: answered >= 10 && read === value,
+    detail: `API answered 10 times in a row ${recovered.toFixed(0)} s after control1 stopped; etcd writes with 2 of 3 members: ${read === value ? "yes" : "no"}`,
+  };
+}
+
+// ---- the outer run: namespaces around --inside -------------------------------------------------
+
+export async function runLocal(topologies: readonly Topology[]): Promise<number> {
+  if (process.getuid?.() !== 0) {
+    console.error("e2e (local) needs root: it makes network and mount namespaces, taps and VMs");
+    return 2;
+  }
+  const missing = [
+    "qemu-system-x86_64",
+    "qemu-img",
+    "ip",
+    "unshare",
+    "nft",
+    "dnsmasq",
+    "debootstrap",
+    "gcc",
+    "go",
+    "ssh",
+    "curl",
+  ].filter((tool) => spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0);
+  if (missing.length > 0) {
+    console.error(
+      `e2e (local) cannot run; missing ${missing.join(", ")} (sudo bash .ci/run installs them)`,
+    );
+    return 2;
+  }
+  const prepared = await prepare();
+  let ok = true;
+  for (const topology of topologies) {
+    ok = (await inNamespaces(topology, prepared)) && ok;
+  }
+  return ok ? 0 : 1;
+}
+
+async function inNamespaces(topology: Topology, prepared: Prepared): Promise<boolean> {
+  const namespace = `hwe2e-${crypto.randomBytes(3).toString("hex")}`;
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "hardway-e2e-"));
+  const stateRoot = path.join(work, "var-lib-hardway");
+  const exportsFile = path.join(work, "exports");
+  const nfsLib = path.join(work, "var-lib-nfs");
+  fs.mkdirSync(stateRoot);
+  fs.mkdirSync(nfsLib);
+  fs.writeFileSync(exportsFile, "");
+  const createdRoot = !fs.existsSync("/var/lib/hardway");
+  if (createdRoot) {
+    fs.mkdirSync("/var/lib/hardway");
+  }
+  spawnSync("ip", ["netns", "add", namespace]);
+  spawnSync("ip", ["-n", namespace, "link", "set", "lo", "up"]);
+  log(`network namespace ${namespace}, state in ${work}`);
+  try {
+    const args = { topology: topology.name, prepared };
+    const child = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        namespace,
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        [
+          `mount --bind "${stateRoot}" /var/lib/hardway`,
+          `mount --bind "${exportsFile}" /etc/exports`,
+          `mount --bind "${nfsLib}" /var/lib/nfs`,
+          'exec "$@"',
+        ].join(" && "),
+        "hardway-e2e",
+        process.execPath,
+        "-r",
+        "ts-node/register/transpile-only",
+        path.join(E2E_DIR, "e2e.ts"),
+        "--inside",
+        JSON.stringify(args),
+      ],
+      { stdio: "inherit", cwd: path.resolve(E2E_DIR, "../..") },
+    );
+    const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? 1)));
+    return code === 0;
+  } finally {
+    if (process.env.HARDWAY_E2E_KEEP === "1") {
+      log(
+        `HARDWAY_E2E_KEEP: network namespace ${namespace} and ${work} are kept; remove them by hand`,
+      );
+    } else {
+      removeNamespace(namespace, work, createdRoot);
+    }
+  }
+}
+
+/** Kills what still runs in the test's network namespace and removes it with its files. */
+function removeNamespace(namespace: string, work: string, createdRoot: boolean): void {
+  const pids = spawnSync("ip", ["netns", "pids", namespace], { encoding: "utf8" }).stdout ?? "";
+  for (const pid of pids.split(/\s+/).filter(Boolean)) {
+    spawnSync("kill", ["-9", pid]);
+  }
+  spawnSync("ip", ["netns", "del", namespace]);
+  if (createdRoot) {
+    fs.rmSync("/var/lib/hardway", { recursive: true, force: true });
+  }
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+/** The entry point inside the namespaces. */
+export async function inside(json: string): Promise<number> {
+  const args = JSON.parse(json) as { topology: string; prepared: Prepared };
+  const topology = [SMALL, HA].find((t) => t.name === args.topology) ?? SMALL;
+  return (await runInside(topology, args.prepared)) ? 0 : 1;
+}

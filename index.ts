@@ -100,6 +100,8 @@ if (kubernetes?.kubelet !== undefined && reached(config.stopAfter, "services")) 
     apiReady: kubernetes.apiHealth,
     nfsPath: hostNetwork.exportDir,
     kubelets: kubernetes.kubelet.nodes,
+    clusterName,
+    clusterData: kubernetes.etcd.members,
   });
 }
 

@@ -7,6 +7,16 @@
  * `apiReady`, which is unknown until the API health step has run. The Pulumi engine does not
  * configure a provider whose inputs are unknown during a preview and answers Check/Diff/Create
  * for its resources from their inputs, so nothing tries to reach a cluster that is not there.
+ *
+ * Later updates: the provider is named by `clusterIdentifier`, so a new kubeconfig (a renewed
+ * admin certificate) updates it instead of replacing it and every release with it.
+ *
+ * Destroy: every object here lives in etcd, so when the etcd step goes (`pulumi destroy`, or a
+ * `stopAfter` below the control plane) they go with it (`deletedWith`) and nothing asks a cluster
+ * that may already be stopped. Only a change that keeps etcd (`stopAfter` nodes, a chart
+ * removed) deletes objects one by one, through an API that answers. The provider does not set
+ * `deleteUnreachable`: with the VMs stopped a `pulumi refresh` would drop every object from the
+ * state although it still exists.
  */
 import { APISERVER_KUBELET_CLIENT } from "../pki/certificates";
 import * as k8s from "@pulumi/kubernetes";
@@ -65,6 +75,10 @@ export interface ClusterServicesArgs {
    * @default {} (ordering then rests on apiReady alone)
    */
   readonly kubelets?: Readonly<Record<string, pulumi.Resource>>;
+  /** Names the cluster for the provider (KubernetesClusterArgs.clusterName). */
+  readonly clusterName: string;
+  /** The etcd step (Etcd.members): every Kubernetes object here is deleted with it. */
+  readonly clusterData: pulumi.Resource;
 }
 
 export interface ClusterServicesReleases {
@@ -109,10 +123,10 @@ export class ClusterServices extends pulumi.ComponentResource {
         kubeconfig: pulumi
           .all([pulumi.secret(args.kubeconfig), gate])
           .apply(([kubeconfig]) => kubeconfig),
+        // Only a new cluster name replaces the provider (and so every object through it).
+        clusterIdentifier: args.clusterName,
         // Patch resources (the node labels) exist only under server-side apply.
         enableServerSideApply: true,
-        // The cluster lives and dies with its VMs; a destroy after they are gone must not hang.
-        deleteUnreachable: true,
       },
       { parent: this, dependsOn: apiReadyResource ? [apiReadyResource] : [] },
     );
@@ -120,6 +134,7 @@ export class ClusterServices extends pulumi.ComponentResource {
       provider: this.provider,
       parent: this,
       dependsOn,
+      deletedWith: args.clusterData,
     });
 
     this.kubeletApiAccess = new k8s.rbac.v1.ClusterRoleBinding(

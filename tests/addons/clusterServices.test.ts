@@ -39,6 +39,7 @@ async function build(p: typeof PulumiModule, s: Scenario): Promise<void> {
     }
   }
   const health = new StepStandIn("ApiHealth", `${s.prefix}-api-health`);
+  const etcd = new StepStandIn("Etcd", `${s.prefix}-etcd`);
   const kubelets = Object.fromEntries(
     plan.kubeletNodes.map((n) => [
       n.name,
@@ -59,6 +60,8 @@ async function build(p: typeof PulumiModule, s: Scenario): Promise<void> {
             health.id.apply(() => p.unknown),
     nfsPath: p.output(EXPORT_DIR),
     kubelets,
+    clusterName: `hardway-${s.prefix}`,
+    clusterData: etcd,
   });
 }
 
@@ -124,7 +127,25 @@ describe.each(SCENARIOS.map((s) => [s.prefix, s] as const))("%s", (prefix) => {
     expect(provider.dependencies).toContain(named(`${prefix}-api-health`).urn);
     // Provider configuration reaches the engine as strings.
     expect(provider.inputs.enableServerSideApply).toBe("true");
-    expect(provider.inputs.deleteUnreachable).toBe("true");
+  });
+
+  it("names the provider by the cluster, so a new kubeconfig updates rather than replaces it", () => {
+    const provider = named(`${prefix}-addons-k8s`);
+    expect(provider.inputs.clusterIdentifier).toBe(`hardway-${prefix}`);
+  });
+
+  it("deletes every object with the etcd step and never drops one the cluster may still hold", () => {
+    // With deleteUnreachable a refresh with the VMs stopped would forget objects that exist.
+    expect(named(`${prefix}-addons-k8s`).inputs.deleteUnreachable).toBeUndefined();
+    const etcd = named(`${prefix}-etcd`).urn;
+    const objects = inScenario(prefix).filter(isKubernetes);
+    expect(objects.length).toBeGreaterThanOrEqual(8);
+    for (const r of objects) {
+      expect({ name: r.name, deletedWith: r.deletedWith }).toEqual({
+        name: r.name,
+        deletedWith: etcd,
+      });
+    }
   });
 
   it("installs the MetalLB pool and its L2 advertisement only after the MetalLB release", () => {
@@ -252,6 +273,8 @@ describe("arguments", () => {
           apiReady: "ready",
           nfsPath: EXPORT_DIR,
           kubelets: {},
+          clusterName: "hardway-partial",
+          clusterData: new pulumi.ComponentResource("test:cluster:Etcd", "partial-etcd"),
         }),
     ).toThrow("kubelets has no entry for control0, control1, control2; pass Kubelet.nodes");
   });

@@ -23,6 +23,8 @@ export interface RecordedResource {
   /** URNs of every resource this one waits for (explicit dependsOn and input dependencies). */
   readonly dependencies: readonly string[];
   readonly provider?: string;
+  /** URN of the resource whose deletion takes this one with it (the deletedWith option). */
+  readonly deletedWith?: string;
 }
 
 export interface ProgramRun {
@@ -69,6 +71,7 @@ interface RegisterRequest {
   getCustom(): boolean;
   getDependenciesList(): string[];
   getProvider(): string;
+  getDeletedwith(): string;
 }
 interface RegisterResponse {
   getUrn(): string;
@@ -133,6 +136,7 @@ export async function installMocks(
           parentUrn: req.getParent() || undefined,
           dependencies: req.getDependenciesList(),
           provider: req.getProvider() || undefined,
+          deletedWith: req.getDeletedwith() || undefined,
         });
       }
       cb(err, res);

@@ -15,15 +15,14 @@ import { addressPlan } from "./components/network/addressPlan";
 import { Pki } from "./components/pki/pki";
 import { BaseImage } from "./components/vm/baseImage";
 import { probeVmHost } from "./components/vm/hostProbe";
-import { directKernel, resolveAccelerator } from "./components/vm/qemu";
+import { directKernel } from "./components/vm/qemu";
 import { VirtualMachine } from "./components/vm/virtualMachine";
 
 const stack = pulumi.getStack();
-const config = loadConfig();
+const vmHost = probeVmHost();
+const { config, accelerator } = loadConfig(vmHost);
 const plan = addressPlan(config);
 const clusterName = `hardway-${stack}`;
-const vmHost = probeVmHost();
-const accelerator = resolveAccelerator(config.accelerator, config.arch, vmHost);
 
 // Chapter 4: certificates, kubeconfigs, the encryption key and the SSH keys.
 const pki = new Pki("pki", {

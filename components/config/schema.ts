@@ -8,6 +8,7 @@ import {
   AddressRange,
   cidrRange,
   formatRange,
+  isInternalRange,
   isPrivate,
   nthAddress,
   parseCidr,
@@ -53,6 +54,12 @@ export const HOST_PARTS = {
 
 export const DEFAULT_SUBNET = "192.168.234.0/24";
 
+/** The DNS domain of Services and Pods inside the cluster (the kubelet's clusterDomain). */
+export const CLUSTER_DOMAIN = "cluster.local";
+
+/** kube-apiserver refuses an IPv4 service range with more than 20 host bits. */
+export const WIDEST_SERVICE_PREFIX = 12;
+
 /** What the program needs to know about the machine it runs on to pick defaults. */
 export interface HostFacts {
   readonly os: NodeJS.Platform;
@@ -62,6 +69,17 @@ export interface HostFacts {
 
 function oneOf<T extends readonly (string | number)[]>(values: T): string {
   return `expected one of ${values.join(", ")}`;
+}
+
+/**
+ * A JSON object with exactly these fields. A value of another type (a string, a list) is named
+ * as such, with the fields that were expected.
+ */
+function object<S extends z.ZodRawShape>(shape: S) {
+  const expected = `expected a JSON object with the fields ${Object.keys(shape).join(", ")}`;
+  return z.strictObject(shape, {
+    error: (issue) => (issue.code === "invalid_type" ? expected : undefined),
+  });
 }
 
 const wholeNumber = (min: number, max: number) =>
@@ -105,13 +123,17 @@ const sha256 = z
   .regex(/^[0-9a-f]{64}$/, { error: "expected 64 lowercase hex digits (a sha256 digest)" });
 
 const chart = (d: { repository: string; chart: string; version: string }) =>
-  z
-    .strictObject({
-      repository: z.url({ error: "expected the URL of a Helm repository" }).default(d.repository),
-      chart: z.string().min(1).default(d.chart),
-      version: z.string().min(1).default(d.version),
-    })
-    .prefault({});
+  object({
+    repository: z.url({ error: "expected the URL of a Helm repository" }).default(d.repository),
+    chart: z.string().min(1).default(d.chart),
+    // An exact version: "latest" or a range would install whatever the repository has today.
+    version: z
+      .string()
+      .regex(/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/, {
+        error: "expected an exact chart version such as 1.2.3",
+      })
+      .default(d.version),
+  }).prefault({});
 
 const version = (d: string) =>
   z
@@ -119,36 +141,30 @@ const version = (d: string) =>
     .regex(/^\d+\.\d+\.\d+$/, { error: "expected a release version such as 1.2.3" })
     .default(d);
 
-const versions = z
-  .strictObject({
-    kubernetes: version(defaultVersions.kubernetes),
-    etcd: version(defaultVersions.etcd),
-    containerd: version(defaultVersions.containerd),
-    crio: version(defaultVersions.crio),
-    runc: version(defaultVersions.runc),
-    cniPlugins: version(defaultVersions.cniPlugins),
-    crictl: version(defaultVersions.crictl),
-    charts: z
-      .strictObject({
-        cilium: chart(defaultVersions.charts.cilium),
-        coredns: chart(defaultVersions.charts.coredns),
-        metallb: chart(defaultVersions.charts.metallb),
-        nfsProvisioner: chart(defaultVersions.charts.nfsProvisioner),
-      })
-      .prefault({}),
-  })
-  .prefault({});
+const versions = object({
+  kubernetes: version(defaultVersions.kubernetes),
+  etcd: version(defaultVersions.etcd),
+  containerd: version(defaultVersions.containerd),
+  crio: version(defaultVersions.crio),
+  runc: version(defaultVersions.runc),
+  cniPlugins: version(defaultVersions.cniPlugins),
+  crictl: version(defaultVersions.crictl),
+  charts: object({
+    cilium: chart(defaultVersions.charts.cilium),
+    coredns: chart(defaultVersions.charts.coredns),
+    metallb: chart(defaultVersions.charts.metallb),
+    nfsProvisioner: chart(defaultVersions.charts.nfsProvisioner),
+  }).prefault({}),
+}).prefault({});
 
 const vmSize = (d: { cpus: number; memory: number; disk: number }) =>
-  z
-    .strictObject({
-      cpus: wholeNumber(1, 64).default(d.cpus),
-      /** MiB of guest memory. */
-      memory: wholeNumber(512, 262144).default(d.memory),
-      /** GiB of qcow2 disk (the overlay's virtual size). */
-      disk: wholeNumber(4, 2048).default(d.disk),
-    })
-    .prefault({});
+  object({
+    cpus: wholeNumber(1, 64).default(d.cpus),
+    /** MiB of guest memory. */
+    memory: wholeNumber(512, 262144).default(d.memory),
+    /** GiB of qcow2 disk (the overlay's virtual size). */
+    disk: wholeNumber(4, 2048).default(d.disk),
+  }).prefault({});
 
 /** Role sizes; the default cluster (1 gateway, 3 control, 3 workers) needs 12.5 GiB of RAM. */
 export const DEFAULT_VM_SIZES = {
@@ -157,16 +173,14 @@ export const DEFAULT_VM_SIZES = {
   worker: { cpus: 2, memory: 2048, disk: 20 },
 } as const;
 
-const pki = z
-  .strictObject({
-    /** Lifetime of the three CAs. */
-    caValidityHours: wholeNumber(24, 24 * 365 * 30).default(24 * 365 * 10),
-    /** Lifetime of every leaf certificate. */
-    validityHours: wholeNumber(1, 24 * 365 * 10).default(24 * 365),
-    /** Pulumi re-issues a certificate this long before it expires. */
-    earlyRenewalHours: wholeNumber(0, 24 * 365).default(24 * 30),
-  })
-  .prefault({});
+const pki = object({
+  /** Lifetime of the three CAs. */
+  caValidityHours: wholeNumber(24, 24 * 365 * 30).default(24 * 365 * 10),
+  /** Lifetime of every leaf certificate. */
+  validityHours: wholeNumber(1, 24 * 365 * 10).default(24 * 365),
+  /** Pulumi re-issues a certificate this long before it expires. */
+  earlyRenewalHours: wholeNumber(0, 24 * 365).default(24 * 30),
+}).prefault({});
 
 /** The raw schema, keyed exactly like the `hardway:` config keys. */
 export const configSchema = z.strictObject({
@@ -193,42 +207,48 @@ export const configSchema = z.strictObject({
     .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, {
       error: "expected a lowercase DNS domain with at least two labels, such as hardway.internal",
     })
+    .refine((d) => d.split(".").every((label) => label.length <= 63) && d.length <= 253, {
+      error: "expected DNS labels of at most 63 characters and at most 253 in all",
+    })
+    .refine((d) => d !== CLUSTER_DOMAIN && !d.endsWith(`.${CLUSTER_DOMAIN}`), {
+      error: `expected a domain outside ${CLUSTER_DOMAIN}, which CoreDNS answers for the cluster's Services and Pods`,
+    })
     .default("hardway.internal"),
   accelerator: z.enum(ACCELERATORS, { error: oneOf(ACCELERATORS) }).default("auto"),
   versions,
-  vm: z
-    .strictObject({
-      gateway: vmSize(DEFAULT_VM_SIZES.gateway),
-      control: vmSize(DEFAULT_VM_SIZES.control),
-      worker: vmSize(DEFAULT_VM_SIZES.worker),
-    })
-    .prefault({}),
-  image: z
-    .strictObject({
-      url: z.url({ error: "expected the URL of a cloud image" }).optional(),
-      sha256: sha256.optional(),
-      path: absolutePath("a local image file").optional(),
-      /** The image already holds every package the nodes need; cloud-init installs nothing. */
-      prebaked: z.boolean({ error: "expected true or false" }).default(false),
-      /** The login user cloud-init creates (any distribution; the key is authorised for it). */
-      user: z
-        .string()
-        .regex(/^[a-z_][a-z0-9_-]{0,31}$/, {
-          error: "expected a lowercase user name such as ubuntu",
-        })
-        .default("ubuntu"),
-      /** Direct kernel boot (no firmware, no boot loader): the kernel on the host. */
-      kernel: absolutePath("a kernel image").optional(),
-      initrd: absolutePath("an initrd").optional(),
-      /** The kernel command line for direct boot. */
-      kernelArgs: z.string().min(1).optional(),
-    })
-    .prefault({}),
+  vm: object({
+    gateway: vmSize(DEFAULT_VM_SIZES.gateway),
+    control: vmSize(DEFAULT_VM_SIZES.control),
+    worker: vmSize(DEFAULT_VM_SIZES.worker),
+  }).prefault({}),
+  image: object({
+    url: z.url({ error: "expected the URL of a cloud image" }).optional(),
+    sha256: sha256.optional(),
+    path: absolutePath("a local image file").optional(),
+    /** The image already holds every package the nodes need; cloud-init installs nothing. */
+    prebaked: z.boolean({ error: "expected true or false" }).default(false),
+    /** The login user cloud-init creates (any distribution; the key is authorised for it). */
+    user: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, {
+        error: "expected a lowercase user name such as ubuntu",
+      })
+      .default("ubuntu"),
+    /** Direct kernel boot (no firmware, no boot loader): the kernel on the host. */
+    kernel: absolutePath("a kernel image").optional(),
+    initrd: absolutePath("an initrd").optional(),
+    /** The kernel command line for direct boot. */
+    kernelArgs: z.string().min(1).optional(),
+  }).prefault({}),
   pki,
   /** "": the upstream release hosts. */
   releaseMirror: z.union([z.literal(""), mirrorBase]).default(""),
   stopAfter: z.enum(STAGES, { error: oneOf(STAGES) }).default("services"),
-  podImages: z.array(absolutePath("an OCI image archive")).default([]),
+  podImages: z
+    .array(absolutePath("an OCI image archive"), {
+      error: "expected a JSON list of absolute paths of OCI image archives",
+    })
+    .default([]),
 });
 
 type Parsed = z.infer<typeof configSchema>;
@@ -279,12 +299,24 @@ export function parseConfig(
   const result = configSchema.safeParse(raw, { reportInput: true });
   if (!result.success) {
     throw new ConfigError(
-      result.error.issues.map((issue) => {
+      result.error.issues.flatMap((issue) => {
         if (issue.code === "unrecognized_keys") {
-          return `${issue.keys.map((k) => key([...issue.path, k])).join(", ")}: unknown key; known keys here: ${knownKeys(issue.path).join(", ")}`;
+          const nested = issue.keys.filter((k) => issue.path.length === 0 && isNestedKey(k));
+          const unknown = issue.keys.filter((k) => !nested.includes(k));
+          return [
+            ...nested.map(
+              (k) =>
+                `${key([k])}: not a key but a field of ${key([k.split(".")[0]])}; set it with --path: pulumi config set --path '${key([k])}' <value>`,
+            ),
+            ...(unknown.length === 0
+              ? []
+              : [
+                  `${unknown.map((k) => key([...issue.path, k])).join(", ")}: unknown key; known keys here: ${knownKeys(issue.path).join(", ")}`,
+                ]),
+          ];
         }
         const got = issue.input === undefined ? "" : ` (got ${describe(issue.input)})`;
-        return `${key(issue.path)}: ${issue.message}${got}`;
+        return [`${key(issue.path)}: ${issue.message}${got}`];
       }),
     );
   }
@@ -304,7 +336,7 @@ export function parseConfig(
           first: subnet.first + HOST_PARTS.metallb.first,
           last: subnet.first + HOST_PARTS.metallb.last,
         });
-  problems.push(...checkNetworks({ ...parsed, metallbPool }));
+  problems.push(...checkNetworks({ ...parsed, metallbPool }), ...checkOthers(parsed));
   if (problems.length > 0) {
     throw new ConfigError(problems);
   }
@@ -314,6 +346,40 @@ export function parseConfig(
     metallbPool,
     image: { ...parsed.image, url: parsed.image.url ?? defaultImageUrl(arch as Arch) },
   });
+}
+
+/** `vm.worker.memory`: what `pulumi config set` without --path stores for a nested field. */
+function isNestedKey(name: string): boolean {
+  const [top] = name.split(".");
+  return name.includes(".") && top in configSchema.shape;
+}
+
+/** Cross-key checks outside the networks: certificate lifetimes, the image, pod images. */
+function checkOthers(c: Parsed): string[] {
+  const problems: string[] = [];
+  const { caValidityHours, validityHours, earlyRenewalHours } = c.pki;
+  if (validityHours <= earlyRenewalHours) {
+    problems.push(
+      `${key(["pki", "validityHours"])} ${validityHours} is not longer than ${key(["pki", "earlyRenewalHours"])} ${earlyRenewalHours}: every pulumi up would re-issue every certificate`,
+    );
+  }
+  if (caValidityHours <= validityHours) {
+    problems.push(
+      `${key(["pki", "caValidityHours"])} ${caValidityHours} is not longer than ${key(["pki", "validityHours"])} ${validityHours}: the CAs would expire before the certificates they sign`,
+    );
+  }
+  const url = c.image.url;
+  if (url !== undefined && !/^(https|file):/.test(url) && c.image.sha256 === undefined) {
+    problems.push(
+      `${key(["image", "url"])} "${url}": only https:// and file:// images are trusted as they are; pin ${key(["image", "sha256"])} to use another source`,
+    );
+  }
+  if (c.podImages.length > 0 && c.containerRuntime !== "containerd") {
+    problems.push(
+      `${key(["podImages"])} are loaded into containerd only; with ${key(["containerRuntime"])} "${c.containerRuntime}" leave it empty`,
+    );
+  }
+  return problems;
 }
 
 function knownKeys(path: readonly PropertyKey[]): string[] {
@@ -371,6 +437,17 @@ export function checkNetworks(c: NetworkKeys): string[] {
     }
   }
 
+  for (const [name, value] of [
+    ["clusterCidr", c.clusterCidr],
+    ["serviceCidr", c.serviceCidr],
+  ] as const) {
+    if (!isInternalRange(cidrRange(parseCidr(value)))) {
+      problems.push(
+        `${key([name])}: ${value} is not a private network; expected a network inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 or 100.64.0.0/10 (the host routes it to the cluster)`,
+      );
+    }
+  }
+
   const nodes = c.controlPlanes + c.workers;
   const cluster = parseCidr(c.clusterCidr);
   if (cluster.prefix > 24 || 2 ** (24 - cluster.prefix) < nodes) {
@@ -382,6 +459,10 @@ export function checkNetworks(c: NetworkKeys): string[] {
   if (service.prefix > 24) {
     problems.push(
       `${key(["serviceCidr"])}: ${c.serviceCidr} is too small for services; use a /24 or larger`,
+    );
+  } else if (service.prefix < WIDEST_SERVICE_PREFIX) {
+    problems.push(
+      `${key(["serviceCidr"])}: ${c.serviceCidr} is wider than kube-apiserver accepts; use a /${WIDEST_SERVICE_PREFIX} or smaller, such as 10.32.0.0/16`,
     );
   }
 
@@ -395,7 +476,11 @@ export function checkNetworks(c: NetworkKeys): string[] {
     first: subnet.first + HOST_PARTS.dhcp.first,
     last: subnet.first + HOST_PARTS.dhcp.last,
   };
-  if (!rangeContains({ first: subnet.first + 1, last: subnet.last - 1 }, pool)) {
+  if (rangeContains(subnet, pool) && (pool.first === subnet.first || pool.last === subnet.last)) {
+    problems.push(
+      `${key(["metallbPool"])} ${c.metallbPool} includes the network or broadcast address of ${key(["subnet"])} ${c.subnet}; use addresses from .2 to .254 that no node has, such as the default .200-.250`,
+    );
+  } else if (!rangeContains({ first: subnet.first + 1, last: subnet.last - 1 }, pool)) {
     problems.push(
       `${key(["metallbPool"])} ${c.metallbPool} is not inside ${key(["subnet"])} ${c.subnet}; MetalLB answers ARP on the VM network, so its addresses must be on it`,
     );

@@ -2,7 +2,7 @@
  * The address plan: every name, IP, MAC and CIDR of the cluster, derived from the validated
  * config alone. No other module decides an address.
  */
-import { HOST_PARTS, HardwayConfig } from "../config/schema";
+import { CLUSTER_DOMAIN, HOST_PARTS, HardwayConfig } from "../config/schema";
 import {
   formatAddress,
   mask,
@@ -63,7 +63,7 @@ export interface AddressPlan {
 }
 
 export const API_PORT = 6443;
-export const CLUSTER_DOMAIN = "cluster.local";
+export { CLUSTER_DOMAIN };
 
 export function macFor(ip: string): string {
   const octets = ip.split(".").map((o) => Number(o).toString(16).padStart(2, "0"));

@@ -113,3 +113,14 @@ export function formatRange(range: AddressRange): string {
 export function isPrivate(address: number): boolean {
   return ipaddr.IPv4.parse(formatAddress(address)).range() === "private";
 }
+
+/** The blocks a cluster may take its pod and service networks from: RFC 1918 and RFC 6598. */
+export const INTERNAL_BLOCKS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"];
+
+/**
+ * True when every address of the range is in one of the INTERNAL_BLOCKS. Public, loopback and
+ * link-local networks are not: the host would route public addresses into the cluster.
+ */
+export function isInternalRange(range: AddressRange): boolean {
+  return INTERNAL_BLOCKS.some((block) => rangeContains(cidrRange(parseCidr(block)), range));
+}

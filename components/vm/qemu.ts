@@ -29,38 +29,51 @@ export function resolveAccelerator(
   guestArch: Arch,
   facts: AcceleratorFacts,
 ): ResolvedAccelerator {
+  const problem = acceleratorProblem(requested, guestArch, facts);
+  if (problem !== undefined) {
+    throw new Error(problem);
+  }
   const native = hostArch({ os: facts.hostOs, cpu: facts.hostCpu }) === guestArch;
-  const hardware: ResolvedAccelerator | undefined =
-    facts.hostOs === "darwin"
-      ? "hvf"
-      : facts.hostOs === "linux" && facts.kvmUsable
-        ? "kvm"
-        : undefined;
+  const hardware = hardwareAccelerator(facts);
   if (requested === "auto") {
     return native && hardware !== undefined ? hardware : "tcg";
   }
-  if (requested === "tcg") {
-    return "tcg";
+  return requested;
+}
+
+function hardwareAccelerator(facts: AcceleratorFacts): ResolvedAccelerator | undefined {
+  return facts.hostOs === "darwin"
+    ? "hvf"
+    : facts.hostOs === "linux" && facts.kvmUsable
+      ? "kvm"
+      : undefined;
+}
+
+/** Why an explicitly requested accelerator cannot run these guests here, if it cannot. */
+export function acceleratorProblem(
+  requested: Accelerator,
+  guestArch: Arch,
+  facts: AcceleratorFacts,
+): string | undefined {
+  const native = hostArch({ os: facts.hostOs, cpu: facts.hostCpu }) === guestArch;
+  if (requested === "auto" || requested === "tcg") {
+    return undefined;
   }
   if (!native) {
-    throw new Error(
+    return (
       `hardway:accelerator "${requested}" cannot run ${guestArch} guests on this ${facts.hostCpu} host; ` +
-        `set hardway:accelerator to "tcg" (slow emulation) or hardway:arch to the host's architecture`,
+      `set hardway:accelerator to "tcg" (slow emulation) or hardway:arch to the host's architecture`
     );
   }
   if (requested === "hvf" && facts.hostOs !== "darwin") {
-    throw new Error(
-      `hardway:accelerator "hvf" needs a macOS host (this one is ${facts.hostOs}); use "auto"`,
-    );
+    return `hardway:accelerator "hvf" needs a macOS host (this one is ${facts.hostOs}); use "auto"`;
   }
-  if (requested === "kvm" && hardware !== "kvm") {
-    throw new Error(
-      facts.hostOs === "linux"
-        ? 'hardway:accelerator "kvm" needs a usable /dev/kvm (load kvm_intel/kvm_amd and join the kvm group); or use "tcg"'
-        : `hardway:accelerator "kvm" needs a Linux host (this one is ${facts.hostOs}); use "auto"`,
-    );
+  if (requested === "kvm" && hardwareAccelerator(facts) !== "kvm") {
+    return facts.hostOs === "linux"
+      ? 'hardway:accelerator "kvm" needs a usable /dev/kvm (load kvm_intel/kvm_amd and join the kvm group); or use "tcg"'
+      : `hardway:accelerator "kvm" needs a Linux host (this one is ${facts.hostOs}); use "auto"`;
   }
-  return requested;
+  return undefined;
 }
 
 export function qemuBinary(arch: Arch): string {

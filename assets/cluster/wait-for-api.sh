@@ -3,8 +3,9 @@
 # balancer's virtual IP, verifying the server against the cluster CA. The CA certificate comes
 # on stdin; it is written to a private temporary file because curl reads --cacert from a file.
 #
-# As an EnsuredScript probe, `create` waits; `status` and `delete` have nothing to look at or
-# undo.
+# As an EnsuredScript, `create` waits; `status` asks once, so after a host reboot (or whenever
+# the API does not answer) `pulumi up` plans a `create` that waits for it again; `delete` has
+# nothing to undo.
 #
 # usage: wait-for-api.sh create|status|delete --url https://VIP:6443/healthz
 #          [--attempts N] [--interval SECONDS] < ca.crt
@@ -23,9 +24,10 @@ if [[ "${1:-}" == "--help" ]]; then
   usage
   exit 0
 fi
-case "${1:-}" in
-  create) shift ;;
-  status | delete) exit 0 ;;
+verb="${1:-}"
+case "$verb" in
+  create | status) shift ;;
+  delete) exit 0 ;;
   *) die "a verb (create, status or delete) is required; see --help" ;;
 esac
 
@@ -50,6 +52,12 @@ ca="$(mktemp)"
 trap 'rm -f -- "$ca"' EXIT
 cat >"$ca"
 grep -q "BEGIN CERTIFICATE" "$ca" || die "expected the cluster CA certificate (PEM) on stdin"
+
+if [[ "$verb" == status ]]; then
+  # exit 1: not answering, so `pulumi up` runs create (which waits) again.
+  [[ "$(curl --silent --max-time 5 --cacert "$ca" "$url" 2>/dev/null)" == "ok" ]] || exit 1
+  exit 0
+fi
 
 answer=""
 for ((attempt = 1; attempt <= attempts; attempt++)); do

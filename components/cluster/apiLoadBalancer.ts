@@ -72,8 +72,8 @@ export class ApiLoadBalancer extends pulumi.ComponentResource {
           String(args.healthIntervalSeconds ?? 5),
         ],
         stdin: pki.cas["kubernetes-ca"].certPem,
-        // A probe: it holds nothing on the host that a preview could look for.
-        watch: false,
+        // Its status asks the API once: after a host reboot `pulumi up` waits for it again.
+        watch: true,
         timeoutSeconds: (args.healthAttempts ?? 120) * ((args.healthIntervalSeconds ?? 5) + 6),
       },
       { parent: this, dependsOn: [this.ldirectord, args.apiServers] },

@@ -91,7 +91,8 @@ describe("ordering", () => {
         named("std-control-kube-apiserver").urn,
       ]),
     );
-    expect(health.inputs.watch).toBe(false);
+    // Its status asks the API, so an up after a host reboot waits for it again.
+    expect(health.inputs.watch).toBe(true);
   });
 });
 

@@ -293,6 +293,13 @@ async function clusterChecks(cluster: Cluster, topology: Topology): Promise<stri
   await cluster.kubectl(["delete", "secret", secretName]);
   notes.push("Secret stored as k8s:enc:secretbox:v1:key1:");
 
+  // The service-account controller creates "default" in each namespace a few seconds after
+  // the controller-manager starts; a pod applied before that is refused.
+  await cluster.kubectl(
+    ["wait", "--for=create", "serviceaccount/default", "--timeout=300s"],
+    undefined,
+    320_000,
+  );
   const existing = (await cluster.kubectl(["get", "pods", "-o", "name"])).trim();
   if (!existing.includes("pod/echo")) {
     await cluster.kubectl(["apply", "-f", "-"], stringify(podManifest("echo", "worker0")));

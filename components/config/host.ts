@@ -3,32 +3,66 @@
  * must exist (refused), and choices that work but may hurt (warned). The facts are gathered by
  * `probeHost()`; the checks themselves are pure.
  */
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
-import { cidrRange, mask, parseAddress, parseCidr, rangesOverlap } from "../network/ipv4";
+import { BRIDGE_PREFIX } from "../host/layout";
+import {
+  AddressRange,
+  cidrRange,
+  mask,
+  parseAddress,
+  parseCidr,
+  rangeContains,
+  rangesOverlap,
+} from "../network/ipv4";
 import { HardwayConfig, HostFacts, PROJECT, hostArch } from "./schema";
 
 /** What the checks need to know about the host. */
 export interface HostEnvironment extends HostFacts {
   /** Whether a file exists at this absolute path. */
   readonly exists: (path: string) => boolean;
-  /** IPv4 networks on the host's interfaces, as CIDRs ("192.168.1.23/24"), loopback excluded. */
-  readonly interfaceNetworks: readonly string[];
+  /** IPv4 addresses on the host's interfaces, loopback excluded. */
+  readonly interfaces: readonly HostInterface[];
+  /** IPv4 routes through a gateway (Linux; empty elsewhere), e.g. other stacks' pod routes. */
+  readonly routes: readonly { readonly dst: string; readonly gateway: string }[];
   /** Physical memory in MiB. */
   readonly memoryMiB: number;
   readonly cpus: number;
 }
 
+export interface HostInterface {
+  readonly name: string;
+  /** Address and prefix, e.g. "192.168.1.23/24". */
+  readonly cidr: string;
+}
+
+function linuxRoutes(): { dst: string; gateway: string }[] {
+  const listed = spawnSync("ip", ["-j", "-4", "route", "show"], { encoding: "utf8" });
+  if (listed.status !== 0) {
+    return [];
+  }
+  const routes = JSON.parse(listed.stdout || "[]") as { dst: string; gateway?: string }[];
+  return routes
+    .filter((r) => r.gateway !== undefined && r.dst !== "default")
+    .map((r) => ({
+      dst: r.dst.includes("/") ? r.dst : `${r.dst}/32`,
+      gateway: r.gateway as string,
+    }));
+}
+
 export function probeHost(): HostEnvironment {
-  const interfaceNetworks = Object.values(os.networkInterfaces())
-    .flatMap((addresses) => addresses ?? [])
-    .filter((a) => a.family === "IPv4" && !a.internal && a.cidr !== null)
-    .map((a) => a.cidr as string);
+  const interfaces = Object.entries(os.networkInterfaces()).flatMap(([name, addresses]) =>
+    (addresses ?? [])
+      .filter((a) => a.family === "IPv4" && !a.internal && a.cidr !== null)
+      .map((a) => ({ name, cidr: a.cidr as string })),
+  );
   return {
     os: process.platform,
     cpu: process.arch,
     exists: (path) => fs.existsSync(path),
-    interfaceNetworks,
+    interfaces,
+    routes: process.platform === "linux" ? linuxRoutes() : [],
     memoryMiB: Math.floor(os.totalmem() / 2 ** 20),
     cpus: os.cpus().length,
   };
@@ -45,6 +79,54 @@ export function missingFiles(config: HardwayConfig, env: HostEnvironment): strin
   return wanted
     .filter(([, file]) => file !== undefined && !env.exists(file))
     .map(([name, file]) => `${PROJECT}:${name}: no file at ${file} on this host`);
+}
+
+/** The network an interface address is on. */
+function interfaceRange(cidr: string): AddressRange {
+  const [address, prefix] = cidr.split("/");
+  return cidrRange({
+    network: (parseAddress(address) & mask(Number(prefix))) >>> 0,
+    prefix: Number(prefix),
+  });
+}
+
+/**
+ * Networks another hardway stack on this host already uses: its bridge's subnet, and the pod
+ * networks the host routes to its VMs. Two stacks on one network would answer each other's DHCP
+ * and overwrite each other's routes. `ownBridge` is this stack's bridge (bridgeName(stack)).
+ */
+export function otherStackProblems(
+  config: HardwayConfig,
+  env: HostEnvironment,
+  ownBridge: string,
+): string[] {
+  const problems: string[] = [];
+  const others = env.interfaces.filter(
+    (i) => i.name.startsWith(BRIDGE_PREFIX) && i.name !== ownBridge,
+  );
+  const subnet = cidrRange(parseCidr(config.subnet));
+  const cluster = cidrRange(parseCidr(config.clusterCidr));
+  for (const other of others) {
+    const theirs = interfaceRange(other.cidr);
+    if (rangesOverlap(subnet, theirs)) {
+      problems.push(
+        `${PROJECT}:subnet ${config.subnet} is the network of another hardway stack (bridge ${other.name}, ${other.cidr}); give this stack another private /24`,
+      );
+    }
+    for (const route of env.routes) {
+      const gateway = parseAddress(route.gateway);
+      if (
+        rangeContains(theirs, { first: gateway, last: gateway }) &&
+        rangesOverlap(cluster, cidrRange(parseCidr(route.dst)))
+      ) {
+        problems.push(
+          `${PROJECT}:clusterCidr ${config.clusterCidr} overlaps ${route.dst}, which the host routes to a VM of another hardway stack (bridge ${other.name}); give this stack another pod network, such as 10.201.0.0/16`,
+        );
+        break;
+      }
+    }
+  }
+  return problems;
 }
 
 /** Networks that home routers and Docker use by default. */
@@ -81,6 +163,7 @@ export function configWarnings(
   config: HardwayConfig,
   env: HostEnvironment,
   configKeys: readonly string[],
+  ownBridge: string,
 ): string[] {
   const warnings: string[] = [];
   for (const fullKey of configKeys) {
@@ -93,7 +176,6 @@ export function configWarnings(
   }
 
   const subnet = cidrRange(parseCidr(config.subnet));
-  const hostAddress = subnet.first + 1;
   for (const network of CROWDED_NETWORKS) {
     if (rangesOverlap(subnet, cidrRange(parseCidr(network.cidr)))) {
       warnings.push(
@@ -101,18 +183,15 @@ export function configWarnings(
       );
     }
   }
-  for (const cidr of env.interfaceNetworks) {
-    const [addressText, prefixText] = cidr.split("/");
-    const address = parseAddress(addressText);
-    if (address === hostAddress) {
-      continue; // our own bridge (or vmnet's) holds .1 of the subnet
+  for (const { name: ifname, cidr } of env.interfaces) {
+    if (ifname === ownBridge || ifname.startsWith(BRIDGE_PREFIX)) {
+      continue; // ours, or another stack's (refused by otherStackProblems)
     }
-    const prefix = Number(prefixText);
-    const range = cidrRange({ network: (address & mask(prefix)) >>> 0, prefix });
+    const range = interfaceRange(cidr);
     for (const name of ["subnet", "clusterCidr", "serviceCidr"] as const) {
       if (rangesOverlap(cidrRange(parseCidr(config[name])), range)) {
         warnings.push(
-          `${PROJECT}:${name} ${config[name]} overlaps ${cidr} on one of this host's interfaces; traffic to those addresses may go the wrong way`,
+          `${PROJECT}:${name} ${config[name]} overlaps ${cidr} on ${ifname}, one of this host's interfaces; traffic to those addresses may go the wrong way`,
         );
       }
     }

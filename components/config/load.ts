@@ -10,7 +10,14 @@ import {
   acceleratorProblem,
   resolveAccelerator,
 } from "../vm/qemu";
-import { HostEnvironment, configWarnings, missingFiles, probeHost } from "./host";
+import { bridgeName } from "../host/layout";
+import {
+  HostEnvironment,
+  configWarnings,
+  missingFiles,
+  otherStackProblems,
+  probeHost,
+} from "./host";
 import {
   ConfigError,
   HardwayConfig,
@@ -63,6 +70,7 @@ export function validateStackConfig(
   all: Readonly<Record<string, string>>,
   env: HostEnvironment,
   vmHost: AcceleratorFacts,
+  stack: string,
 ): LoadedConfig {
   const raw = decodeConfigValues(all);
   let config: HardwayConfig | undefined;
@@ -90,7 +98,10 @@ export function validateStackConfig(
     }
   }
   if (config !== undefined) {
-    problems.push(...missingFiles(config, env));
+    problems.push(
+      ...missingFiles(config, env),
+      ...otherStackProblems(config, env, bridgeName(stack)),
+    );
   }
   if (config === undefined || problems.length > 0) {
     throw new ConfigError(problems);
@@ -98,7 +109,7 @@ export function validateStackConfig(
   return {
     config,
     accelerator: resolveAccelerator(config.accelerator, config.arch, vmHost),
-    warnings: configWarnings(config, env, Object.keys(all)),
+    warnings: configWarnings(config, env, Object.keys(all), bridgeName(stack)),
   };
 }
 
@@ -108,7 +119,7 @@ export function loadConfig(
   env: HostEnvironment = probeHost(),
 ): LoadedConfig {
   try {
-    const loaded = validateStackConfig(pulumi.runtime.allConfig(), env, vmHost);
+    const loaded = validateStackConfig(pulumi.runtime.allConfig(), env, vmHost, pulumi.getStack());
     for (const warning of loaded.warnings) {
       void pulumi.log.warn(warning);
     }

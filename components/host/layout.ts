@@ -29,9 +29,15 @@ export type VmNetwork =
     };
 
 /** The bridge a stack's VMs share on Linux, e.g. `hw-dev-1a2b`; fits IFNAMSIZ for any stack name. */
+/** Every stack's bridge name starts with this. */
+export const BRIDGE_PREFIX = "hw-";
+
 export function bridgeName(stack: string): string {
   const suffix = `-${shortHash(stack)}`;
-  const stem = `hw-${sanitize(stack, /[^a-z0-9-]/g, "-")}`.slice(0, MAX_IFNAME - suffix.length);
+  const stem = `${BRIDGE_PREFIX}${sanitize(stack, /[^a-z0-9-]/g, "-")}`.slice(
+    0,
+    MAX_IFNAME - suffix.length,
+  );
   return `${stem.replace(/-+$/, "")}${suffix}`;
 }
 

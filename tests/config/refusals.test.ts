@@ -6,13 +6,20 @@
 import { validateStackConfig } from "../../components/config/load";
 import { HostEnvironment, configWarnings } from "../../components/config/host";
 import { ConfigError, parseConfig } from "../../components/config/schema";
+import { bridgeName } from "../../components/host/layout";
 
 const FILES = new Set(["/srv/images/base.qcow2", "/srv/images/pause.tar"]);
 const HOST: HostEnvironment = {
   os: "linux",
   cpu: "x64",
   exists: (path) => FILES.has(path),
-  interfaceNetworks: ["192.168.1.23/24", "172.17.0.1/16", "192.168.234.1/24"],
+  interfaces: [
+    { name: "wlan0", cidr: "192.168.1.23/24" },
+    { name: "docker0", cidr: "172.17.0.1/16" },
+    // This stack's own bridge, from an earlier up.
+    { name: bridgeName("dev"), cidr: "192.168.234.1/24" },
+  ],
+  routes: [{ dst: "10.200.0.0/24", gateway: "192.168.234.11" }],
   memoryMiB: 32768,
   cpus: 8,
 };
@@ -30,7 +37,7 @@ function stack(values: Record<string, unknown>): Record<string, string> {
 
 function problems(values: Record<string, unknown>): readonly string[] {
   try {
-    validateStackConfig(stack(values), HOST, VM_HOST);
+    validateStackConfig(stack(values), HOST, VM_HOST, "dev");
   } catch (err) {
     expect(err).toBeInstanceOf(ConfigError);
     return (err as ConfigError).problems;
@@ -168,15 +175,44 @@ describe("refused configurations", () => {
       }),
       HOST,
       VM_HOST,
+      "dev",
     );
     expect(loaded.accelerator).toBe("tcg");
     expect(loaded.config.clusterCidr).toBe("100.64.0.0/16");
   });
 });
 
+describe("two stacks on one host", () => {
+  // Stack "lab" runs on 10.77.5.0/24 with its pods on 10.200.0.0/16, the defaults' pod network.
+  const withLab: HostEnvironment = {
+    ...HOST,
+    interfaces: [...HOST.interfaces, { name: bridgeName("lab"), cidr: "10.77.5.1/24" }],
+    routes: [...HOST.routes, { dst: "10.200.1.0/24", gateway: "10.77.5.21" }],
+  };
+  const problemsWithLab = (values: Record<string, unknown>) => {
+    try {
+      validateStackConfig(stack(values), withLab, VM_HOST, "dev");
+    } catch (err) {
+      return (err as ConfigError).problems;
+    }
+    return [];
+  };
+
+  it("refuses the subnet and the pod network of another stack, naming its bridge", () => {
+    expect(problemsWithLab({ subnet: "10.77.5.0/24" })).toEqual([
+      `hardway:subnet 10.77.5.0/24 is the network of another hardway stack (bridge ${bridgeName("lab")}, 10.77.5.1/24); give this stack another private /24`,
+      `hardway:clusterCidr 10.200.0.0/16 overlaps 10.200.1.0/24, which the host routes to a VM of another hardway stack (bridge ${bridgeName("lab")}); give this stack another pod network, such as 10.201.0.0/16`,
+    ]);
+  });
+
+  it("accepts a stack kept apart, and its own bridge and routes from an earlier up", () => {
+    expect(problemsWithLab({ clusterCidr: "10.201.0.0/16" })).toEqual([]);
+  });
+});
+
 describe("warnings", () => {
   const warningsFor = (values: Record<string, unknown>, host: HostEnvironment = HOST) =>
-    validateStackConfig(stack(values), host, VM_HOST).warnings;
+    validateStackConfig(stack(values), host, VM_HOST, "dev").warnings;
 
   it("says nothing about the defaults on a roomy host whose bridge holds the subnet's .1", () => {
     expect(warningsFor({})).toEqual([]);
@@ -186,7 +222,7 @@ describe("warnings", () => {
     expect(warningsFor({ subnet: "192.168.1.0/24" })).toEqual([
       expect.stringMatching(/^hardway:subnet 192\.168\.1\.0\/24 is on a network home routers use/),
       expect.stringMatching(
-        /^hardway:subnet 192\.168\.1\.0\/24 overlaps 192\.168\.1\.23\/24 on one of this host's interfaces/,
+        /^hardway:subnet 192\.168\.1\.0\/24 overlaps 192\.168\.1\.23\/24 on wlan0, one of this host's interfaces/,
       ),
     ]);
   });
@@ -216,7 +252,12 @@ describe("warnings", () => {
   it("warns about a misspelt hardway namespace, and not about other projects' keys", () => {
     const config = parseConfig({}, HOST);
     expect(
-      configWarnings(config, HOST, ["hardwy:workers", "hardway:cni", "aws:region", "pulumi:tags"]),
+      configWarnings(
+        config,
+        HOST,
+        ["hardwy:workers", "hardway:cni", "aws:region", "pulumi:tags"],
+        bridgeName("dev"),
+      ),
     ).toEqual([
       'hardwy:workers is ignored: its namespace is "hardwy", not "hardway"; did you mean hardway:workers?',
     ]);

@@ -4,6 +4,7 @@
  * the stage `hardway:stopAfter` names.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { ClusterAccess } from "./components/addons/clusterAccess";
 import { ClusterServices } from "./components/addons/clusterServices";
 import { KubernetesCluster } from "./components/cluster/kubernetesCluster";
 import { nodesOutput, sshConfigSnippet } from "./components/cluster/outputs";
@@ -89,18 +90,27 @@ const kubernetes = reached(config.stopAfter, "controlPlane")
     })
   : undefined;
 
-// Chapters 7-8: RBAC, Cilium (optional), CoreDNS, MetalLB and NFS storage, through the API.
-if (kubernetes?.kubelet !== undefined && reached(config.stopAfter, "services")) {
+// Chapter 5, through the API once it answers: the apiserver-to-kubelet and cluster-admins RBAC.
+const access =
+  kubernetes === undefined
+    ? undefined
+    : new ClusterAccess("access", {
+        kubeconfig: pki.kubeconfigs.admin,
+        apiReady: kubernetes.apiHealth,
+        clusterName,
+        clusterData: kubernetes.etcd.members,
+      });
+
+// Chapters 7-8: Cilium (optional), CoreDNS, MetalLB and NFS storage, through the API.
+if (access && kubernetes?.kubelet !== undefined && reached(config.stopAfter, "services")) {
   new ClusterServices("services", {
     plan,
     cni: config.cni,
     charts: config.versions.charts,
-    kubeconfig: pki.kubeconfigs.admin,
-    apiReady: kubernetes.apiHealth,
+    provider: access.provider,
+    clusterData: kubernetes.etcd.members,
     nfsPath: hostNetwork.exportDir,
     kubelets: kubernetes.kubelet.nodes,
-    clusterName,
-    clusterData: kubernetes.etcd.members,
   });
 }
 

@@ -1,24 +1,10 @@
 /**
  * ClusterServices: what chapters 7-8 install through the Kubernetes API once it answers on the
- * VIP: the apiserver-to-kubelet RBAC, Cilium (with cni=cilium), CoreDNS, MetalLB with its address
- * pool, the NFS provisioner as the default StorageClass, and the control-plane role label.
- *
- * Preview on a brand-new stack: the provider's kubeconfig is the admin kubeconfig joined with
- * `apiReady`, which is unknown until the API health step has run. The Pulumi engine does not
- * configure a provider whose inputs are unknown during a preview and answers Check/Diff/Create
- * for its resources from their inputs, so nothing tries to reach a cluster that is not there.
- *
- * Later updates: the provider is named by `clusterIdentifier`, so a new kubeconfig (a renewed
- * admin certificate) updates it instead of replacing it and every release with it.
- *
- * Destroy: every object here lives in etcd, so when the etcd step goes (`pulumi destroy`, or a
- * `stopAfter` below the control plane) they go with it (`deletedWith`) and nothing asks a cluster
- * that may already be stopped. Only a change that keeps etcd (`stopAfter` nodes, a chart
- * removed) deletes objects one by one, through an API that answers. The provider does not set
- * `deleteUnreachable`: with the VMs stopped a `pulumi refresh` would drop every object from the
- * state although it still exists.
+ * VIP: Cilium (with cni=cilium), CoreDNS, MetalLB with its address pool, the NFS provisioner as
+ * the default StorageClass, and the control-plane role label. Everything goes through ClusterAccess's
+ * provider, which also made the RBAC the API needs earlier; how it previews, updates and deletes
+ * is in provider.ts.
  */
-import { APISERVER_KUBELET_CLIENT } from "../pki/certificates";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { Cni, Versions } from "../config/schema";
@@ -36,14 +22,10 @@ import {
   metallbValues,
   nfsProvisionerValues,
 } from "./values";
+import { objectOptions } from "./provider";
 
 export type Charts = Versions["charts"];
 type ChartRef = Charts[keyof Charts];
-
-/** The CN of the client certificate kube-apiserver presents to kubelets. */
-export const APISERVER_KUBELET_CLIENT_USER = APISERVER_KUBELET_CLIENT;
-/** Built-in ClusterRole for the kubelet API: proxy, logs, exec, stats. */
-export const KUBELET_API_ADMIN_ROLE = "system:kubelet-api-admin";
 
 /** Seconds Helm waits for a release's resources; Cilium pulls the most and starts the slowest. */
 export const RELEASE_TIMEOUTS = {
@@ -54,31 +36,23 @@ export const RELEASE_TIMEOUTS = {
 } as const;
 
 export interface ClusterServicesArgs {
+  /** ClusterAccess.provider: gated on API health, named by the cluster. */
+  readonly provider: k8s.Provider;
+  /** The etcd step (Etcd.members): every Kubernetes object here is deleted with it. */
+  readonly clusterData: pulumi.Resource;
   readonly plan: AddressPlan;
   /** Cilium is installed only for `cilium`; with `bridge` the node CNI and kube-proxy serve. */
   readonly cni: Cni;
   /** Pinned repository, chart and version of each release (config `versions.charts`). */
   readonly charts: Charts;
-  /** The admin kubeconfig. It reaches the provider as a secret whether or not it is one here. */
-  readonly kubeconfig: pulumi.Input<string>;
-  /**
-   * The API health step (ApiLoadBalancer.health) as a resource, or one of its outputs. An Output
-   * or a custom resource also keeps the kubeconfig unknown during the first preview; a component
-   * resource only orders the provider after it.
-   */
-  readonly apiReady: pulumi.Input<unknown>;
   /** The host directory exported over NFS (HostNetwork.exportDir). */
   readonly nfsPath: pulumi.Input<string>;
   /**
-   * The kubelet step of each node, by node name (Kubelet.nodes). Releases wait for all of them
-   * and each control node's label waits for its own.
-   * @default {} (ordering then rests on apiReady alone)
+   * The kubelet step of each node, by node name (Kubelet.nodes). Releases wait for the first
+   * node pods can run on, and each control node's label waits for its own.
+   * @default {} (ordering then rests on the provider's API health gate alone)
    */
   readonly kubelets?: Readonly<Record<string, pulumi.Resource>>;
-  /** Names the cluster for the provider (KubernetesClusterArgs.clusterName). */
-  readonly clusterName: string;
-  /** The etcd step (Etcd.members): every Kubernetes object here is deleted with it. */
-  readonly clusterData: pulumi.Resource;
 }
 
 export interface ClusterServicesReleases {
@@ -89,9 +63,6 @@ export interface ClusterServicesReleases {
 }
 
 export class ClusterServices extends pulumi.ComponentResource {
-  /** Every Kubernetes resource here goes through this provider. */
-  readonly provider: k8s.Provider;
-  readonly kubeletApiAccess: k8s.rbac.v1.ClusterRoleBinding;
   readonly releases: ClusterServicesReleases;
   readonly metallbPool: k8s.apiextensions.CustomResource;
   readonly l2Advertisement: k8s.apiextensions.CustomResource;
@@ -109,55 +80,14 @@ export class ClusterServices extends pulumi.ComponentResource {
         this,
       );
     }
-    const apiReadyResource = pulumi.Resource.isInstance(args.apiReady) ? args.apiReady : undefined;
-    const gate: pulumi.Input<unknown> =
-      apiReadyResource === undefined
-        ? args.apiReady
-        : pulumi.CustomResource.isInstance(apiReadyResource)
-          ? apiReadyResource.id
-          : apiReadyResource.urn;
+    const k8sOpts = (dependsOn: pulumi.Resource[] = []) =>
+      objectOptions(args.provider, this, args.clusterData, dependsOn);
 
-    this.provider = new k8s.Provider(
-      `${name}-k8s`,
-      {
-        kubeconfig: pulumi
-          .all([pulumi.secret(args.kubeconfig), gate])
-          .apply(([kubeconfig]) => kubeconfig),
-        // Only a new cluster name replaces the provider (and so every object through it).
-        clusterIdentifier: args.clusterName,
-        // Patch resources (the node labels) exist only under server-side apply.
-        enableServerSideApply: true,
-      },
-      { parent: this, dependsOn: apiReadyResource ? [apiReadyResource] : [] },
-    );
-    const k8sOpts = (dependsOn: pulumi.Resource[] = []): pulumi.CustomResourceOptions => ({
-      provider: this.provider,
-      parent: this,
-      dependsOn,
-      deletedWith: args.clusterData,
-    });
-
-    this.kubeletApiAccess = new k8s.rbac.v1.ClusterRoleBinding(
-      `${name}-kubelet-api-admin`,
-      {
-        metadata: { name: `hardway:${APISERVER_KUBELET_CLIENT}` },
-        roleRef: {
-          apiGroup: "rbac.authorization.k8s.io",
-          kind: "ClusterRole",
-          name: KUBELET_API_ADMIN_ROLE,
-        },
-        subjects: [
-          {
-            apiGroup: "rbac.authorization.k8s.io",
-            kind: "User",
-            name: APISERVER_KUBELET_CLIENT_USER,
-          },
-        ],
-      },
-      k8sOpts(),
-    );
-
-    const allKubelets = Object.values(kubelets);
+    // Pods need one node that takes them: the first worker (a control node when there are no
+    // workers, which are then untainted). Helm waits for readiness itself, so the other
+    // kubelets may still be joining, and one failed worker does not hold back every release.
+    const podNode = (plan.workers[0] ?? plan.controls[0]).name;
+    const podKubelet = kubelets[podNode] === undefined ? [] : [kubelets[podNode]];
     const release = (
       key: keyof Charts,
       releaseName: string,
@@ -167,7 +97,7 @@ export class ClusterServices extends pulumi.ComponentResource {
       new k8s.helm.v3.Release(
         `${name}-${releaseName}`,
         releaseArgs(releaseName, charts[key], values, RELEASE_TIMEOUTS[key]),
-        k8sOpts([...allKubelets, ...after]),
+        k8sOpts([...podKubelet, ...after]),
       );
 
     const cilium =

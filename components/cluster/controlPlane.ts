@@ -69,8 +69,9 @@ export class ControlPlane extends pulumi.ComponentResource {
             textFile(NODE_PATHS.encryptionConfig, pki.encryptionConfig, PRIVATE),
             textFile(NODE_PATHS.auditPolicy, renderAuditPolicy()),
             textFile(NODE_PATHS.authenticationConfig, renderAuthenticationConfig()),
-            // For kubectl on the node, as kubeadm leaves it.
-            textFile(NODE_PATHS.kubeconfigs.admin, pki.kubeconfigs.admin, PRIVATE),
+            // admin.conf for kubectl on the node, as kubeadm leaves it: cluster-admin through a
+            // binding (ClusterAccess) that can be revoked, not system:masters.
+            textFile(NODE_PATHS.kubeconfigs.admin, pki.kubeconfigs.nodeAdmin, PRIVATE),
             textFile(unit("kube-apiserver.service"), renderApiServerUnit({ plan, node })),
           ]),
         ),

@@ -65,6 +65,10 @@ function nodeNames(node: NodeAddress): string[] {
 
 /** Who kube-apiserver is when it calls kubelets; RBAC grants this user the kubelet API. */
 export const APISERVER_KUBELET_CLIENT = "kube-apiserver-kubelet-client";
+/** The identity of admin.conf on the control nodes. */
+export const NODE_ADMIN = "node-admin";
+/** The group ClusterAccess binds to cluster-admin. */
+export const CLUSTER_ADMINS_GROUP = "hardway:cluster-admins";
 
 export function kubeletCertId(node: string): string {
   return `kubelet-${node}`;
@@ -133,10 +137,23 @@ export function certificateSpecs(plan: AddressPlan): CertSpec[] {
       usages: CLIENT,
     },
     {
+      // The stack's `kubeconfig` output: system:masters, which no RBAC rule can take away (like
+      // kubeadm's super-admin.conf). It stays with Pulumi and the user, never on a VM.
       id: "admin",
       signer: "kubernetes-ca",
       commonName: "admin",
       organization: "system:masters",
+      dnsNames: [],
+      ipAddresses: [],
+      usages: CLIENT,
+    },
+    {
+      // admin.conf on the control nodes (like kubeadm's admin.conf): a group that a
+      // ClusterRoleBinding makes cluster-admin, so deleting the binding revokes it.
+      id: NODE_ADMIN,
+      signer: "kubernetes-ca",
+      commonName: NODE_ADMIN,
+      organization: CLUSTER_ADMINS_GROUP,
       dnsNames: [],
       ipAddresses: [],
       usages: CLIENT,

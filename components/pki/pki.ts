@@ -7,7 +7,15 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { AddressPlan } from "../network/addressPlan";
-import { CAS, CA_USAGES, CertSpec, Signer, certificateSpecs, kubeletCertId } from "./certificates";
+import {
+  CAS,
+  CA_USAGES,
+  CertSpec,
+  NODE_ADMIN,
+  Signer,
+  certificateSpecs,
+  kubeletCertId,
+} from "./certificates";
 import { renderEncryptionConfig } from "./encryption";
 import { renderKubeconfig } from "./kubeconfig";
 import { Certificate, PrivateKey, RandomSecret } from "./resources";
@@ -44,7 +52,10 @@ export interface KeyPair {
 
 /** Every node's kubeconfig and the control-plane component kubeconfigs; all secret. */
 export interface Kubeconfigs {
+  /** system:masters: the stack output, kept off the VMs. */
   readonly admin: pulumi.Output<string>;
+  /** admin.conf on the control nodes: cluster-admin through a binding ClusterAccess makes. */
+  readonly nodeAdmin: pulumi.Output<string>;
   readonly controllerManager: pulumi.Output<string>;
   readonly scheduler: pulumi.Output<string>;
   readonly kubeProxy: pulumi.Output<string>;
@@ -174,6 +185,7 @@ export class Pki extends pulumi.ComponentResource {
       );
     this.kubeconfigs = {
       admin: kubeconfig("admin", "admin", servers.viaVip),
+      nodeAdmin: kubeconfig(NODE_ADMIN, NODE_ADMIN, servers.local),
       controllerManager: kubeconfig(
         "kube-controller-manager",
         "system:kube-controller-manager",

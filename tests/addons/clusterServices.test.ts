@@ -3,6 +3,7 @@
  * them go through the one provider built from the kubeconfig, and in what order they may run.
  * The kubeconfig is a stand-in secret string: only its secrecy and its gating matter here.
  */
+import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type * as PulumiModule from "@pulumi/pulumi";
 import { parseConfig } from "../../components/config/schema";
@@ -16,7 +17,6 @@ const KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\n";
 const PROVIDER = "pulumi:providers:kubernetes";
 const RELEASE = "kubernetes:helm.sh/v3:Release";
 const NODE_PATCH = "kubernetes:core/v1:NodePatch";
-const BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding";
 const POOL = "kubernetes:metallb.io/v1beta1:IPAddressPool";
 const L2 = "kubernetes:metallb.io/v1beta1:L2Advertisement";
 
@@ -31,6 +31,7 @@ interface Scenario {
 /** Builds one ClusterServices with stand-ins for the API health probe and the kubelet steps. */
 async function build(p: typeof PulumiModule, s: Scenario): Promise<void> {
   const { ClusterServices } = await import("../../components/addons/clusterServices");
+  const { ClusterAccess } = await import("../../components/addons/clusterAccess");
   const config = parseConfig(s.raw, HOST);
   const plan = addressPlan(config);
   class StepStandIn extends p.CustomResource {
@@ -46,10 +47,7 @@ async function build(p: typeof PulumiModule, s: Scenario): Promise<void> {
       new StepStandIn("Kubelet", `${s.prefix}-kubelet-${n.name}`),
     ]),
   );
-  new ClusterServices(`${s.prefix}-addons`, {
-    plan,
-    cni: config.cni,
-    charts: config.versions.charts,
+  const access = new ClusterAccess(`${s.prefix}-access`, {
     kubeconfig: s.secretKubeconfig ? p.secret(KUBECONFIG) : KUBECONFIG,
     apiReady:
       s.apiReadyAs === "resource"
@@ -58,10 +56,17 @@ async function build(p: typeof PulumiModule, s: Scenario): Promise<void> {
           ? health.id
           : // What a step that has never run yields during a preview.
             health.id.apply(() => p.unknown),
-    nfsPath: p.output(EXPORT_DIR),
-    kubelets,
     clusterName: `hardway-${s.prefix}`,
     clusterData: etcd,
+  });
+  new ClusterServices(`${s.prefix}-addons`, {
+    plan,
+    cni: config.cni,
+    charts: config.versions.charts,
+    provider: access.provider,
+    clusterData: etcd,
+    nfsPath: p.output(EXPORT_DIR),
+    kubelets,
   });
 }
 
@@ -108,7 +113,7 @@ const isKubernetes = (r: RecordedResource) => r.type.startsWith("kubernetes:");
 describe.each(SCENARIOS.map((s) => [s.prefix, s] as const))("%s", (prefix) => {
   it("sends every Kubernetes resource through the one provider built from the kubeconfig", () => {
     const providers = inScenario(prefix).filter((r) => r.type === PROVIDER);
-    expect(providers.map((r) => r.name)).toEqual([`${prefix}-addons-k8s`]);
+    expect(providers.map((r) => r.name)).toEqual([`${prefix}-access-k8s`]);
     const kubernetesResources = inScenario(prefix).filter(isKubernetes);
     expect(kubernetesResources.length).toBeGreaterThanOrEqual(8);
     for (const r of kubernetesResources) {
@@ -116,12 +121,12 @@ describe.each(SCENARIOS.map((s) => [s.prefix, s] as const))("%s", (prefix) => {
         name: r.name,
         provider: providers[0].urn,
       });
-      expect(r.parentUrn).toBe(named(`${prefix}-addons`).urn);
+      expect([named(`${prefix}-addons`).urn, named(`${prefix}-access`).urn]).toContain(r.parentUrn);
     }
   });
 
   it("hands the provider the kubeconfig as a secret, only after the API health step", () => {
-    const provider = named(`${prefix}-addons-k8s`);
+    const provider = named(`${prefix}-access-k8s`);
     expect(provider.inputs.kubeconfig).toBe(KUBECONFIG);
     expect(provider.secretInputs).toContain("kubeconfig");
     expect(provider.dependencies).toContain(named(`${prefix}-api-health`).urn);
@@ -130,13 +135,13 @@ describe.each(SCENARIOS.map((s) => [s.prefix, s] as const))("%s", (prefix) => {
   });
 
   it("names the provider by the cluster, so a new kubeconfig updates rather than replaces it", () => {
-    const provider = named(`${prefix}-addons-k8s`);
+    const provider = named(`${prefix}-access-k8s`);
     expect(provider.inputs.clusterIdentifier).toBe(`hardway-${prefix}`);
   });
 
   it("deletes every object with the etcd step and never drops one the cluster may still hold", () => {
     // With deleteUnreachable a refresh with the VMs stopped would forget objects that exist.
-    expect(named(`${prefix}-addons-k8s`).inputs.deleteUnreachable).toBeUndefined();
+    expect(named(`${prefix}-access-k8s`).inputs.deleteUnreachable).toBeUndefined();
     const etcd = named(`${prefix}-etcd`).urn;
     const objects = inScenario(prefix).filter(isKubernetes);
     expect(objects.length).toBeGreaterThanOrEqual(8);
@@ -158,13 +163,13 @@ describe.each(SCENARIOS.map((s) => [s.prefix, s] as const))("%s", (prefix) => {
     expect(l2.inputs.spec).toEqual({ ipAddressPools: ["hardway-pool"] });
   });
 
-  it("waits for every kubelet before installing releases", () => {
-    const kubelets = inScenario(prefix)
-      .filter((r) => r.type === "test:cluster:Kubelet")
-      .map((r) => r.urn);
+  it("installs releases after the first node pods can run on, not after every kubelet", () => {
+    const kubelets = inScenario(prefix).filter((r) => r.type === "test:cluster:Kubelet");
     expect(kubelets).toHaveLength(6);
+    const worker0 = named(`${prefix}-kubelet-worker0`).urn;
     for (const r of inScenario(prefix).filter((x) => x.type === RELEASE)) {
-      expect(r.dependencies).toEqual(expect.arrayContaining(kubelets));
+      const waitsFor = kubelets.filter((k) => r.dependencies.includes(k.urn)).map((k) => k.urn);
+      expect({ release: r.name, waitsFor }).toEqual({ release: r.name, waitsFor: [worker0] });
     }
   });
 
@@ -185,23 +190,6 @@ describe.each(SCENARIOS.map((s) => [s.prefix, s] as const))("%s", (prefix) => {
       );
       expect(patch.dependencies).not.toContain(named(`${prefix}-kubelet-worker0`).urn);
     }
-  });
-
-  it("lets kube-apiserver's kubelet client certificate use the kubelet API", () => {
-    const binding = named(`${prefix}-addons-kubelet-api-admin`);
-    expect(binding.type).toBe(BINDING);
-    expect(binding.inputs.roleRef).toEqual({
-      apiGroup: "rbac.authorization.k8s.io",
-      kind: "ClusterRole",
-      name: "system:kubelet-api-admin",
-    });
-    expect(binding.inputs.subjects).toEqual([
-      {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "User",
-        name: "kube-apiserver-kubelet-client",
-      },
-    ]);
   });
 });
 
@@ -269,12 +257,10 @@ describe("arguments", () => {
           plan: addressPlan(config),
           cni: "bridge",
           charts: config.versions.charts,
-          kubeconfig: KUBECONFIG,
-          apiReady: "ready",
+          provider: new k8s.Provider("partial-k8s", { kubeconfig: KUBECONFIG }),
+          clusterData: new pulumi.ComponentResource("test:cluster:Etcd", "partial-etcd"),
           nfsPath: EXPORT_DIR,
           kubelets: {},
-          clusterName: "hardway-partial",
-          clusterData: new pulumi.ComponentResource("test:cluster:Etcd", "partial-etcd"),
         }),
     ).toThrow("kubelets has no entry for control0, control1, control2; pass Kubelet.nodes");
   });
@@ -303,7 +289,6 @@ describe("preview of a new stack", () => {
         "pre-addons-nfs-provisioner",
         "pre-addons-metallb-pool",
         "pre-addons-metallb-l2",
-        "pre-addons-kubelet-api-admin",
         "pre-addons-role-control0",
       ]),
     );

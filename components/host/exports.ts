@@ -5,7 +5,13 @@
 import { AddressPlan } from "../network/addressPlan";
 import { HostPlatform } from "./platform";
 
-/** Linux exportfs syntax; root squashing is off because the provisioner chowns volume dirs. */
+/**
+ * Linux exportfs syntax. Root squashing is off: the NFS provisioner (root in its pod) creates
+ * and removes a directory per volume, and pods write as whatever user their image runs as. The
+ * exposure is bounded by the network, not by the options: the subnet lives on a host-only
+ * bridge (or vmnet) that holds only this stack's VMs and is NATed outwards, never bridged to a
+ * physical interface, so nothing outside the host can reach the export.
+ */
 export function linuxExportLine(dir: string, subnet: string): string {
   return `${dir} ${subnet}(rw,sync,no_subtree_check,no_root_squash)`;
 }

@@ -119,5 +119,9 @@ export const nodes = nodesOutput(plan);
 export const kubeconfig = pki.kubeconfigs.admin;
 export const caCertPem = pki.cas["kubernetes-ca"].certPem;
 export const sshPrivateKey = pki.ssh.privateKey;
-export const sshConfig = sshConfigSnippet(plan, `~/.ssh/${clusterName}`, config.image.user);
+export const sshConfig = pulumi
+  .all(Object.fromEntries(plan.nodes.map((n) => [n.name, pki.hostKeys[n.name].publicKey])))
+  .apply((hostKeys) =>
+    sshConfigSnippet(plan, `~/.ssh/${clusterName}`, config.image.user, hostKeys, clusterName),
+  );
 export const certificateExpiry = pki.expiry;

@@ -28,8 +28,8 @@ describe("the program under mocks", () => {
       "worker1",
       "worker2",
     ]);
-    expect(run.exports.sshConfig).toMatch(
-      /Host control0 control0\.hardway\.internal\n {2}HostName 192\.168\.234\.11/,
+    expect((await unwrap(run.exports.sshConfig)).value).toMatch(
+      /Host control0 control0\.hardway\.internal\n {2}HostName 192\.168\.234\.11\n(.*\n)* {2}KnownHostsCommand \/bin\/echo hardway-test-control0 ssh-ed25519 /,
     );
     const pki = run.resources.find((r) => r.type === "hardway:pki:Pki");
     expect(pki).toBeDefined();

@@ -18,27 +18,39 @@ export const SSH_USER = "ubuntu";
 
 /**
  * An ~/.ssh/config snippet for every VM. It expects the key where the README tells the user to
- * save it: `pulumi stack output sshPrivateKey --show-secrets > <identityFile>`.
+ * save it: `pulumi stack output sshPrivateKey --show-secrets > <identityFile>`. Each VM's host
+ * key is pinned: the program generated it (Pki.hostKeys) and it survives a VM's re-creation, so
+ * ssh checks it strictly. KnownHostsCommand (OpenSSH 8.5+) hands ssh that one key, under an
+ * alias of the stack and node, and no known_hosts file is touched.
  */
 export function sshConfigSnippet(
   plan: AddressPlan,
   identityFile: string,
-  user: string = SSH_USER,
+  user: string,
+  hostKeys: Readonly<Record<string, string>>,
+  cluster: string,
 ): string {
   return plan.nodes
-    .map((n) =>
-      [
+    .map((n) => {
+      const alias = `${cluster}-${n.name}`;
+      // Type and key only: a comment would become part of the echoed known_hosts line.
+      const key = hostKeys[n.name]?.trim().split(/\s+/).slice(0, 2).join(" ");
+      if (key === undefined || !/^ssh-ed25519 [A-Za-z0-9+/=]+$/.test(key)) {
+        throw new Error(`no OpenSSH ed25519 host key for ${n.name}`);
+      }
+      return [
         `Host ${n.name} ${n.fqdn}`,
         `  HostName ${n.ip}`,
         `  User ${user}`,
         `  IdentityFile ${identityFile}`,
         "  IdentitiesOnly yes",
-        // VMs are rebuilt with new host keys; pinning them would break every re-create.
-        "  StrictHostKeyChecking no",
+        `  HostKeyAlias ${alias}`,
+        `  KnownHostsCommand /bin/echo ${alias} ${key}`,
+        "  StrictHostKeyChecking yes",
         "  UserKnownHostsFile /dev/null",
         "  LogLevel ERROR",
         "",
-      ].join("\n"),
-    )
+      ].join("\n");
+    })
     .join("\n");
 }

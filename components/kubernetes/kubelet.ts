@@ -15,15 +15,31 @@ export const CONTROL_PLANE_TAINT = {
   effect: "NoSchedule",
 } as const;
 
-/** Ubuntu's stub resolver file points at 127.0.0.53, which pods cannot reach; this one has the real servers. */
+/**
+ * With systemd-resolved (Ubuntu) /etc/resolv.conf points at the stub 127.0.0.53, which pods
+ * cannot reach; this file has the real servers. Images without systemd-resolved (Debian's) have
+ * no such file, and the kubelet then fails every pod sandbox.
+ */
 export const SYSTEMD_RESOLVED_RESOLV_CONF = "/run/systemd/resolve/resolv.conf";
+
+/**
+ * Before each start, point NODE_PATHS.kubeletResolvConf at resolved's file when the node runs
+ * systemd-resolved, else at /etc/resolv.conf: one kubelet configuration for every image.
+ */
+export const LINK_RESOLV_CONF: readonly string[] = [
+  "/bin/sh",
+  "-c",
+  `mkdir -p ${NODE_PATHS.kubeletDir} && if [ -s ${SYSTEMD_RESOLVED_RESOLV_CONF} ]; ` +
+    `then ln -sfn ${SYSTEMD_RESOLVED_RESOLV_CONF} ${NODE_PATHS.kubeletResolvConf}; ` +
+    `else ln -sfn /etc/resolv.conf ${NODE_PATHS.kubeletResolvConf}; fi`,
+];
 
 export interface KubeletArgs {
   readonly plan: AddressPlan;
   readonly node: NodeAddress;
   readonly runtime: ContainerRuntime;
   readonly cni: Cni;
-  /** @default SYSTEMD_RESOLVED_RESOLV_CONF */
+  /** @default NODE_PATHS.kubeletResolvConf (see LINK_RESOLV_CONF) */
   readonly resolvConf?: string;
 }
 
@@ -46,7 +62,7 @@ export function kubeletConfiguration(args: KubeletArgs): Record<string, unknown>
     containerRuntimeEndpoint: RUNTIME_ENDPOINTS[args.runtime],
     clusterDomain: plan.clusterDomain,
     clusterDNS: [plan.clusterDnsIp],
-    resolvConf: args.resolvConf ?? SYSTEMD_RESOLVED_RESOLV_CONF,
+    resolvConf: args.resolvConf ?? NODE_PATHS.kubeletResolvConf,
     tlsCertFile: serving.cert,
     tlsPrivateKeyFile: serving.key,
     // The certificates come from our PKI; no CSR flow exists to rotate them.
@@ -86,7 +102,11 @@ export function kubeletUnit(args: KubeletArgs): ServiceUnit {
       requires: [runtime],
       after: ["network-online.target", runtime],
     },
-    service: { execStart: kubeletCommand(args), restartSec: 5 },
+    service: {
+      execStartPre: [LINK_RESOLV_CONF],
+      execStart: kubeletCommand(args),
+      restartSec: 5,
+    },
   };
 }
 

@@ -29,6 +29,8 @@ export const NODE_PATHS = {
   etcdDataDir: "/var/lib/etcd",
   kubeletDir: "/var/lib/kubelet",
   kubeletConfig: "/var/lib/kubelet/config.yaml",
+  /** A link the kubelet unit points at the node's real resolv.conf each time it starts. */
+  kubeletResolvConf: "/var/lib/kubelet/resolv.conf",
   kubeProxyDir: "/var/lib/kube-proxy",
   kubeProxyConfig: "/var/lib/kube-proxy/config.yaml",
   kubeconfigs: {

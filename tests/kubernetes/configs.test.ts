@@ -230,7 +230,8 @@ describe("KubeletConfiguration", () => {
     expect(c.tlsCertFile).toBe(certFiles("kubelet-worker0").cert);
     expect(c.containerRuntimeEndpoint).toBe("unix:///run/containerd/containerd.sock");
     expect(c.podCIDR).toBe(p.workers[0].podCidr);
-    expect(c.resolvConf).toBe("/run/systemd/resolve/resolv.conf");
+    // A link the unit points at the node's real file (tests/kubernetes/resolvConf.mountns.test.ts).
+    expect(c.resolvConf).toBe(NODE_PATHS.kubeletResolvConf);
     expect(c.registerWithTaints).toBeUndefined();
   });
 

@@ -134,6 +134,14 @@ describe("rendered systemd units", () => {
     expect(text).toContain("StateDirectory=etcd\nStateDirectoryMode=0700");
   });
 
+  it("lets etcd wait for its quorum however slow the other members boot", () => {
+    // Type=notify: etcd notifies only once it has joined a quorum, so the first member's start
+    // blocks until the others are up; under TCG that exceeds systemd's 90 s default.
+    const text = renderServiceUnit(units()["etcd.service"]);
+    expect(text).toContain("Type=notify");
+    expect(text).toContain("TimeoutStartSec=infinity");
+  });
+
   it("quotes arguments the way systemd splits them", () => {
     expect(quoteExecArg("--a=b")).toBe("--a=b");
     expect(quoteExecArg("a b")).toBe('"a b"');

@@ -24,7 +24,7 @@ import { EngineStack, lastChanges, newStack, parsePreview, toolchainEnv } from "
 import { runCommand } from "../smoke/run";
 import { findLeaks, readHostState } from "./leaks";
 import { cacheRoot, mirrorDir } from "./mirror";
-import { ECHO_IMAGE, ECHO_PORT, buildPodImageArchives } from "./ociArchives";
+import { ECHO_IMAGE, ECHO_PORT, buildPodImageArchives, peerAddress } from "./ociArchives";
 import { PhaseResult, runPhase, summarize } from "./phases";
 
 const log = (line: string) => console.log(`[e2e ${new Date().toISOString()}] ${line}`);
@@ -324,14 +324,14 @@ async function clusterChecks(cluster: Cluster, topology: Topology): Promise<stri
     "10",
     `http://${echoIp}:${ECHO_PORT}/cgi-bin/ip`,
   ]);
-  const hostIp = fromHost.stdout.trim();
+  const hostIp = peerAddress(fromHost.stdout);
   if (hostIp !== "192.168.234.1") {
     throw new Error(
       `the pod saw the host as ${JSON.stringify(hostIp)} (${fromHost.stderr}); expected 192.168.234.1, no NAT`,
     );
   }
   notes.push(`host → pod on worker0: seen as ${hostIp}`);
-  const fromPod = (
+  const fromPod = peerAddress(
     await cluster.kubectl([
       "exec",
       "client",
@@ -340,8 +340,8 @@ async function clusterChecks(cluster: Cluster, topology: Topology): Promise<stri
       "wget",
       "-qO-",
       `http://${echoIp}:${ECHO_PORT}/cgi-bin/ip`,
-    ])
-  ).trim();
+    ]),
+  );
   if (fromPod !== clientIp) {
     throw new Error(
       `the pod on worker0 saw the pod on control0 as ${fromPod}, not ${clientIp}: NATed`,

@@ -159,6 +159,17 @@ printf 'Content-Type: text/plain\\r\\n\\r\\n'
 echo "$REMOTE_ADDR"
 `;
 
+/**
+ * The client address the echo CGI printed. busybox httpd listens on an IPv6 socket, so an IPv4
+ * peer comes as "[::ffff:192.168.234.1]".
+ */
+export function peerAddress(printed: string): string {
+  return printed
+    .trim()
+    .replace(/^\[?(::ffff:)?/, "")
+    .replace(/\]$/, "");
+}
+
 export interface PodImageArchives {
   readonly pause: string;
   readonly echo: string;

@@ -5,8 +5,9 @@
  *
  *   create  `<script> create <args>` (stdin piped in): on create, and on update. Its last
  *           line of output is kept as the resource's `output` (a VM's instance id, a path).
- *   diff    `<script> status <args>`: exit 0 means nothing to do; exit 1 means gone, so
- *           `pulumi up` plans an update that runs `create` again. Any other exit is an error.
+ *   diff    `<script> status <args>`, with create's stdin: exit 0 means nothing to do; exit 1
+ *           means gone, so `pulumi up` plans an update that runs `create` again. Any other
+ *           exit is an error.
  *           A script that only probes (`watch: false`) is not asked.
  *   delete  `<script> delete <args>`: on destroy and before a replacement.
  *
@@ -155,7 +156,8 @@ export async function runStep(
     const file = nodePath.join(dir, nodePath.basename(state.script));
     nodeFs.writeFileSync(file, state.scriptText, { mode: 0o700 });
     const argv = privilegedArgv(["bash", file, verb, ...state.args], { asRoot: state.asRoot, uid });
-    const result = await spawn(argv, verb === "create" ? state.stdin : "");
+    // status gets create's stdin too, to look at what create was given (a CA to verify with).
+    const result = await spawn(argv, verb === "delete" ? "" : state.stdin);
     if (sudoWouldPrompt(result.stderr)) {
       throw new Error(`${state.script} ${verb}: ${SUDO_HINT}\n${result.stderr}`);
     }

@@ -11,7 +11,8 @@ import {
 } from "../../components/host/ensured";
 
 /**
- * A stand-in for a host script: `create` writes stdin to a marker file, `status` checks it,
+ * A stand-in for a host script: `create` writes stdin to a marker file, `status` checks it
+ * holds what status is given on stdin (create's stdin, as the API probe needs its CA),
  * `delete` removes it. `status` exits 2 when a "broken" file exists, like a real script hitting
  * something it cannot judge.
  */
@@ -21,7 +22,7 @@ const FIXTURE = [
   'verb="$1" marker="$2"',
   'case "$verb" in',
   '    create) cat >"$marker"; echo create >>"$marker.log"; echo "made $marker" ;;',
-  '    status) [[ ! -e "$marker.broken" ]] || { echo "cannot tell" >&2; exit 2; }; [[ -s "$marker" ]] ;;',
+  '    status) [[ ! -e "$marker.broken" ]] || { echo "cannot tell" >&2; exit 2; }; [[ -s "$marker" ]] && cmp -s - "$marker" ;;',
   '    delete) rm -f "$marker"; echo delete >>"$marker.log" ;;',
   "esac",
   "",

@@ -464,7 +464,13 @@ export async function runInside(topology: Topology, prepared: Prepared): Promise
           ]);
           const preview = stack.must(["preview", "--json"], { timeoutMs: 1_800_000 });
           const steps = parsePreview(preview.stdout).steps.filter((s) => s.op !== "same");
-          const notUpdates = steps.filter((s) => s.op !== "update");
+          // A release file of the new version is a new cache entry on the host: it is fetched,
+          // then the old one released (replace, create first). Everything else is an update.
+          const isCacheEntry = (urn: string) => /::k8s-artifacts-[^:]+$/.test(urn);
+          const cacheEntries = steps.filter((s) => s.op === "replace" && isCacheEntry(s.urn));
+          const notUpdates = steps.filter(
+            (s) => s.op !== "update" && !(s.op === "replace" && isCacheEntry(s.urn)),
+          );
           if (notUpdates.length > 0) {
             throw new Error(
               `the upgrade preview plans more than updates: ${notUpdates.map((s) => `${s.op} ${s.urn.split("::").pop()}`).join(", ")}`,
@@ -497,7 +503,7 @@ export async function runInside(topology: Topology, prepared: Prepared): Promise
             server.serverVersion.gitVersion === `v${defaultVersions.kubernetes}`;
           return {
             ok,
-            detail: `preview: ${steps.length} updates, nothing else; up ${result.seconds.toFixed(0)} s; etcd key ${value === keep ? "kept" : "LOST"}, pod ${uid === podUid ? `kept (${phase})` : "REPLACED"}, kubelets ${versions}, apiserver ${server.serverVersion.gitVersion}`,
+            detail: `preview: ${steps.length - cacheEntries.length} updates and ${cacheEntries.length} release files fetched anew, nothing else; up ${result.seconds.toFixed(0)} s; etcd key ${value === keep ? "kept" : "LOST"}, pod ${uid === podUid ? `kept (${phase})` : "REPLACED"}, kubelets ${versions}, apiserver ${server.serverVersion.gitVersion}`,
           };
         },
         log,

@@ -14,20 +14,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileBundle } from "../../components/cluster/remoteFiles";
+import { mountNamespaceSkipReason } from "../harness/namespaces";
 
 const NODE_ASSETS = path.resolve(__dirname, "../../assets/node");
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "hw-node-step-ns-"));
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
-function skipReason(): string | undefined {
-  if (process.getuid?.() !== 0) {
-    return "needs root for a mount namespace";
-  }
-  return spawnSync("unshare", ["--mount", "true"]).status === 0
-    ? undefined
-    : "unshare --mount does not work here";
-}
-const skip = skipReason();
+const skip = mountNamespaceSkipReason();
 
 /**
  * Runs `script` (bash) in one fresh mount namespace; returns its output. The namespace, its

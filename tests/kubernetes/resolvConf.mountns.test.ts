@@ -9,16 +9,9 @@ import { spawnSync } from "node:child_process";
 import { LINK_RESOLV_CONF, kubeletUnit } from "../../components/kubernetes/kubelet";
 import { NODE_PATHS } from "../../components/kubernetes/paths";
 import { plan } from "./fixtures";
+import { mountNamespaceSkipReason } from "../harness/namespaces";
 
-function skipReason(): string | undefined {
-  if (process.getuid?.() !== 0) {
-    return "needs root for a mount namespace";
-  }
-  return spawnSync("unshare", ["--mount", "true"]).status === 0
-    ? undefined
-    : "unshare --mount does not work here";
-}
-const skip = skipReason();
+const skip = mountNamespaceSkipReason();
 
 /** Runs the link command after `setup`, in a private mount namespace; prints where it points. */
 function linkAfter(setup: string): string {

@@ -75,9 +75,14 @@ export function newStack(
   const backendDir = fs.mkdtempSync(path.join(os.tmpdir(), "hardway-engine-"));
   const configFile = path.join(backendDir, `Pulumi.${name}.yaml`);
   fs.writeFileSync(configFile, "config: {}\n");
+  // pulumi-kubernetes writes a copy of the provider's kubeconfig (client key included) to
+  // $TMPDIR each time it is configured and never removes it; here it lands in the backend dir.
+  const tmpDir = path.join(backendDir, "tmp");
+  fs.mkdirSync(tmpDir);
   const fullEnv = {
     ...process.env,
     ...env,
+    TMPDIR: tmpDir,
     PULUMI_BACKEND_URL: `file://${backendDir}`,
     PULUMI_CONFIG_PASSPHRASE: "engine-test",
     PULUMI_SKIP_UPDATE_CHECK: "true",

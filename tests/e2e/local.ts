@@ -21,6 +21,7 @@ import { defaultVersions } from "../../components/config/defaults";
 import { bridgeName, natTableName } from "../../components/host/layout";
 import { CA_FILES, certFiles } from "../../components/kubernetes/paths";
 import { EngineStack, lastChanges, newStack, parsePreview, toolchainEnv } from "../engine/engine";
+import { Polling, realClock, waitFor } from "../smoke/checks";
 import { runCommand } from "../smoke/run";
 import { findLeaks, readHostState } from "./leaks";
 import { cacheRoot, mirrorDir } from "./mirror";
@@ -226,6 +227,9 @@ class Cluster {
   }
 }
 
+/** How the checks poll for a cluster that is still settling. */
+const POLLING: Polling = { clock: realClock, timeouts: { pollIntervalMs: 5_000 } };
+
 const podManifest = (name: string, node: string, command?: string[]) => ({
   apiVersion: "v1",
   kind: "Pod",
@@ -317,36 +321,51 @@ async function clusterChecks(cluster: Cluster, topology: Topology): Promise<stri
   );
   const ip = async (pod: string) =>
     (await cluster.kubectl(["get", "pod", pod, "-o", "jsonpath={.status.podIP}"])).trim();
-  const [echoIp, clientIp] = [await ip("echo"), await ip("client")];
-  const fromHost = await runCommand("curl", [
-    "-sS",
-    "--max-time",
-    "10",
-    `http://${echoIp}:${ECHO_PORT}/cgi-bin/ip`,
-  ]);
-  const hostIp = peerAddress(fromHost.stdout);
-  if (hostIp !== "192.168.234.1") {
-    throw new Error(
-      `the pod saw the host as ${JSON.stringify(hostIp)} (${fromHost.stderr}); expected 192.168.234.1, no NAT`,
-    );
-  }
-  notes.push(`host → pod on worker0: seen as ${hostIp}`);
-  const fromPod = peerAddress(
-    await cluster.kubectl([
-      "exec",
-      "client",
-      "--",
-      "/bin/busybox",
-      "wget",
-      "-qO-",
+  // Right after a host reboot the API may still show a pod Ready with the address of its old
+  // sandbox until its kubelet reports the new one: read the addresses again until a request
+  // gets through, then judge the address the pod saw.
+  const fromHost = await waitFor(POLLING, "the host reaching pod echo", 300_000, async () => {
+    const echoIp = await ip("echo");
+    const answer = await runCommand("curl", [
+      "-sS",
+      "--max-time",
+      "10",
       `http://${echoIp}:${ECHO_PORT}/cgi-bin/ip`,
-    ]),
-  );
-  if (fromPod !== clientIp) {
+    ]);
+    return answer.code === 0
+      ? { done: true, value: peerAddress(answer.stdout) }
+      : { done: false, state: `failing at ${echoIp}: ${answer.stderr.trim()}` };
+  });
+  if (fromHost !== "192.168.234.1") {
     throw new Error(
-      `the pod on worker0 saw the pod on control0 as ${fromPod}, not ${clientIp}: NATed`,
+      `the pod saw the host as ${JSON.stringify(fromHost)}; expected 192.168.234.1, no NAT`,
     );
   }
+  notes.push(`host → pod on worker0: seen as ${fromHost}`);
+  // The client's address is read after its request: the API may lag behind its new sandbox too.
+  const fromPod = await waitFor(POLLING, "pod client reaching pod echo", 300_000, async () => {
+    const echoIp = await ip("echo");
+    let seen: string;
+    try {
+      seen = peerAddress(
+        await cluster.kubectl([
+          "exec",
+          "client",
+          "--",
+          "/bin/busybox",
+          "wget",
+          "-qO-",
+          `http://${echoIp}:${ECHO_PORT}/cgi-bin/ip`,
+        ]),
+      );
+    } catch (err) {
+      return { done: false, state: `failing at ${echoIp}: ${(err as Error).message.trim()}` };
+    }
+    const clientIp = await ip("client");
+    return seen === clientIp
+      ? { done: true, value: seen }
+      : { done: false, state: `seeing the client as ${seen}, not ${clientIp}: NATed` };
+  });
   notes.push(
     `pod on control0 → pod on worker0: seen as ${fromPod} (its own address), kubectl exec works`,
   );

@@ -63,9 +63,15 @@ const HTTP_PORT = 8080;
 type Probe<T> =
   { readonly done: true; readonly value: T } | { readonly done: false; readonly state: string };
 
+/** What polling needs of a context: a clock and how long to wait between probes. */
+export interface Polling {
+  readonly clock: Clock;
+  readonly timeouts: Pick<SmokeTimeouts, "pollIntervalMs">;
+}
+
 /** Polls until `probe` is done; past the deadline it fails with what it last saw. */
 export async function waitFor<T>(
-  ctx: SmokeContext,
+  ctx: Polling,
   what: string,
   timeoutMs: number,
   probe: () => Promise<Probe<T>>,

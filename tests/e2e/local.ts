@@ -21,6 +21,7 @@ import { defaultVersions } from "../../components/config/defaults";
 import { bridgeName, natTableName } from "../../components/host/layout";
 import { CA_FILES, certFiles } from "../../components/kubernetes/paths";
 import { EngineStack, lastChanges, newStack, parsePreview, toolchainEnv } from "../engine/engine";
+import { inSandbox } from "../harness/namespaces";
 import { Polling, realClock, waitFor } from "../smoke/checks";
 import { runCommand } from "../smoke/run";
 import { findLeaks, readHostState } from "./leaks";
@@ -722,25 +723,14 @@ async function inNamespaces(topology: Topology, prepared: Prepared): Promise<boo
   log(`network namespace ${namespace}, state in ${work}`);
   try {
     const args = { topology: topology.name, prepared };
+    const [command, ...prefix] = inSandbox(
+      { namespace, stateRoot, exportsFile, nfsLib },
+      "hardway-e2e",
+    );
     const child = spawn(
-      "ip",
+      command,
       [
-        "netns",
-        "exec",
-        namespace,
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        [
-          `mount --bind "${stateRoot}" /var/lib/hardway`,
-          `mount --bind "${exportsFile}" /etc/exports`,
-          `mount --bind "${nfsLib}" /var/lib/nfs`,
-          'exec "$@"',
-        ].join(" && "),
-        "hardway-e2e",
+        ...prefix,
         process.execPath,
         "-r",
         "ts-node/register/transpile-only",

@@ -13,6 +13,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { bridgeName, natTableName } from "../../components/host/layout";
 import { findLeaks, readHostState } from "../e2e/leaks";
+import { inSandbox } from "../harness/namespaces";
 import { runCommand } from "../smoke/run";
 import { EngineStack, lastChanges, newStack, parsePreview, reportTime } from "./engine";
 
@@ -41,25 +42,8 @@ function skipReason(): string | undefined {
 const skip = skipReason();
 
 /** Runs argv in the test's namespaces, /var/lib/hardway, /etc/exports and /var/lib/nfs bound to temp files. */
-const inNamespaces = (): string[] => [
-  "ip",
-  "netns",
-  "exec",
-  namespace,
-  "unshare",
-  "--mount",
-  "--propagation",
-  "private",
-  "sh",
-  "-c",
-  [
-    `mount --bind "${stateRoot}" /var/lib/hardway`,
-    `mount --bind "${exportsFile}" /etc/exports`,
-    `mount --bind "${nfsLib}" /var/lib/nfs`,
-    'exec "$@"',
-  ].join(" && "),
-  "hardway-engine",
-];
+const inNamespaces = (): string[] =>
+  inSandbox({ namespace, stateRoot, exportsFile, nfsLib }, "hardway-engine");
 
 function inNetns(argv: string[]): string {
   const result = spawnSync("ip", ["netns", "exec", namespace, ...argv], { encoding: "utf8" });

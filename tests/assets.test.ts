@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 const ASSETS = path.resolve(__dirname, "../assets");
+const TESTS = __dirname;
 
 function scripts(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -59,4 +60,30 @@ describe("the shell scripts in assets/", () => {
       expect(wrong.stderr).toMatch(/usage: /);
     },
   );
+});
+
+describe("the test tiers' shell scripts (toolchain, mirror, image builds)", () => {
+  const found = scripts(TESTS);
+
+  it("include the toolchain and the e2e builds", () => {
+    expect(found.map((f) => path.relative(TESTS, f))).toEqual(
+      expect.arrayContaining([
+        "engine/toolchain.sh",
+        "e2e/build-mirror.sh",
+        "e2e/build-image.sh",
+        "harness/progress.sh",
+      ]),
+    );
+  });
+
+  it("pass shellcheck with no findings, following what they source", () => {
+    const result = spawnSync(
+      "shellcheck",
+      ["--external-sources", "--severity=style", "--format=gcc", ...found],
+      { encoding: "utf8", timeout: 60_000 },
+    );
+    expect(result.error).toBeUndefined();
+    expect(`${result.stdout}${result.stderr}`).toBe("");
+    expect(result.status).toBe(0);
+  });
 });

@@ -56,28 +56,8 @@ export GOOS=linux GOARCH="$arch" GOFLAGS="-mod=mod"
 # wrapper's go.sum pins what was fetched.
 export GONOSUMDB="k8s.io/kubernetes,go.etcd.io/etcd,github.com/containerd/containerd,github.com/opencontainers/runc,github.com/containernetworking/plugins,sigs.k8s.io/cri-tools"
 
-# Runs a long command, printing a line every 30 s so a cold build shows it is alive.
-with_progress() {
-  local label="$1"
-  shift
-  local started=$SECONDS log
-  log="$(mktemp)"
-  "$@" >"$log" 2>&1 &
-  local pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 5
-    if (((SECONDS - started) % 30 < 5)) && kill -0 "$pid" 2>/dev/null; then
-      say "  … $label: $((SECONDS - started)) s"
-    fi
-  done
-  if ! wait "$pid"; then
-    tail -n 60 "$log" >&2
-    rm -f "$log"
-    die "$label failed"
-  fi
-  rm -f "$log"
-  say "  $label: done in $((SECONDS - started)) s"
-}
+# shellcheck source=SCRIPTDIR/../harness/progress.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/../harness/progress.sh"
 
 # `go mod download -json` for one module version, as "Dir GoMod Hash Time".
 module_info() {

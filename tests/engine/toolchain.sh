@@ -97,28 +97,8 @@ export GOFLAGS="-mod=mod"
 export GONOSUMDB="github.com/pulumi/*"
 export CGO_ENABLED=0
 
-# Runs a long command, printing a line every 30 s so a cold build shows it is alive.
-with_progress() {
-  local label="$1"
-  shift
-  local started=$SECONDS log
-  log="$(mktemp)"
-  "$@" >"$log" 2>&1 &
-  local pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 5
-    if (((SECONDS - started) % 30 < 5)) && kill -0 "$pid" 2>/dev/null; then
-      say "  … $label: $((SECONDS - started)) s"
-    fi
-  done
-  if ! wait "$pid"; then
-    cat "$log" >&2
-    rm -f "$log"
-    die "$label failed"
-  fi
-  rm -f "$log"
-  say "  $label: done in $((SECONDS - started)) s"
-}
+# shellcheck source=SCRIPTDIR/../harness/progress.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/../harness/progress.sh"
 
 # Builds a main package from a throwaway wrapper module that requires MODULE@VERSION and
 # carries the replace lines the real module has (relative ones cannot be used from the cache).

@@ -28,6 +28,7 @@ import { findLeaks, readHostState } from "./leaks";
 import { cacheRoot, mirrorDir } from "./mirror";
 import { ECHO_IMAGE, ECHO_PORT, buildPodImageArchives, peerAddress } from "./ociArchives";
 import { PhaseResult, runPhase, summarize } from "./phases";
+import { FoundRun, RUN_RECORD, RunRecord, abandonedRuns, isWorkDir, parseRunRecord } from "./runs";
 
 const log = (line: string) => console.log(`[e2e ${new Date().toISOString()}] ${line}`);
 
@@ -709,6 +710,7 @@ export async function runLocal(topologies: readonly Topology[]): Promise<number>
     );
     return 2;
   }
+  removeAbandonedRuns();
   const prepared = await prepare();
   let ok = true;
   for (const topology of topologies) {
@@ -730,6 +732,17 @@ async function inNamespaces(topology: Topology, prepared: Prepared): Promise<boo
   if (createdRoot) {
     fs.mkdirSync("/var/lib/hardway");
   }
+  // Everything the run writes lives under `work`, its temp files too (TMPDIR): the stack's
+  // backend, the kubeconfig, the SSH key. The record lets a later run clean up after this one
+  // if it is killed before its own cleanup.
+  const tmp = path.join(work, "tmp");
+  fs.mkdirSync(tmp);
+  const record: RunRecord = {
+    namespace,
+    runnerPid: process.pid,
+    started: new Date().toISOString(),
+  };
+  fs.writeFileSync(path.join(work, RUN_RECORD), JSON.stringify(record));
   spawnSync("ip", ["netns", "add", namespace]);
   spawnSync("ip", ["-n", namespace, "link", "set", "lo", "up"]);
   log(`network namespace ${namespace}, state in ${work}`);
@@ -750,12 +763,17 @@ async function inNamespaces(topology: Topology, prepared: Prepared): Promise<boo
         "--inside",
         JSON.stringify(args),
       ],
-      { stdio: "inherit", cwd: path.resolve(E2E_DIR, "../..") },
+      {
+        stdio: "inherit",
+        cwd: path.resolve(E2E_DIR, "../.."),
+        env: { ...process.env, TMPDIR: tmp },
+      },
     );
     const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? 1)));
     return code === 0;
   } finally {
     if (process.env.HARDWAY_E2E_KEEP === "1") {
+      fs.writeFileSync(path.join(work, RUN_RECORD), JSON.stringify({ ...record, kept: true }));
       log(
         `HARDWAY_E2E_KEEP: network namespace ${namespace} and ${work} are kept; remove them by hand`,
       );
@@ -776,6 +794,34 @@ function removeNamespace(namespace: string, work: string, createdRoot: boolean):
     fs.rmSync("/var/lib/hardway", { recursive: true, force: true });
   }
   fs.rmSync(work, { recursive: true, force: true });
+}
+
+/** Removes what earlier runs, killed before their own cleanup, left: namespace, VMs, files. */
+export function removeAbandonedRuns(tmpdir = os.tmpdir()): void {
+  const found: FoundRun[] = [];
+  for (const entry of fs.readdirSync(tmpdir).filter(isWorkDir)) {
+    const work = path.join(tmpdir, entry);
+    const file = path.join(work, RUN_RECORD);
+    const record = fs.existsSync(file) ? parseRunRecord(fs.readFileSync(file, "utf8")) : undefined;
+    if (record !== undefined) {
+      found.push({ work, record });
+    }
+  }
+  for (const run of abandonedRuns(found, isAlive)) {
+    log(
+      `removing what an earlier run left (started ${run.record.started}, runner pid ${run.record.runnerPid} gone): namespace ${run.record.namespace}, ${run.work}`,
+    );
+    removeNamespace(run.record.namespace, run.work, false);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /** The entry point inside the namespaces. */

@@ -8,6 +8,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import {
+  API_START_TIMEOUT_SECONDS,
   renderApiServerUnit,
   renderAuditPolicy,
   renderAuthenticationConfig,
@@ -77,7 +78,16 @@ export class ControlPlane extends pulumi.ComponentResource {
         ),
         artifacts: args.artifacts.get(["kube-apiserver", "kubectl"], this),
         units: ["kube-apiserver.service"],
-        readiness: ["bash", "api-ready.sh", "--cacert", CA_FILES["kubernetes-ca"].cert],
+        readiness: [
+          "bash",
+          "api-ready.sh",
+          "--cacert",
+          CA_FILES["kubernetes-ca"].cert,
+          "--attempts",
+          String(API_START_TIMEOUT_SECONDS / 5),
+          "--interval",
+          "5",
+        ],
       },
       { parent: this, dependsOn: [args.etcd] },
     );

@@ -93,6 +93,12 @@ export function apiServerCommand(args: ApiServerArgs): string[] {
   ];
 }
 
+/**
+ * Seconds an API server may take to start serving (systemd's start timeout) and then to answer
+ * /readyz (api-ready.sh polls that long).
+ */
+export const API_START_TIMEOUT_SECONDS = 600;
+
 /** Seconds an API server keeps serving after it started to shut down (and failed /readyz). */
 export const API_SHUTDOWN_DELAY_SECONDS = 15;
 
@@ -121,6 +127,9 @@ export function apiServerUnit(args: ApiServerArgs): ServiceUnit {
     unit: unitBase("Kubernetes API server"),
     service: {
       type: "notify",
+      // READY=1 comes once it serves. systemd's default 90 s killed it mid-start on three
+      // control planes under TCG.
+      timeoutStartSec: API_START_TIMEOUT_SECONDS,
       execStart: apiServerCommand(args),
       // Room for the shutdown delay and the requests in flight after it.
       timeoutStopSec: API_SHUTDOWN_DELAY_SECONDS + 60,

@@ -9,6 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import {
+  API_START_TIMEOUT_SECONDS,
   apiServerUnit,
   controllerManagerUnit,
   schedulerUnit,
@@ -140,6 +141,14 @@ describe("rendered systemd units", () => {
     const text = renderServiceUnit(units()["etcd.service"]);
     expect(text).toContain("Type=notify");
     expect(text).toContain("TimeoutStartSec=infinity");
+  });
+
+  it("gives kube-apiserver as long to start serving as api-ready.sh waits for /readyz", () => {
+    // Three API servers starting on TCG VMs took more than systemd's 90 s to notify READY=1.
+    const text = renderServiceUnit(units()["kube-apiserver.service"]);
+    expect(text).toContain("Type=notify");
+    expect(text).toContain(`TimeoutStartSec=${API_START_TIMEOUT_SECONDS}`);
+    expect(API_START_TIMEOUT_SECONDS).toBeGreaterThanOrEqual(300);
   });
 
   it("quotes arguments the way systemd splits them", () => {

@@ -87,6 +87,7 @@ const kubernetes = reached(config.stopAfter, "controlPlane")
       },
       through: reached(config.stopAfter, "nodes") ? "nodes" : "controlPlane",
       networkReady: hostNetwork,
+      emulated: accelerator === "tcg",
     })
   : undefined;
 

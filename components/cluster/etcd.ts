@@ -6,7 +6,7 @@
  * again before the next goes, so the cluster never loses its quorum or its data.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { ETCD_CLIENT_PORT, renderEtcdUnit } from "../kubernetes/etcd";
+import { ETCD_CLIENT_PORT, EtcdTiming, renderEtcdUnit } from "../kubernetes/etcd";
 import { CA_FILES, certFiles, NODE_PATHS, SYSTEMD_DIR } from "../kubernetes/paths";
 import { AddressPlan } from "../network/addressPlan";
 import { etcdPeerCertId, etcdServerCertId } from "../pki/certificates";
@@ -33,6 +33,8 @@ export interface EtcdArgs {
    * @default 5
    */
   readonly healthIntervalSeconds?: number;
+  /** Raft timing for every member. @default etcd's own */
+  readonly timing?: EtcdTiming;
 }
 
 /** The etcd-health.sh command line (run on a control node) with the health-check client's files. */
@@ -89,6 +91,7 @@ export class Etcd extends pulumi.ComponentResource {
                 member: node,
                 members: plan.controls,
                 clusterToken: args.clusterToken,
+                timing: args.timing,
               }),
             ),
           ]),

@@ -9,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { HardwayConfig } from "../config/schema";
 import { EnsuredScript } from "../host/ensured";
 import { artifacts } from "../kubernetes/artifacts";
+import { EMULATED_ETCD_TIMING } from "../kubernetes/etcd";
 import { AddressPlan } from "../network/addressPlan";
 import { ApiLoadBalancer } from "./apiLoadBalancer";
 import { ArtifactCache } from "./artifactCache";
@@ -47,6 +48,8 @@ export interface KubernetesClusterArgs {
    * @default `${XDG_CACHE_HOME:-~/.cache}/hardway/artifacts`
    */
   readonly cacheDir?: string;
+  /** The VMs run emulated (TCG): etcd gets Raft timing that tolerates slow members. */
+  readonly emulated?: boolean;
 }
 
 export class KubernetesCluster extends pulumi.ComponentResource {
@@ -68,7 +71,15 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       parent,
     );
     const common = { plan, pki, nodes, artifacts: cache };
-    this.etcd = new Etcd(`${name}-etcd`, { ...common, clusterToken: args.clusterName }, parent);
+    this.etcd = new Etcd(
+      `${name}-etcd`,
+      {
+        ...common,
+        clusterToken: args.clusterName,
+        timing: args.emulated ? EMULATED_ETCD_TIMING : undefined,
+      },
+      parent,
+    );
     this.controlPlane = new ControlPlane(
       `${name}-control`,
       { ...common, etcd: this.etcd.members, clusterName: args.clusterName },

@@ -11,6 +11,8 @@ export interface Scenario {
   /** Prefix of every resource name, so several scenarios share one mocked run. */
   readonly prefix: string;
   readonly raw: Readonly<Record<string, unknown>>;
+  /** The VMs run under TCG (index.ts: the resolved accelerator is "tcg"). */
+  readonly emulated?: boolean;
 }
 
 /** Registers every component of the wiring for one scenario. */
@@ -54,6 +56,7 @@ export async function buildScenario(
     nodes: { connection: { user: "ubuntu", privateKey: pki.ssh.privateKey }, hosts },
     through: config.stopAfter === "controlPlane" ? "controlPlane" : "nodes",
     cacheDir: "/cache",
+    emulated: scenario.emulated,
   });
 }
 

@@ -20,6 +20,8 @@ beforeAll(async () => {
   await buildScenario(pulumi, {
     prefix: "crio",
     raw: { containerRuntime: "cri-o", arch: "arm64" },
+    // arm64 guests on this amd64 host run emulated.
+    emulated: true,
   });
   await buildScenario(pulumi, { prefix: "cil", raw: { cni: "cilium" } });
   await buildScenario(pulumi, { prefix: "cp", raw: { stopAfter: "controlPlane" } });
@@ -53,6 +55,17 @@ describe("ordering", () => {
     );
     expect(etcd.inputs.readiness).toEqual(expect.arrayContaining(["--scope", "member"]));
     expect(etcd.inputs.finalCheck).toEqual(expect.arrayContaining(["--scope", "cluster"]));
+  });
+
+  it("gives etcd Raft timing for slow members only when the VMs are emulated", () => {
+    const unit = (prefix: string) =>
+      bundle(named(`${prefix}-etcd-members`), "control1").find(
+        (f) => f.path === "/etc/systemd/system/etcd.service",
+      )?.content ?? "";
+    expect(unit("std")).toContain("--initial-cluster-state=new");
+    expect(unit("std")).not.toContain("--heartbeat-interval");
+    expect(unit("crio")).toContain("--heartbeat-interval=500");
+    expect(unit("crio")).toContain("--election-timeout=5000");
   });
 
   it("starts the API servers, one step rolling over the control nodes, only after etcd", () => {

@@ -20,7 +20,7 @@ import {
   kubeletCommand,
 } from "../../components/kubernetes/kubelet";
 import { renderKubeProxyConfiguration } from "../../components/kubernetes/kubeProxy";
-import { etcdCommand } from "../../components/kubernetes/etcd";
+import { EMULATED_ETCD_TIMING, etcdCommand } from "../../components/kubernetes/etcd";
 import { CA_FILES, certFiles, NODE_PATHS } from "../../components/kubernetes/paths";
 import {
   renderContainerdConfig,
@@ -75,6 +75,20 @@ describe("etcd flags", () => {
       expect(f.get("trusted-ca-file")).toBe(CA_FILES["etcd-ca"].cert);
       expect(f.get("data-dir")).toBe("/var/lib/etcd");
     }
+  });
+
+  it("keeps etcd's Raft timing unless told, and slows it for emulated guests", () => {
+    const args = { member: p.controls[0], members: p.controls, clusterToken: "t" };
+    const plain = flagMap(etcdCommand(args));
+    expect(plain.has("heartbeat-interval")).toBe(false);
+    expect(plain.has("election-timeout")).toBe(false);
+    const slow = flagMap(etcdCommand({ ...args, timing: EMULATED_ETCD_TIMING }));
+    expect(slow.get("heartbeat-interval")).toBe("500");
+    expect(slow.get("election-timeout")).toBe("5000");
+    // etcd's guide: an election timeout of about ten heartbeats.
+    expect(
+      EMULATED_ETCD_TIMING.electionTimeoutMs / EMULATED_ETCD_TIMING.heartbeatIntervalMs,
+    ).toBeGreaterThanOrEqual(5);
   });
 
   it("refuses an even member count and a member outside the cluster", () => {

@@ -14,7 +14,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { defaultVersions } from "../../components/config/defaults";
-import { etcdCommand, EtcdFiles } from "../../components/kubernetes/etcd";
+import { EMULATED_ETCD_TIMING, etcdCommand, EtcdFiles } from "../../components/kubernetes/etcd";
 import { CA_USAGES, certificateSpecs, CertSpec } from "../../components/pki/certificates";
 import { generateKey } from "../../components/pki/keys";
 import { issueCertificate } from "../../components/pki/x509";
@@ -200,6 +200,9 @@ function etcdctl(ns: string, args: string[], withCert = true) {
             binary: path.join(etcdDir, "etcd"),
             dataDir,
             files,
+            // The timing emulated guests get: the real members must accept it and still elect,
+            // replicate and survive rolling restarts with it.
+            timing: EMULATED_ETCD_TIMING,
           }),
         );
       }

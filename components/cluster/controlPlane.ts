@@ -36,6 +36,9 @@ export interface ControlPlaneArgs {
   readonly clusterName?: string;
 }
 
+/** Seconds between api-ready.sh's /readyz probes; it probes for API_START_TIMEOUT_SECONDS. */
+const API_READY_INTERVAL_SECONDS = 5;
+
 export class ControlPlane extends pulumi.ComponentResource {
   /** kube-apiserver on every control node, rolled one at a time. */
   readonly apiServers: NodeStep;
@@ -84,9 +87,9 @@ export class ControlPlane extends pulumi.ComponentResource {
           "--cacert",
           CA_FILES["kubernetes-ca"].cert,
           "--attempts",
-          String(API_START_TIMEOUT_SECONDS / 5),
+          String(API_START_TIMEOUT_SECONDS / API_READY_INTERVAL_SECONDS),
           "--interval",
-          "5",
+          String(API_READY_INTERVAL_SECONDS),
         ],
       },
       { parent: this, dependsOn: [args.etcd] },

@@ -27,7 +27,7 @@ import { runCommand } from "../smoke/run";
 import { findLeaks, readHostState } from "./leaks";
 import { cacheRoot, mirrorDir } from "./mirror";
 import { ECHO_IMAGE, ECHO_PORT, buildPodImageArchives, peerAddress } from "./ociArchives";
-import { PhaseResult, runPhase, summarize } from "./phases";
+import { PhaseResult, errorDiagnostics, runPhase, summarize } from "./phases";
 import { FoundRun, RUN_RECORD, RunRecord, abandonedRuns, isWorkDir, parseRunRecord } from "./runs";
 
 const log = (line: string) => console.log(`[e2e ${new Date().toISOString()}] ${line}`);
@@ -393,12 +393,21 @@ async function simulateReboot(stackName: string): Promise<void> {
   await runCommand("pkill", ["-KILL", "-f", `dnsmasq --conf-file=/var/lib/hardway/${stackName}/`]);
 }
 
-/** `pulumi <args>` with its progress on this run's output; throws unless it succeeds. */
+let eventLogs = 0;
+
+/**
+ * `pulumi <args>` with its progress on this run's output; throws unless it succeeds, with the
+ * error diagnostics of the run (from its event log), so the phase's verdict names the cause.
+ */
 const stream = (stack: EngineStack, args: string[], timeoutMs = 5_400_000) => {
-  const result = stack.pulumi(args, { timeoutMs, inherit: true });
+  const eventLog = path.join(stack.backendDir, `events-${++eventLogs}.json`);
+  const result = stack.pulumi([...args, "--event-log", eventLog], { timeoutMs, inherit: true });
   if (result.status !== 0) {
+    const errors = fs.existsSync(eventLog)
+      ? errorDiagnostics(fs.readFileSync(eventLog, "utf8"))
+      : [];
     throw new Error(
-      `pulumi ${args.join(" ")} exited ${result.status} after ${result.seconds.toFixed(0)} s`,
+      `pulumi ${args.join(" ")} exited ${result.status} after ${result.seconds.toFixed(0)} s${errors.map((e) => `\n  ${e}`).join("")}`,
     );
   }
   return result;

@@ -1,4 +1,4 @@
-import { PhaseResult, noChangesVerdict, runPhase, summarize } from "./phases";
+import { PhaseResult, errorDiagnostics, noChangesVerdict, runPhase, summarize } from "./phases";
 
 describe("noChangesVerdict", () => {
   it("passes when the second up left every resource the same", () => {
@@ -61,8 +61,42 @@ describe("runPhase and summarize", () => {
     ]);
     const summary = summarize(results);
     expect(summary.ok).toBe(false);
-    expect(summary.lines[summary.lines.length - 1]).toBe("E2E FAIL: smoke");
+    expect(summary.lines.slice(2)).toEqual([
+      "why smoke failed: kubectl missing",
+      "E2E FAIL: smoke",
+    ]);
     expect(summarize(results.slice(0, 1)).lines[1]).toBe("E2E PASS: 1 phases");
     expect(summarize([]).ok).toBe(false);
+  });
+});
+
+describe("summarize", () => {
+  it("repeats the end of a long failure detail, where the cause is", () => {
+    const detail = `${"progress ".repeat(1000)}etcd on control0: no leader`;
+    const lines = summarize([{ name: "up (cold)", ok: false, durationMs: 699_000, detail }]).lines;
+    expect(lines[1].length).toBeLessThan(4100);
+    expect(lines[1]).toMatch(/^why up \(cold\) failed: .*etcd on control0: no leader$/);
+  });
+});
+
+describe("errorDiagnostics", () => {
+  // Lines as `pulumi up --event-log` writes them (PULUMI_DEBUG_COMMANDS=true), v3.248.0.
+  const log = [
+    '{"sequence":0,"timestamp":1795309000,"preludeEvent":{"config":{}}}',
+    '{"sequence":9,"timestamp":1795309000,"diagnosticEvent":{"urn":"urn:pulumi:e2e::hardway::hardway:cluster:NodeStep$pulumi-nodejs:dynamic:Resource::k8s-etcd","prefix":"warning: ","message":"slow","color":"never","severity":"warning"}}',
+    '{"sequence":10,"timestamp":1795309000,"diagnosticEvent":{"urn":"urn:pulumi:e2e::hardway::pulumi-nodejs:dynamic:Resource::k8s-etcd","prefix":"error: ","message":"<{%reset%}>etcd on control0: exit 1\\n<{%reset%}>","color":"raw","severity":"error"}}',
+    '{"sequence":11,"timestamp":1795309000,"diagnosticEvent":{"prefix":"error: ","message":"invalid stack configuration\\n","color":"never","severity":"error"}}',
+    '{"sequence":12,"timestamp":17953',
+  ].join("\n");
+
+  it("names each error with its resource, without colour markup, and skips the rest", () => {
+    expect(errorDiagnostics(log)).toEqual([
+      "k8s-etcd: etcd on control0: exit 1",
+      "invalid stack configuration",
+    ]);
+  });
+
+  it("finds nothing in an empty log", () => {
+    expect(errorDiagnostics("")).toEqual([]);
   });
 });

@@ -33,7 +33,13 @@ export async function runPhase(
   return outcome.ok;
 }
 
-/** One line per phase and the overall verdict. */
+/** How much of a failed phase's detail the summary repeats. */
+const SUMMARY_DETAIL_CHARS = 4000;
+
+/**
+ * One line per phase, then why each failed phase failed (the end of its detail, so a log read
+ * from its tail, as CI shows it, still names the cause), and the overall verdict.
+ */
 export function summarize(results: readonly PhaseResult[]): { ok: boolean; lines: string[] } {
   const failed = results.filter((r) => !r.ok);
   const ok = results.length > 0 && failed.length === 0;
@@ -44,6 +50,7 @@ export function summarize(results: readonly PhaseResult[]): { ok: boolean; lines
         (r) =>
           `  ${r.ok ? "PASS" : "FAIL"}  ${r.name.padEnd(12)} ${seconds(r.durationMs).padStart(8)}`,
       ),
+      ...failed.map((r) => `why ${r.name} failed: ${r.detail.slice(-SUMMARY_DETAIL_CHARS)}`),
       ok
         ? `E2E PASS: ${results.length} phases`
         : `E2E FAIL: ${failed.map((r) => r.name).join(", ") || "nothing ran"}`,
@@ -74,4 +81,29 @@ export function noChangesVerdict(summary: ChangeSummary): { ok: boolean; detail:
     return { ok: false, detail: "the second up saw no resources at all" };
   }
   return { ok: true, detail: `no changes (${same} resources same)` };
+}
+
+/**
+ * The error diagnostics in a `pulumi --event-log` file (one JSON engine event per line), as
+ * "<resource name>: <message>" with Pulumi's colour markup removed. Lines that are not events
+ * (a log cut short by a kill) are skipped.
+ */
+export function errorDiagnostics(eventLog: string): string[] {
+  const errors: string[] = [];
+  for (const line of eventLog.split("\n")) {
+    let event: { diagnosticEvent?: { urn?: string; message?: string; severity?: string } };
+    try {
+      event = JSON.parse(line) as typeof event;
+    } catch {
+      continue;
+    }
+    const diagnostic = event.diagnosticEvent;
+    if (diagnostic?.severity !== "error" || diagnostic.message === undefined) {
+      continue;
+    }
+    const message = diagnostic.message.replace(/<\{%[^%]*%\}>/g, "").trim();
+    const resource = diagnostic.urn?.split("::").pop();
+    errors.push(resource ? `${resource}: ${message}` : message);
+  }
+  return errors;
 }

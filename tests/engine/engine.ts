@@ -87,6 +87,8 @@ export function newStack(
     PULUMI_CONFIG_PASSPHRASE: "engine-test",
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_SKIP_CONFIRMATIONS: "true",
+    // Enables `--event-log` (as the Automation API does), which the e2e run reads errors from.
+    PULUMI_DEBUG_COMMANDS: "true",
   };
   const pulumiBin = env.HARDWAY_PULUMI ?? "pulumi";
   const run = (args: readonly string[], options: RunOptions = {}): CliResult => {

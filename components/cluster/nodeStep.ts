@@ -2,8 +2,9 @@
  * NodeStep: one installation step (etcd, kube-apiserver, the kubelet, …) on one or more VMs,
  * run over SSH by assets/node/node-step.sh. Its life cycle, in one place:
  *
- *   create   on each target in order: put the node scripts and the step's release files on the
- *            VM (only what is missing), then `node-step.sh apply` with the files on stdin.
+ *   create   on every target at once (nothing of the step runs anywhere yet): put the node
+ *            scripts and the step's release files on the VM (only what is missing), then
+ *            `node-step.sh apply` with the files on stdin.
  *   update   any change (a file, a flag, a certificate, a version, a re-created VM) runs the
  *            same apply again, in place: nothing is removed first, state directories stay.
  *            Targets are updated one at a time; when apply restarted a running daemon and the
@@ -332,10 +333,31 @@ async function removeTarget(state: NodeStepState, target: TargetState): Promise<
   }
 }
 
-async function applyAll(state: NodeStepState): Promise<void> {
-  for (const target of state.targets) {
-    await applyTarget(state, target);
+/**
+ * Runs `body` on every target: one at a time when `rolling` (an update: the previous target's
+ * daemon is back before the next one restarts), otherwise all at once, waiting for every target
+ * and failing with every target's error.
+ */
+export async function forEachTarget<T>(
+  targets: readonly T[],
+  rolling: boolean,
+  body: (target: T) => Promise<void>,
+): Promise<void> {
+  if (rolling) {
+    for (const target of targets) {
+      await body(target);
+    }
+    return;
   }
+  const settled = await Promise.allSettled(targets.map(body));
+  const failed = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (failed.length > 0) {
+    throw new Error(failed.map((f) => (f.reason as Error).message).join("\n"));
+  }
+}
+
+async function applyAll(state: NodeStepState, rolling: boolean): Promise<void> {
+  await forEachTarget(state.targets, rolling, (target) => applyTarget(state, target));
   if (state.finalCheck.length > 0 && state.targets.length > 0) {
     const first = state.targets[0];
     await withSsh(sshTarget(state, first), async (session) => {
@@ -352,7 +374,7 @@ export const nodeStepProvider: pulumi.dynamic.ResourceProvider<NodeStepState, No
   async create(inputs) {
     const id = `${inputs.step}@${inputs.targets.map((t) => t.node).join(",")}`;
     try {
-      await applyAll(inputs);
+      await applyAll(inputs, false);
     } catch (err) {
       // Keep what is half installed in the state, so `up` finishes it and `destroy` removes it.
       throw Object.assign(new Error((err as Error).message), {
@@ -375,7 +397,7 @@ export const nodeStepProvider: pulumi.dynamic.ResourceProvider<NodeStepState, No
     for (const gone of olds.targets.filter((t) => !kept.has(t.node))) {
       await removeTarget(olds, gone);
     }
-    await applyAll(news);
+    await applyAll(news, true);
     return { outs: news };
   },
 

@@ -4,7 +4,12 @@
  * state directories); only another step name is another step. And the SSH it uses pins the VM's
  * own host key.
  */
-import { NodeStepState, nodeStepArgv, nodeStepProvider } from "../../components/cluster/nodeStep";
+import {
+  NodeStepState,
+  forEachTarget,
+  nodeStepArgv,
+  nodeStepProvider,
+} from "../../components/cluster/nodeStep";
 import { knownHostsLine, sshOptions } from "../../components/cluster/ssh";
 
 const base: NodeStepState = {
@@ -107,5 +112,58 @@ describe("SSH to a VM", () => {
     expect(options.join(" ")).not.toMatch(
       /StrictHostKeyChecking=no|UserKnownHostsFile=\/dev\/null/,
     );
+  });
+});
+
+describe("forEachTarget", () => {
+  /** Runs forEachTarget over three nodes whose bodies take a tick; records the overlap. */
+  async function run(rolling: boolean, failing: readonly string[] = []) {
+    const events: string[] = [];
+    let running = 0;
+    let most = 0;
+    const outcome = forEachTarget(["control0", "control1", "control2"], rolling, async (node) => {
+      running++;
+      most = Math.max(most, running);
+      events.push(`start ${node}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      running--;
+      events.push(`end ${node}`);
+      if (failing.includes(node)) {
+        throw new Error(`${node}: exit 1`);
+      }
+    });
+    return { outcome, events, most: () => most };
+  }
+
+  it("updates one target at a time, in order (etcd keeps quorum, the API keeps serving)", async () => {
+    const r = await run(true);
+    await r.outcome;
+    expect(r.most()).toBe(1);
+    expect(r.events).toEqual([
+      "start control0",
+      "end control0",
+      "start control1",
+      "end control1",
+      "start control2",
+      "end control2",
+    ]);
+  });
+
+  it("stops a rolling update at the first failure", async () => {
+    const r = await run(true, ["control1"]);
+    await expect(r.outcome).rejects.toThrow("control1: exit 1");
+    expect(r.events).not.toContain("start control2");
+  });
+
+  it("creates on every target at once", async () => {
+    const r = await run(false);
+    await r.outcome;
+    expect(r.most()).toBe(3);
+  });
+
+  it("waits for every target of a create and reports each failure", async () => {
+    const r = await run(false, ["control0", "control2"]);
+    await expect(r.outcome).rejects.toThrow("control0: exit 1\ncontrol2: exit 1");
+    expect(r.events.filter((e) => e.startsWith("end"))).toHaveLength(3);
   });
 });

@@ -117,7 +117,7 @@ describe("SSH to a VM", () => {
 
 describe("forEachTarget", () => {
   /** Runs forEachTarget over three nodes whose bodies take a tick; records the overlap. */
-  async function run(rolling: boolean, failing: readonly string[] = []) {
+  function run(rolling: boolean, failing: readonly string[] = []) {
     const events: string[] = [];
     let running = 0;
     let most = 0;
@@ -136,7 +136,7 @@ describe("forEachTarget", () => {
   }
 
   it("updates one target at a time, in order (etcd keeps quorum, the API keeps serving)", async () => {
-    const r = await run(true);
+    const r = run(true);
     await r.outcome;
     expect(r.most()).toBe(1);
     expect(r.events).toEqual([
@@ -150,19 +150,19 @@ describe("forEachTarget", () => {
   });
 
   it("stops a rolling update at the first failure", async () => {
-    const r = await run(true, ["control1"]);
+    const r = run(true, ["control1"]);
     await expect(r.outcome).rejects.toThrow("control1: exit 1");
     expect(r.events).not.toContain("start control2");
   });
 
   it("creates on every target at once", async () => {
-    const r = await run(false);
+    const r = run(false);
     await r.outcome;
     expect(r.most()).toBe(3);
   });
 
   it("waits for every target of a create and reports each failure", async () => {
-    const r = await run(false, ["control0", "control2"]);
+    const r = run(false, ["control0", "control2"]);
     await expect(r.outcome).rejects.toThrow("control0: exit 1\ncontrol2: exit 1");
     expect(r.events.filter((e) => e.startsWith("end"))).toHaveLength(3);
   });

@@ -21,7 +21,7 @@ import { defaultVersions } from "../../components/config/defaults";
 import { bridgeName, natTableName } from "../../components/host/layout";
 import { CA_FILES, certFiles } from "../../components/kubernetes/paths";
 import { EngineStack, lastChanges, newStack, parsePreview, toolchainEnv } from "../engine/engine";
-import { inSandbox } from "../harness/namespaces";
+import { inSandbox, makeSandbox, removeSandbox } from "../harness/namespaces";
 import { Polling, realClock, waitFor } from "../smoke/checks";
 import { runCommand } from "../smoke/run";
 import { findLeaks, readHostState } from "./leaks";
@@ -729,18 +729,8 @@ export async function runLocal(topologies: readonly Topology[]): Promise<number>
 }
 
 async function inNamespaces(topology: Topology, prepared: Prepared): Promise<boolean> {
-  const namespace = `hwe2e-${crypto.randomBytes(3).toString("hex")}`;
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), "hardway-e2e-"));
-  const stateRoot = path.join(work, "var-lib-hardway");
-  const exportsFile = path.join(work, "exports");
-  const nfsLib = path.join(work, "var-lib-nfs");
-  fs.mkdirSync(stateRoot);
-  fs.mkdirSync(nfsLib);
-  fs.writeFileSync(exportsFile, "");
-  const createdRoot = !fs.existsSync("/var/lib/hardway");
-  if (createdRoot) {
-    fs.mkdirSync("/var/lib/hardway");
-  }
+  const sandbox = makeSandbox("e2e");
+  const { namespace, work } = sandbox;
   // Everything the run writes lives under `work`, its temp files too (TMPDIR): the stack's
   // backend, the kubeconfig, the SSH key. The record lets a later run clean up after this one
   // if it is killed before its own cleanup.
@@ -752,15 +742,10 @@ async function inNamespaces(topology: Topology, prepared: Prepared): Promise<boo
     started: new Date().toISOString(),
   };
   fs.writeFileSync(path.join(work, RUN_RECORD), JSON.stringify(record));
-  spawnSync("ip", ["netns", "add", namespace]);
-  spawnSync("ip", ["-n", namespace, "link", "set", "lo", "up"]);
   log(`network namespace ${namespace}, state in ${work}`);
   try {
     const args = { topology: topology.name, prepared };
-    const [command, ...prefix] = inSandbox(
-      { namespace, stateRoot, exportsFile, nfsLib },
-      "hardway-e2e",
-    );
+    const [command, ...prefix] = inSandbox(sandbox, "hardway-e2e");
     const child = spawn(
       command,
       [
@@ -787,22 +772,9 @@ async function inNamespaces(topology: Topology, prepared: Prepared): Promise<boo
         `HARDWAY_E2E_KEEP: network namespace ${namespace} and ${work} are kept; remove them by hand`,
       );
     } else {
-      removeNamespace(namespace, work, createdRoot);
+      removeSandbox(sandbox);
     }
   }
-}
-
-/** Kills what still runs in the test's network namespace and removes it with its files. */
-function removeNamespace(namespace: string, work: string, createdRoot: boolean): void {
-  const pids = spawnSync("ip", ["netns", "pids", namespace], { encoding: "utf8" }).stdout ?? "";
-  for (const pid of pids.split(/\s+/).filter(Boolean)) {
-    spawnSync("kill", ["-9", pid]);
-  }
-  spawnSync("ip", ["netns", "del", namespace]);
-  if (createdRoot) {
-    fs.rmSync("/var/lib/hardway", { recursive: true, force: true });
-  }
-  fs.rmSync(work, { recursive: true, force: true });
 }
 
 /** Removes what earlier runs, killed before their own cleanup, left: namespace, VMs, files. */
@@ -820,7 +792,7 @@ export function removeAbandonedRuns(tmpdir = os.tmpdir()): void {
     log(
       `removing what an earlier run left (started ${run.record.started}, runner pid ${run.record.runnerPid} gone): namespace ${run.record.namespace}, ${run.work}`,
     );
-    removeNamespace(run.record.namespace, run.work, false);
+    removeSandbox({ namespace: run.record.namespace, work: run.work, createdStateRoot: false });
   }
 }
 

@@ -7,22 +7,14 @@
  * restore it; `destroy` leaves nothing the leak checker can find.
  */
 import { spawnSync } from "node:child_process";
-import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
 import { bridgeName, natTableName } from "../../components/host/layout";
 import { findLeaks, readHostState } from "../e2e/leaks";
-import { inSandbox } from "../harness/namespaces";
+import { Sandbox, inSandbox, makeSandbox, removeSandbox } from "../harness/namespaces";
 import { runCommand } from "../smoke/run";
 import { EngineStack, lastChanges, newStack, parsePreview, reportTime } from "./engine";
 
-const namespace = `hwengine-${crypto.randomBytes(3).toString("hex")}`;
-const work = fs.mkdtempSync(path.join(os.tmpdir(), "hardway-engine-net-"));
-const stateRoot = path.join(work, "var-lib-hardway");
-const exportsFile = path.join(work, "exports");
-const nfsLib = path.join(work, "var-lib-nfs");
-let createdStateRoot = false;
+let sandbox: Sandbox;
 let stack: EngineStack;
 
 function skipReason(): string | undefined {
@@ -42,11 +34,12 @@ function skipReason(): string | undefined {
 const skip = skipReason();
 
 /** Runs argv in the test's namespaces, /var/lib/hardway, /etc/exports and /var/lib/nfs bound to temp files. */
-const inNamespaces = (): string[] =>
-  inSandbox({ namespace, stateRoot, exportsFile, nfsLib }, "hardway-engine");
+const inNamespaces = (): string[] => inSandbox(sandbox, "hardway-engine");
 
 function inNetns(argv: string[]): string {
-  const result = spawnSync("ip", ["netns", "exec", namespace, ...argv], { encoding: "utf8" });
+  const result = spawnSync("ip", ["netns", "exec", sandbox.namespace, ...argv], {
+    encoding: "utf8",
+  });
   return `${result.stdout}${result.stderr}`;
 }
 
@@ -61,30 +54,16 @@ const target = () => [
 
 (skip === undefined ? describe : describe.skip)("the host network through the real engine", () => {
   beforeAll(() => {
-    fs.mkdirSync(stateRoot);
-    fs.mkdirSync(nfsLib);
-    fs.writeFileSync(exportsFile, "/srv/user-share 10.0.0.0/8(ro)\n");
-    if (!fs.existsSync("/var/lib/hardway")) {
-      fs.mkdirSync("/var/lib/hardway");
-      createdStateRoot = true;
-    }
-    spawnSync("ip", ["netns", "add", namespace]);
-    spawnSync("ip", ["-n", namespace, "link", "set", "lo", "up"]);
+    sandbox = makeSandbox("engine-net", "/srv/user-share 10.0.0.0/8(ro)\n");
     stack = newStack("net", { "hardway:stopAfter": "vms", "hardway:arch": "amd64" });
   });
 
   afterAll(() => {
     // Whatever a failed test left running in the namespace goes with it.
-    const pids = spawnSync("ip", ["netns", "pids", namespace], { encoding: "utf8" }).stdout ?? "";
-    for (const pid of pids.split(/\s+/).filter(Boolean)) {
-      spawnSync("kill", ["-9", pid]);
+    if (sandbox !== undefined) {
+      removeSandbox(sandbox);
     }
-    spawnSync("ip", ["netns", "del", namespace]);
     stack?.dispose();
-    if (createdStateRoot) {
-      fs.rmdirSync("/var/lib/hardway");
-    }
-    fs.rmSync(work, { recursive: true, force: true });
   });
 
   it("is made by `pulumi up`: bridge, NAT table, dnsmasq and the export block", () => {
@@ -98,7 +77,7 @@ const target = () => [
     expect(inNetns(["sh", "-c", "ps -eo args | grep '^dnsmasq' || true"])).toContain(
       `/var/lib/hardway/${stack.name}/`,
     );
-    const exportsText = fs.readFileSync(exportsFile, "utf8");
+    const exportsText = fs.readFileSync(sandbox.exportsFile, "utf8");
     expect(exportsText).toContain(`# BEGIN hardway ${stack.name}`);
     expect(exportsText).toContain("/srv/user-share 10.0.0.0/8(ro)");
   });
@@ -132,13 +111,18 @@ const target = () => [
     const destroy = stack.must(["destroy", "--yes"], { prefix: inNamespaces() });
     reportTime("host network destroy", destroy.seconds);
     const state = await readHostState({
-      stateRoot,
-      readFile: (file) => (file === "/etc/exports" ? fs.readFileSync(exportsFile, "utf8") : ""),
+      stateRoot: sandbox.stateRoot,
+      readFile: (file) =>
+        file === "/etc/exports" ? fs.readFileSync(sandbox.exportsFile, "utf8") : "",
       run: (program, args) =>
-        runCommand("ip", ["netns", "exec", namespace, program, ...args], { timeoutMs: 30_000 }),
+        runCommand("ip", ["netns", "exec", sandbox.namespace, program, ...args], {
+          timeoutMs: 30_000,
+        }),
     });
-    expect(findLeaks(state, { stack: stack.name, nodes: {}, stateRoot })).toEqual([]);
-    expect(fs.readFileSync(exportsFile, "utf8")).toBe("/srv/user-share 10.0.0.0/8(ro)\n");
+    expect(
+      findLeaks(state, { stack: stack.name, nodes: {}, stateRoot: sandbox.stateRoot }),
+    ).toEqual([]);
+    expect(fs.readFileSync(sandbox.exportsFile, "utf8")).toBe("/srv/user-share 10.0.0.0/8(ro)\n");
   });
 });
 

@@ -6,6 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterAccess } from "./components/addons/clusterAccess";
 import { ClusterServices } from "./components/addons/clusterServices";
+import { EMULATED_REQUEST_TIMEOUT_SECONDS } from "./components/addons/provider";
 import { KubernetesCluster } from "./components/cluster/kubernetesCluster";
 import { nodesOutput, sshConfigSnippet } from "./components/cluster/outputs";
 import { loadConfig } from "./components/config/load";
@@ -100,6 +101,7 @@ const access =
         apiReady: kubernetes.apiHealth,
         clusterName,
         clusterData: kubernetes.etcd.members,
+        requestTimeoutSeconds: accelerator === "tcg" ? EMULATED_REQUEST_TIMEOUT_SECONDS : undefined,
       });
 
 // Chapters 7-8: Cilium (optional), CoreDNS, MetalLB and NFS storage, through the API.

@@ -64,6 +64,15 @@ describe("the program under mocks", () => {
     expect(Object.keys(expiry)).toContain("kube-apiserver");
   });
 
+  it("gives the Kubernetes provider a request timeout long enough for emulated control nodes", async () => {
+    // The first /openapi/v2 the provider reads when it is configured took over the client's
+    // default 32 s on a TCG control node, and the whole run failed "cluster unreachable".
+    const run = await runProgram({ "hardway:accelerator": "tcg" });
+    const provider = run.resources.find((r) => r.name === "access-k8s");
+    // The SDK hands object-valued provider settings to the provider as JSON text.
+    expect(JSON.parse(provider?.inputs.kubeClientSettings as string)).toEqual({ timeout: 300 });
+  });
+
   it.each<[string, Record<string, string>, number, number]>([
     ["arm64", { "hardway:arch": "arm64" }, 3, 3],
     ["amd64", { "hardway:arch": "amd64" }, 3, 3],

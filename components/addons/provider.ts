@@ -15,6 +15,11 @@
  * that may already be stopped. Only a change that keeps etcd deletes objects one by one, through
  * an API that answers. `deleteUnreachable` stays off: with the VMs stopped a `pulumi refresh`
  * would drop every object from the state although it still exists.
+ *
+ * Request timeout: when the provider is configured it reads the API server's OpenAPI document
+ * (/openapi/v2), which the API server builds on the first request. The client's default timeout
+ * for it is 32 s; a software-emulated control node can take longer, and then the provider marks
+ * the cluster unreachable for the whole run ("unable to load schema information").
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -32,7 +37,19 @@ export interface ClusterProviderArgs {
   readonly clusterName: string;
   /** The etcd step (Etcd.members): every Kubernetes object is deleted with it. */
   readonly clusterData: pulumi.Resource;
+  /**
+   * Seconds any one request to the API may take (the provider's `kubeClientSettings.timeout`).
+   * @default the client's own (32 s for discovery and the OpenAPI document, none otherwise)
+   */
+  readonly requestTimeoutSeconds?: number;
 }
+
+/**
+ * Request timeout for control nodes emulated with TCG: the first OpenAPI document took more than
+ * the default 32 s there on a loaded two-core host. A watch is cut after this long too, and the
+ * provider's and Helm's waits simply start it again.
+ */
+export const EMULATED_REQUEST_TIMEOUT_SECONDS = 300;
 
 /** The provider, ordered after the API health step. */
 export function clusterProvider(
@@ -57,6 +74,10 @@ export function clusterProvider(
       clusterIdentifier: args.clusterName,
       // Patch resources (the node labels) exist only under server-side apply.
       enableServerSideApply: true,
+      kubeClientSettings:
+        args.requestTimeoutSeconds === undefined
+          ? undefined
+          : { timeout: args.requestTimeoutSeconds },
     },
     { parent, dependsOn: apiReadyResource ? [apiReadyResource] : [] },
   );

@@ -81,6 +81,8 @@ describe("ClusterAccess", () => {
     const provider = named("access-k8s");
     expect(provider.dependencies).toContain(named("api-health").urn);
     expect(provider.inputs.clusterIdentifier).toBe("hardway-test");
+    // No request timeout given: the client's own defaults.
+    expect(provider.inputs.kubeClientSettings).toBeUndefined();
     for (const name of ["access-kube-apiserver-kubelet-client", "access-cluster-admins"]) {
       expect(named(name).provider?.startsWith(provider.urn)).toBe(true);
       expect(named(name).deletedWith).toBe(named("etcd").urn);

@@ -89,6 +89,12 @@ export function sshOptions(dir: string): string[] {
     "ControlPersist=120",
     "-o",
     "LogLevel=ERROR",
+    // AES-GCM first: release files (kube-apiserver is 105 MB) go over these sessions, and the
+    // CPUs both sides run on have AES instructions, which QEMU's TCG also executes natively for
+    // its guests. Measured to a TCG guest: 105 MB in 20 s with aes128-gcm, 35 s with OpenSSH's
+    // default chacha20-poly1305. `^` keeps the rest of OpenSSH's default list after it.
+    "-o",
+    "Ciphers=^aes128-gcm@openssh.com,aes256-gcm@openssh.com",
   ];
 }
 

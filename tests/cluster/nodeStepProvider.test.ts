@@ -4,6 +4,7 @@
  * state directories); only another step name is another step. And the SSH it uses pins the VM's
  * own host key.
  */
+import { execFileSync } from "node:child_process";
 import {
   NodeStepState,
   forEachTarget,
@@ -112,6 +113,35 @@ describe("SSH to a VM", () => {
     expect(options.join(" ")).not.toMatch(
       /StrictHostKeyChecking=no|UserKnownHostsFile=\/dev\/null/,
     );
+  });
+});
+
+describe("SSH options, as OpenSSH reads them", () => {
+  // `ssh -G` prints the configuration a connection would use without connecting.
+  const effective = (): Map<string, string> => {
+    const out = execFileSync("ssh", ["-G", ...sshOptions("/tmp/x"), "hardway@192.0.2.1"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    return new Map(
+      out
+        .split("\n")
+        .filter((line) => line.includes(" "))
+        .map((line) => [line.slice(0, line.indexOf(" ")), line.slice(line.indexOf(" ") + 1)]),
+    );
+  };
+
+  it("offers AES-GCM first and keeps OpenSSH's other ciphers behind it", () => {
+    const ciphers = effective().get("ciphers")!.split(",");
+    expect(ciphers.slice(0, 2)).toEqual(["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]);
+    expect(ciphers).toContain("chacha20-poly1305@openssh.com");
+  });
+
+  it("checks the host key strictly against the session's own known-hosts file", () => {
+    const config = effective();
+    expect(config.get("stricthostkeychecking")).toBe("true");
+    expect(config.get("userknownhostsfile")).toBe("/tmp/x/known_hosts");
+    expect(config.get("batchmode")).toBe("yes");
   });
 });
 

@@ -16,8 +16,9 @@ import {
   renderSchedulerConfiguration,
   renderSchedulerUnit,
 } from "../kubernetes/controlPlane";
-import { CA_FILES, NODE_PATHS, SYSTEMD_DIR } from "../kubernetes/paths";
+import { CA_FILES, NODE_PATHS, SYSTEMD_DIR, certFiles } from "../kubernetes/paths";
 import { AddressPlan } from "../network/addressPlan";
+import { APISERVER_KUBELET_CLIENT } from "../pki/certificates";
 import { ArtifactCache } from "./artifactCache";
 import { ClusterNodes, NodeStep, targetFor } from "./nodeStep";
 import { PRIVATE, PkiMaterial, caCertFile, caKeyFile, leafFiles, textFile } from "./pkiFiles";
@@ -61,7 +62,7 @@ export class ControlPlane extends pulumi.ComponentResource {
             caCertFile(pki, "etcd-ca"),
             caCertFile(pki, "front-proxy-ca"),
             ...leafFiles(pki, "kube-apiserver"),
-            ...leafFiles(pki, "kube-apiserver-kubelet-client"),
+            ...leafFiles(pki, APISERVER_KUBELET_CLIENT),
             ...leafFiles(pki, "kube-apiserver-etcd-client"),
             ...leafFiles(pki, "front-proxy-client"),
             textFile(NODE_PATHS.serviceAccountPublicKey, pki.serviceAccount.publicKeyPem),
@@ -81,11 +82,18 @@ export class ControlPlane extends pulumi.ComponentResource {
         ),
         artifacts: args.artifacts.get(["kube-apiserver", "kubectl"], this),
         units: ["kube-apiserver.service"],
+        // Ready once /readyz answers ok and the server has built its OpenAPI document, which
+        // every client reads first. Any authenticated client may read it; the server's own
+        // kubelet client certificate is the one on this node as plain files.
         readiness: [
           "bash",
           "api-ready.sh",
           "--cacert",
           CA_FILES["kubernetes-ca"].cert,
+          "--client-cert",
+          certFiles(APISERVER_KUBELET_CLIENT).cert,
+          "--client-key",
+          certFiles(APISERVER_KUBELET_CLIENT).key,
           "--attempts",
           String(API_START_TIMEOUT_SECONDS / API_READY_INTERVAL_SECONDS),
           "--interval",

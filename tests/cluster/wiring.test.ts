@@ -75,6 +75,17 @@ describe("ordering", () => {
     expect(api.inputs.readiness).toEqual(expect.arrayContaining(["api-ready.sh"]));
   });
 
+  it("counts an API server ready once it serves its OpenAPI document, read with files it installs", () => {
+    const api = named("std-control-kube-apiserver");
+    const readiness = api.inputs.readiness as string[];
+    const option = (flag: string) => readiness[readiness.indexOf(flag) + 1];
+    const installed = bundle(api, "control0").map((f) => f.path);
+    for (const flag of ["--cacert", "--client-cert", "--client-key"]) {
+      expect(installed).toContain(option(flag));
+    }
+    expect(option("--client-cert")).toBe("/etc/kubernetes/pki/apiserver-kubelet-client.crt");
+  });
+
   it("starts each kubelet after its own runtime only, not other nodes' nor the API probe", () => {
     const apiHealth = named("std-api-health").urn;
     for (const node of ["control0", "worker0", "worker2"]) {

@@ -46,8 +46,9 @@ export interface ClusterProviderArgs {
 
 /**
  * Request timeout for control nodes emulated with TCG: the first OpenAPI document took more than
- * the default 32 s there on a loaded two-core host. A watch is cut after this long too, and the
- * provider's and Helm's waits simply start it again.
+ * the default 32 s there on a loaded two-core host (and more than the API server's own 60 s, so
+ * the API servers get the same `--request-timeout` there). A watch is cut after this long too,
+ * and the provider's and Helm's waits simply start it again.
  */
 export const EMULATED_REQUEST_TIMEOUT_SECONDS = 300;
 

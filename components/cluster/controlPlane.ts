@@ -35,6 +35,8 @@ export interface ControlPlaneArgs {
    * @default "hardway"
    */
   readonly clusterName?: string;
+  /** kube-apiserver's `--request-timeout` (ApiServerArgs). @default the server's own */
+  readonly apiRequestTimeoutSeconds?: number;
 }
 
 /** Seconds between api-ready.sh's /readyz probes; it probes for API_START_TIMEOUT_SECONDS. */
@@ -77,7 +79,14 @@ export class ControlPlane extends pulumi.ComponentResource {
             // admin.conf for kubectl on the node, as kubeadm leaves it: cluster-admin through a
             // binding (ClusterAccess) that can be revoked, not system:masters.
             textFile(NODE_PATHS.kubeconfigs.admin, pki.kubeconfigs.nodeAdmin, PRIVATE),
-            textFile(unit("kube-apiserver.service"), renderApiServerUnit({ plan, node })),
+            textFile(
+              unit("kube-apiserver.service"),
+              renderApiServerUnit({
+                plan,
+                node,
+                requestTimeoutSeconds: args.apiRequestTimeoutSeconds,
+              }),
+            ),
           ]),
         ),
         artifacts: args.artifacts.get(["kube-apiserver", "kubectl"], this),

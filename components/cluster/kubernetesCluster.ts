@@ -9,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { HardwayConfig } from "../config/schema";
 import { EnsuredScript } from "../host/ensured";
 import { artifacts } from "../kubernetes/artifacts";
+import { EMULATED_API_REQUEST_TIMEOUT_SECONDS } from "../kubernetes/controlPlane";
 import { EMULATED_ETCD_TIMING } from "../kubernetes/etcd";
 import { AddressPlan } from "../network/addressPlan";
 import { ApiLoadBalancer } from "./apiLoadBalancer";
@@ -48,7 +49,10 @@ export interface KubernetesClusterArgs {
    * @default `${XDG_CACHE_HOME:-~/.cache}/hardway/artifacts`
    */
   readonly cacheDir?: string;
-  /** The VMs run emulated (TCG): etcd gets Raft timing that tolerates slow members. */
+  /**
+   * The VMs run emulated (TCG): etcd gets Raft timing that tolerates slow members, and the API
+   * servers a longer request timeout.
+   */
   readonly emulated?: boolean;
 }
 
@@ -82,7 +86,12 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     );
     this.controlPlane = new ControlPlane(
       `${name}-control`,
-      { ...common, etcd: this.etcd.members, clusterName: args.clusterName },
+      {
+        ...common,
+        etcd: this.etcd.members,
+        clusterName: args.clusterName,
+        apiRequestTimeoutSeconds: args.emulated ? EMULATED_API_REQUEST_TIMEOUT_SECONDS : undefined,
+      },
       parent,
     );
     this.apiLoadBalancer = new ApiLoadBalancer(

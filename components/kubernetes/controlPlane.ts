@@ -26,7 +26,21 @@ export interface ApiServerArgs {
   readonly node: NodeAddress;
   /** @default DEFAULT_AUDIT_RETENTION */
   readonly audit?: AuditLogRetention;
+  /**
+   * Seconds a request may take before the server gives up on it (`--request-timeout`).
+   * @default the server's own, 60 s
+   */
+  readonly requestTimeoutSeconds?: number;
 }
+
+/**
+ * `--request-timeout` on emulated (TCG) control nodes. The first client request for the OpenAPI
+ * document makes the server build it, which outlasted the default 60 s on a loaded TCG guest:
+ * the server then reset the stream and Pulumi's Kubernetes provider, which reads that document
+ * once when it is configured, failed the whole run. Matches the provider's request timeout
+ * there (EMULATED_REQUEST_TIMEOUT_SECONDS).
+ */
+export const EMULATED_API_REQUEST_TIMEOUT_SECONDS = 300;
 
 const unitBase = (description: string, after: string[] = ["network-online.target"]) => ({
   description,
@@ -88,6 +102,8 @@ export function apiServerCommand(args: ApiServerArgs): string[] {
       // On a graceful stop /readyz fails at once while the server keeps serving this long, so
       // the load balancer drains it before its connections close.
       "shutdown-delay-duration": `${API_SHUTDOWN_DELAY_SECONDS}s`,
+      "request-timeout":
+        args.requestTimeoutSeconds === undefined ? undefined : `${args.requestTimeoutSeconds}s`,
       v: 2,
     }),
   ];

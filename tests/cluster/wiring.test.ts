@@ -68,6 +68,16 @@ describe("ordering", () => {
     expect(unit("crio")).toContain("--election-timeout=5000");
   });
 
+  it("gives the API servers a 300 s request timeout only when the VMs are emulated", () => {
+    const unit = (prefix: string) =>
+      bundle(named(`${prefix}-control-kube-apiserver`), "control0").find(
+        (f) => f.path === "/etc/systemd/system/kube-apiserver.service",
+      )?.content ?? "";
+    expect(unit("std")).toContain("--secure-port=6443");
+    expect(unit("std")).not.toContain("--request-timeout");
+    expect(unit("crio")).toContain("--request-timeout=300s");
+  });
+
   it("starts the API servers, one step rolling over the control nodes, only after etcd", () => {
     const api = named("std-control-kube-apiserver");
     expect(targets(api)).toEqual(["control0", "control1", "control2"]);

@@ -104,6 +104,14 @@ describe("etcd flags", () => {
 describe("kube-apiserver flags", () => {
   const f = flagMap(apiServerCommand({ plan: p, node: p.controls[1] }));
 
+  it("keeps the server's own request timeout unless one is given (emulated control nodes)", () => {
+    expect(f.has("request-timeout")).toBe(false);
+    const slow = flagMap(
+      apiServerCommand({ plan: p, node: p.controls[1], requestTimeoutSeconds: 300 }),
+    );
+    expect(slow.get("request-timeout")).toBe("300s");
+  });
+
   it("serves on all addresses on 6443 and advertises the node's own IP", () => {
     expect(f.get("bind-address")).toBe("0.0.0.0");
     expect(f.get("secure-port")).toBe("6443");

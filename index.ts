@@ -6,12 +6,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterAccess } from "./components/addons/clusterAccess";
 import { ClusterServices } from "./components/addons/clusterServices";
-import { EMULATED_REQUEST_TIMEOUT_SECONDS } from "./components/addons/provider";
 import { KubernetesCluster } from "./components/cluster/kubernetesCluster";
 import { nodesOutput, sshConfigSnippet } from "./components/cluster/outputs";
 import { loadConfig } from "./components/config/load";
 import { reached } from "./components/config/schema";
 import { HostNetwork } from "./components/host/hostNetwork";
+import { EMULATED_API_REQUEST_TIMEOUT_SECONDS } from "./components/kubernetes/controlPlane";
 import { VmnetDnsRebind } from "./components/host/vmnetDnsRebind";
 import { addressPlan } from "./components/network/addressPlan";
 import { Pki } from "./components/pki/pki";
@@ -101,7 +101,9 @@ const access =
         apiReady: kubernetes.apiHealth,
         clusterName,
         clusterData: kubernetes.etcd.members,
-        requestTimeoutSeconds: accelerator === "tcg" ? EMULATED_REQUEST_TIMEOUT_SECONDS : undefined,
+        // The client waits as long as the API servers let a request run (the OpenAPI document).
+        requestTimeoutSeconds:
+          accelerator === "tcg" ? EMULATED_API_REQUEST_TIMEOUT_SECONDS : undefined,
       });
 
 // Chapters 7-8: Cilium (optional), CoreDNS, MetalLB and NFS storage, through the API.

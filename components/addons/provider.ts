@@ -39,18 +39,13 @@ export interface ClusterProviderArgs {
   readonly clusterData: pulumi.Resource;
   /**
    * Seconds any one request to the API may take (the provider's `kubeClientSettings.timeout`).
+   * On emulated control nodes the program gives it as long as the API servers give a request
+   * (EMULATED_API_REQUEST_TIMEOUT_SECONDS). A watch is cut after this long too, and the
+   * provider's and Helm's waits simply start it again.
    * @default the client's own (32 s for discovery and the OpenAPI document, none otherwise)
    */
   readonly requestTimeoutSeconds?: number;
 }
-
-/**
- * Request timeout for control nodes emulated with TCG: the first OpenAPI document took more than
- * the default 32 s there on a loaded two-core host (and more than the API server's own 60 s, so
- * the API servers get the same `--request-timeout` there). A watch is cut after this long too,
- * and the provider's and Helm's waits simply start it again.
- */
-export const EMULATED_REQUEST_TIMEOUT_SECONDS = 300;
 
 /** The provider, ordered after the API health step. */
 export function clusterProvider(

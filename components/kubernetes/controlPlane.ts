@@ -37,8 +37,8 @@ export interface ApiServerArgs {
  * `--request-timeout` on emulated (TCG) control nodes. The first client request for the OpenAPI
  * document makes the server build it, which outlasted the default 60 s on a loaded TCG guest:
  * the server then reset the stream and Pulumi's Kubernetes provider, which reads that document
- * once when it is configured, failed the whole run. Matches the provider's request timeout
- * there (EMULATED_REQUEST_TIMEOUT_SECONDS).
+ * once when it is configured, failed the whole run. The program gives that provider the same
+ * request timeout there (ClusterProviderArgs.requestTimeoutSeconds).
  */
 export const EMULATED_API_REQUEST_TIMEOUT_SECONDS = 300;
 

@@ -5,13 +5,14 @@
  * server's request timeout, which reset the stream, and Pulumi's Kubernetes provider, which
  * reads that document once, then failed the whole run. The probe asks again until it is served.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as https from "node:https";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as tls from "node:tls";
+import { selfSigned } from "../harness/selfSigned";
 
 const SCRIPT = path.resolve(__dirname, "../../assets/node/api-ready.sh");
 const PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
@@ -24,30 +25,6 @@ let port: number;
 let openapiAnswers: ("reset" | "timeout" | "document")[];
 /** Each /openapi/v2 request as the server saw it. */
 let openapiRequests: { accept: string | undefined; authorized: boolean }[];
-
-function openssl(args: string[]): void {
-  const made = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
-  expect(made.status).toBe(0);
-}
-
-function selfSigned(name: string, extra: string[]): void {
-  openssl([
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.crt`,
-    "-days",
-    "1",
-    ...extra,
-  ]);
-}
 
 /** Runs api-ready.sh without blocking this process, which serves the requests. */
 function probe(
@@ -83,8 +60,8 @@ const withClient = () => [
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "hardway-api-ready-"));
-  selfSigned("server", ["-subj", "/CN=kube-apiserver", "-addext", "subjectAltName=IP:127.0.0.1"]);
-  selfSigned("client", ["-subj", "/CN=kube-apiserver-kubelet-client"]);
+  selfSigned(dir, "server", "/CN=kube-apiserver", ["subjectAltName=IP:127.0.0.1"]);
+  selfSigned(dir, "client", "/CN=kube-apiserver-kubelet-client");
   server = https.createServer(
     {
       cert: fs.readFileSync(path.join(dir, "server.crt")),

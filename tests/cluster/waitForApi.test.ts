@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { selfSigned } from "../harness/selfSigned";
 
 const SCRIPT = path.resolve(__dirname, "../../assets/cluster/wait-for-api.sh");
 
@@ -59,30 +60,7 @@ function run(verb: string, extra: string[] = []) {
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "hardway-wait-api-"));
-  const made = spawnSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      "tls.key",
-      "-out",
-      "tls.crt",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=kubernetes",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-    ],
-    { cwd: dir, encoding: "utf8" },
-  );
-  expect(made.stderr).not.toMatch(/error/i);
+  selfSigned(dir, "tls", "/CN=kubernetes", ["subjectAltName=IP:127.0.0.1"]);
   fs.writeFileSync(path.join(dir, "healthz"), "ok");
   port = await freePort();
   await startServer();

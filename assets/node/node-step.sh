@@ -104,6 +104,11 @@ binaries_list="$binaries_dir/$step.list"
 # file is not unpacked again, which under emulation saves a minute per step.
 binaries_sources="$binaries_dir/$step.sources"
 
+# systemctl gives up on PID 1 after 25 s by default ("Failed to enable unit: Connection timed
+# out"). On a loaded emulated VM, with several steps reloading systemd at once, PID 1 can take
+# longer than that to answer; it is busy, not gone, so wait for it.
+export SYSTEMD_BUS_TIMEOUT="${SYSTEMD_BUS_TIMEOUT:-300}"
+
 systemd() {
   if [[ -z "$root" ]]; then
     systemctl "$@"

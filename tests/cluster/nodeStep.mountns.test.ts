@@ -33,7 +33,7 @@ function inNamespace(script: string): { status: number | null; output: string } 
     path.join(fake, "systemctl"),
     [
       "#!/bin/bash",
-      'echo "systemctl $*" >>/var/lib/systemctl.log',
+      'echo "systemctl $* (bus timeout ${SYSTEMD_BUS_TIMEOUT:-default})" >>/var/lib/systemctl.log',
       'unit="${*: -1}"',
       'case "$1" in',
       '  is-active) [ -e "/var/lib/active.$unit" ] ;;',
@@ -97,6 +97,9 @@ function inNamespace(script: string): { status: number | null; output: string } 
     // Running and unchanged: no restart, so a re-applied step leaves its daemon alone.
     expect(second).not.toContain("hardway-step:");
     expect(log.match(/systemctl restart kubelet.service/g)).toHaveLength(1);
+    // PID 1 of a loaded emulated VM may take longer than systemctl's default 25 s to answer.
+    expect(log).toMatch(/^systemctl daemon-reload \(bus timeout 300\)$/m);
+    expect(log).not.toContain("bus timeout default");
     expect(log).toContain("echo kubelet");
     expect(log).toContain("kubeconfig");
     expect(result.output.split("---\n")[3]).toContain("hardway-step: restarted kubelet.service");

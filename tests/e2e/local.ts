@@ -216,12 +216,21 @@ class Cluster {
     return result.stdout;
   }
 
+  /**
+   * etcdctl on control0. Its defaults (2 s to connect, 5 s per request) are too short for a
+   * loaded TCG guest, where one TLS handshake can take longer: wait longer, and ask again for
+   * up to three minutes (every request the checks make is a get, or a put of the same value).
+   */
   async etcdctl(args: string): Promise<string> {
     const client = certFiles("etcd-healthcheck-client");
-    return this.ssh(
-      "control0",
-      `sudo /usr/local/bin/etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${CA_FILES["etcd-ca"].cert} --cert=${client.cert} --key=${client.key} ${args}`,
-    );
+    const command = `sudo /usr/local/bin/etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${CA_FILES["etcd-ca"].cert} --cert=${client.cert} --key=${client.key} --dial-timeout=30s --command-timeout=60s ${args}`;
+    return waitFor(POLLING, `etcdctl ${args}`, 180_000, async () => {
+      try {
+        return { done: true, value: await this.ssh("control0", command) };
+      } catch (error) {
+        return { done: false, state: `failing: ${(error as Error).message}` };
+      }
+    });
   }
 
   dispose(): void {
@@ -470,8 +479,10 @@ export async function runInside(topology: Topology, prepared: Prepared): Promise
         results,
         "upgrade",
         async () => {
-          keep = crypto.randomBytes(8).toString("hex");
-          await cluster.etcdctl(`put /hardway/e2e ${keep}`);
+          const written = crypto.randomBytes(8).toString("hex");
+          await cluster.etcdctl(`put /hardway/e2e ${written}`);
+          // Only a key that was written is looked for after the reboot.
+          keep = written;
           const podUid = (
             await cluster.kubectl(["get", "pod", "echo", "-o", "jsonpath={.metadata.uid}"])
           ).trim();

@@ -29,6 +29,22 @@ describe("the stack files", () => {
     expect((project.backend as { url: string }).url).toMatch(/^file:\/\//);
   });
 
+  it("runs the program with the compiler options `npm run build` checks it with, minus the check", () => {
+    const runtime = project.runtime as { options: { typescript: boolean; tsconfig: string } };
+    expect(runtime.options.typescript).toBe(true);
+    const pulumiTsconfig = JSON.parse(
+      fs.readFileSync(path.join(root, runtime.options.tsconfig), "utf8"),
+    ) as { extends: string; compilerOptions: Record<string, unknown>; include: string[] };
+    // Pulumi reads noCheck from this file itself (not through extends) to transpile only.
+    expect(pulumiTsconfig.extends).toBe("./tsconfig.json");
+    expect(pulumiTsconfig.compilerOptions).toEqual({ noCheck: true });
+    const checked = JSON.parse(fs.readFileSync(path.join(root, "tsconfig.json"), "utf8")) as {
+      include: string[];
+    };
+    expect(pulumiTsconfig.include.every((glob) => checked.include.includes(glob))).toBe(true);
+    expect(pulumiTsconfig.include).toContain(project.main);
+  });
+
   it("declares exactly the keys the schema knows, each with a description", () => {
     expect(Object.keys(declared).sort()).toEqual(schemaKeys.sort());
     for (const [key, declaration] of Object.entries(declared)) {

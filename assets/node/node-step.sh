@@ -16,7 +16,7 @@
 #
 # usage: node-step.sh apply|remove --step NAME [--root DIR]
 #          [--binary KIND STAGED MEMBER DEST]... [--unit NAME]... [--start-no-block NAME]...
-#          [--state-dir DIR]... [--after-files COMMAND]
+#          [--state-dir DIR]... [--no-restart FILE]... [--after-files COMMAND]
 #   KIND       binary (STAGED is the program itself; MEMBER is ignored, give "-") or tar.gz
 #   STAGED     the release file as copied to the VM
 #   MEMBER     the path inside the archive
@@ -25,6 +25,8 @@
 #   --start-no-block  a unit whose first start returns at once (etcd: it is ready only with a
 #              quorum, so the first member would wait for the others)
 #   --state-dir  a directory the daemon fills (etcd's data, the kubelet's); remove deletes it
+#   --no-restart  a file whose change alone restarts nothing: the daemon reads it again by
+#              itself (etcd its certificate and key, at every TLS handshake) or never reads it
 #   --after-files  update-ca-certificates: run after the files changed and after removal
 #   --root     install under DIR instead of /; systemd and mounts are then left alone (tests)
 set -euo pipefail
@@ -61,6 +63,7 @@ dests=()
 units=()
 no_block=()
 state_dirs=()
+no_restart=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --binary)
@@ -87,6 +90,10 @@ while [[ $# -gt 0 ]]; do
     --state-dir)
       [[ "$2" == /?* && "/$2/" != */../* ]] || die "--state-dir must be an absolute directory (got '$2')"
       state_dirs+=("${2%/}")
+      ;;
+    --no-restart)
+      [[ "$2" == /?* ]] || die "--no-restart must be an absolute file path (got '$2')"
+      no_restart+=("$2")
       ;;
     --after-files)
       [[ "$2" == "update-ca-certificates" ]] || die "--after-files supports only update-ca-certificates"
@@ -209,11 +216,29 @@ else
   rm -f -- "$binaries_sources"
 fi
 
-files_changed="$(bash "$here/install-files.sh" write --step "$step" --root "${root:-/}" | grep -c '^changed ' || true)"
+# Whether a change to the file restarts the step's units (all but the --no-restart files).
+restarts_for() {
+  local file
+  for file in "${no_restart[@]}"; do
+    if [[ "$file" == "$1" ]]; then
+      return 1
+    fi
+  done
+  return 0
+}
+
+written="$(bash "$here/install-files.sh" write --step "$step" --root "${root:-/}")"
+files_changed=0
+while IFS= read -r line; do
+  [[ "$line" == "changed "* ]] || continue
+  files_changed=$((files_changed + 1))
+  if restarts_for "${line#changed }"; then
+    changed=$((changed + 1))
+  fi
+done <<<"$written"
 if ((files_changed > 0)); then
   after_files_hook
 fi
-changed=$((changed + files_changed))
 
 systemd daemon-reload
 for unit in "${units[@]}"; do

@@ -2,8 +2,9 @@
  * Etcd: one member per control node (binary, certificates, unit) as a single step that rolls over
  * the members. On create every member starts without waiting for the others (a member is ready
  * only once a quorum exists); the step completes when the whole cluster reports healthy. On an
- * update (a renewed certificate, a new version) members restart one at a time, each healthy
- * again before the next goes, so the cluster never loses its quorum or its data.
+ * update (a new version, flags or CA) members restart one at a time, each healthy again before
+ * the next goes, so the cluster never loses its quorum or its data. A renewed leaf certificate
+ * is only written: etcd reads it again at its next TLS handshake.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { ETCD_CLIENT_PORT, EtcdTiming, renderEtcdUnit } from "../kubernetes/etcd";
@@ -64,6 +65,16 @@ export function etcdHealthCommand(
   ];
 }
 
+/** The leaf certificates and keys of the etcd step, none of which needs a restart. Pure. */
+export function etcdNoRestartFiles(members: readonly string[]): string[] {
+  const certIds = [
+    ...members.flatMap((m) => [etcdServerCertId(m), etcdPeerCertId(m)]),
+    "etcd-healthcheck-client",
+  ];
+  const paths = certIds.flatMap((id) => [certFiles(id).cert, certFiles(id).key]);
+  return [...new Set(paths)];
+}
+
 export class Etcd extends pulumi.ComponentResource {
   /** Every member; completes once `etcdctl endpoint health --cluster` passes. */
   readonly members: NodeStep;
@@ -100,6 +111,10 @@ export class Etcd extends pulumi.ComponentResource {
         units: [ETCD_UNIT],
         startNoBlock: [ETCD_UNIT],
         stateDirs: [NODE_PATHS.etcdDataDir],
+        // A renewed certificate is not a restart: etcd loads its certificate and key again at
+        // every TLS handshake (client/pkg/transport, GetCertificate), and the probe's client
+        // pair is etcdctl's alone. A new CA, unit or binary still rolls the members.
+        noRestart: etcdNoRestartFiles(plan.controls.map((n) => n.name)),
         readiness: etcdHealthCommand("member", attempts, interval),
         finalCheck: etcdHealthCommand("cluster", attempts, interval),
       },

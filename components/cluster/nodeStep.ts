@@ -135,6 +135,11 @@ export interface NodeStepArgs {
   readonly startNoBlock?: readonly string[];
   /** Directories the daemon fills, wiped only when the step is destroyed. @default [] */
   readonly stateDirs?: readonly string[];
+  /**
+   * Files whose change alone restarts nothing: the daemon reads them again by itself (etcd its
+   * certificate and key, at every TLS handshake) or never reads them. @default []
+   */
+  readonly noRestart?: readonly string[];
   /** Run after the files change (the system CA store). @default none */
   readonly afterFiles?: "update-ca-certificates";
   /**
@@ -198,6 +203,7 @@ export interface NodeStepOptions {
   readonly units: readonly string[];
   readonly startNoBlock: readonly string[];
   readonly stateDirs: readonly string[];
+  readonly noRestart: readonly string[];
   readonly afterFiles: string;
 }
 
@@ -225,6 +231,7 @@ export function nodeStepArgv(
     ...(verb === "apply" ? binaries : []),
     ...options.units.flatMap((u) => ["--unit", u]),
     ...(verb === "apply" ? options.startNoBlock.flatMap((u) => ["--start-no-block", u]) : []),
+    ...(verb === "apply" ? options.noRestart.flatMap((f) => ["--no-restart", f]) : []),
     ...(verb === "remove" ? options.stateDirs.flatMap((d) => ["--state-dir", d]) : []),
     ...(options.afterFiles ? ["--after-files", options.afterFiles] : []),
   ];
@@ -441,6 +448,7 @@ export class NodeStep extends pulumi.dynamic.Resource {
       units: [...(args.units ?? [])],
       startNoBlock: [...(args.startNoBlock ?? [])],
       stateDirs: [...(args.stateDirs ?? [])],
+      noRestart: [...(args.noRestart ?? [])],
       afterFiles: args.afterFiles ?? "",
     };
     // Through the fetch's inputs: the step waits for the download, and a preview shows it

@@ -105,6 +105,41 @@ function inNamespace(script: string): { status: number | null; output: string } 
     expect(result.output.split("---\n")[3]).toContain("hardway-step: restarted kubelet.service");
   });
 
+  it("writes a --no-restart file without restarting, and still restarts for any other change", () => {
+    const etcdBundle = (cert: string, unit: string) =>
+      fileBundle([
+        { path: "/etc/kubernetes/pki/etcd/server.crt", mode: "0644", content: cert },
+        { path: "/etc/systemd/system/etcd.service", mode: "0644", content: unit },
+      ]).stdin;
+    const files = ["first", "renewed", "unit"].map((name, i) => {
+      const file = path.join(work, `etcd-${name}`);
+      fs.writeFileSync(
+        file,
+        etcdBundle(i === 0 ? "cert 1\n" : "cert 2\n", i < 2 ? "[Unit]\n" : "[Unit]\n#\n"),
+      );
+      return file;
+    });
+    const etcd = "--unit etcd.service --no-restart /etc/kubernetes/pki/etcd/server.crt";
+    const result = inNamespace(
+      [
+        `${step("apply", "etcd", etcd)} <${files[0]}`,
+        "echo ---",
+        // A renewed certificate etcd reads again at its next handshake: written, no restart.
+        `${step("apply", "etcd", etcd)} <${files[1]}`,
+        "cat /etc/kubernetes/pki/etcd/server.crt",
+        "echo ---",
+        // A changed unit: the daemon restarts.
+        `${step("apply", "etcd", etcd)} <${files[2]}`,
+      ].join("\n"),
+    );
+    expect(result.status).toBe(0);
+    const [first, renewed, unit] = result.output.split("---\n");
+    expect(first).toContain("hardway-step: started etcd.service");
+    expect(renewed).not.toContain("hardway-step:");
+    expect(renewed).toContain("cert 2");
+    expect(unit).toContain("hardway-step: restarted etcd.service");
+  });
+
   it("removes the step without --root: unmounts below its state dir, keeps the data behind, keeps a shared binary", () => {
     const nfs = path.join(work, "nfs-volume");
     fs.mkdirSync(nfs, { recursive: true });

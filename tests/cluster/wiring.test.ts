@@ -54,6 +54,18 @@ describe("ordering", () => {
       expect.arrayContaining(["--start-no-block", "etcd.service"]),
     );
     expect(etcd.inputs.readiness).toEqual(expect.arrayContaining(["--scope", "member"]));
+    // A renewed leaf certificate restarts no member; the CA and the unit still do.
+    const noRestart = argv(etcd, "apply").flatMap((word, i, all) =>
+      all[i - 1] === "--no-restart" ? [word] : [],
+    );
+    expect(noRestart.sort()).toEqual([
+      "/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+      "/etc/kubernetes/pki/etcd/healthcheck-client.key",
+      "/etc/kubernetes/pki/etcd/peer.crt",
+      "/etc/kubernetes/pki/etcd/peer.key",
+      "/etc/kubernetes/pki/etcd/server.crt",
+      "/etc/kubernetes/pki/etcd/server.key",
+    ]);
     expect(etcd.inputs.finalCheck).toEqual(expect.arrayContaining(["--scope", "cluster"]));
   });
 

@@ -149,6 +149,7 @@ function etcdctl(ns: string, args: string[], withCert = true) {
         }
         return write(id, await issue(spec, ca));
       };
+      reissue = bySpec;
       const client = await bySpec("etcd-healthcheck-client");
       Object.assign(clientFiles, { ca: caFile, cert: client.cert, key: client.key });
 
@@ -217,6 +218,8 @@ function etcdctl(ns: string, args: string[], withCert = true) {
 
     const commands: string[][] = [];
     const members: ChildProcess[] = [];
+    /** Issues the certificate again and writes it over the old one's files. */
+    let reissue: (id: string) => Promise<{ cert: string; key: string }>;
     function start(i: number): void {
       const log = fs.openSync(path.join(workDir, `${p.controls[i].name}.log`), "a");
       const child = spawn("ip", ["netns", "exec", memberNs(i), ...commands[i]], {
@@ -308,6 +311,28 @@ function etcdctl(ns: string, args: string[], withCert = true) {
       const anonymous = etcdctl(memberNs(0), ["get", "/hardway/test"], false);
       expect(anonymous.status).not.toBe(0);
       expect(anonymous.stdout).not.toContain("/hardway/test");
+    });
+
+    it("serves a renewed certificate from its next handshake on, without a restart", async () => {
+      // What an update that only renews certificates relies on (node-step.sh --no-restart).
+      const member = members[1];
+      const renewed = await reissue(`etcd-server-${p.controls[1].name}`);
+      const base64 = (pem: string) =>
+        (/-----BEGIN CERTIFICATE-----([^-]+)-----END/.exec(pem)?.[1] ?? "").replace(/\s/g, "");
+      const served = inNs(memberNs(0), "openssl", [
+        "s_client",
+        "-connect",
+        `${p.controls[1].ip}:2379`,
+        "-CAfile",
+        clientFiles.ca,
+        "-cert",
+        clientFiles.cert,
+        "-key",
+        clientFiles.key,
+      ]);
+      expect(base64(served.stdout)).toBe(base64(fs.readFileSync(renewed.cert, "utf8")));
+      expect(member.exitCode).toBeNull();
+      expect(etcdctl(memberNs(1), ["endpoint", "health", "--cluster"]).status).toBe(0);
     });
   },
 );

@@ -489,6 +489,9 @@ export async function runInside(topology: Topology, prepared: Prepared): Promise
           const podUid = (
             await cluster.kubectl(["get", "pod", "echo", "-o", "jsonpath={.metadata.uid}"])
           ).trim();
+          // Renewed certificates alone do not restart etcd: it reads them at each handshake.
+          const etcdPid = () => cluster.ssh("control0", "systemctl show -p MainPID --value etcd");
+          const etcdBefore = (await etcdPid()).trim();
           stack.must([
             "config",
             "set",
@@ -539,7 +542,9 @@ export async function runInside(topology: Topology, prepared: Prepared): Promise
           const server = JSON.parse(await cluster.kubectl(["version", "-o", "json"])) as {
             serverVersion: { gitVersion: string };
           };
+          const etcdAfter = (await etcdPid()).trim();
           const ok =
+            etcdAfter === etcdBefore &&
             value === keep &&
             uid === podUid &&
             phase === "Running" &&
@@ -547,7 +552,7 @@ export async function runInside(topology: Topology, prepared: Prepared): Promise
             server.serverVersion.gitVersion === `v${defaultVersions.kubernetes}`;
           return {
             ok,
-            detail: `preview: ${steps.length - cacheEntries.length} updates and ${cacheEntries.length} release files fetched anew, nothing else; up ${result.seconds.toFixed(0)} s; etcd key ${value === keep ? "kept" : "LOST"}, pod ${uid === podUid ? `kept (${phase})` : "REPLACED"}, kubelets ${versions}, apiserver ${server.serverVersion.gitVersion}`,
+            detail: `preview: ${steps.length - cacheEntries.length} updates and ${cacheEntries.length} release files fetched anew, nothing else; up ${result.seconds.toFixed(0)} s; etcd ${etcdAfter === etcdBefore ? `not restarted (pid ${etcdAfter})` : `RESTARTED (pid ${etcdBefore} → ${etcdAfter})`}, key ${value === keep ? "kept" : "LOST"}, pod ${uid === podUid ? `kept (${phase})` : "REPLACED"}, kubelets ${versions}, apiserver ${server.serverVersion.gitVersion}`,
           };
         },
         log,

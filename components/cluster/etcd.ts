@@ -65,14 +65,18 @@ export function etcdHealthCommand(
   ];
 }
 
-/** The leaf certificates and keys of the etcd step, none of which needs a restart. Pure. */
+/**
+ * The leaf certificates a member's step installs: its server and peer pairs, and the health
+ * probe's client pair (on every member, so the probe and an operator can use etcdctl anywhere).
+ */
+function etcdLeafCertIds(member: string): string[] {
+  return [etcdServerCertId(member), etcdPeerCertId(member), "etcd-healthcheck-client"];
+}
+
+/** The etcd step's leaf certificate and key files, none of which needs a restart. Pure. */
 export function etcdNoRestartFiles(members: readonly string[]): string[] {
-  const certIds = [
-    ...members.flatMap((m) => [etcdServerCertId(m), etcdPeerCertId(m)]),
-    "etcd-healthcheck-client",
-  ];
-  const paths = certIds.flatMap((id) => [certFiles(id).cert, certFiles(id).key]);
-  return [...new Set(paths)];
+  const files = members.flatMap(etcdLeafCertIds).map(certFiles);
+  return [...new Set(files.flatMap((f) => [f.cert, f.key]))];
 }
 
 export class Etcd extends pulumi.ComponentResource {
@@ -92,10 +96,7 @@ export class Etcd extends pulumi.ComponentResource {
         targets: plan.controls.map((node) =>
           targetFor(args.nodes, node, [
             caCertFile(pki, "etcd-ca"),
-            ...leafFiles(pki, etcdServerCertId(node.name)),
-            ...leafFiles(pki, etcdPeerCertId(node.name)),
-            // On every member, so the probe and an operator can use etcdctl on any control node.
-            ...leafFiles(pki, "etcd-healthcheck-client"),
+            ...etcdLeafCertIds(node.name).flatMap((id) => leafFiles(pki, id)),
             textFile(
               `${SYSTEMD_DIR}/${ETCD_UNIT}`,
               renderEtcdUnit({

@@ -15,6 +15,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { fileBundle } from "../../components/cluster/remoteFiles";
 import { mountNamespaceSkipReason } from "../harness/namespaces";
+import { describeIfAvailable } from "../harness/prerequisites";
 
 const NODE_ASSETS = path.resolve(__dirname, "../../assets/node");
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "hw-node-step-ns-"));
@@ -60,7 +61,7 @@ function inNamespace(script: string): { status: number | null; output: string } 
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
-(skip === undefined ? describe : describe.skip)("node-step.sh on a node (mount namespace)", () => {
+describeIfAvailable(skip, "node-step.sh on a node (mount namespace)", () => {
   const staged = path.join(work, "staged");
   const bundle = fileBundle([
     { path: "/etc/kubernetes/kubelet.conf", mode: "0600", content: "kubeconfig\n" },
@@ -173,7 +174,3 @@ function inNamespace(script: string): { status: number | null; output: string } 
     expect(fs.readFileSync(path.join(nfs, "data"), "utf8")).toBe("precious\n");
   });
 });
-
-if (skip !== undefined) {
-  console.warn(`node-step.sh namespace test not run: ${skip}`);
-}

@@ -8,8 +8,11 @@
 # Cached by the recipe (this script's hash); a second run takes a second.
 #
 # usage: build-image.sh --out DIR [--debian-mirror URL]
-#   prints the directory holding disk.raw, vmlinuz and initrd.img
+#   prints the directory holding disk.raw, vmlinuz and initrd.img, and nothing else: the
+#   harness reads stdout as that path. Every other line goes to stderr, whatever prints it
+#   (mkfs.ext4 -q still says "Creating regular file" on stdout).
 set -euo pipefail
+exec 3>&1 1>&2
 
 say() { echo "[image] $*" >&2; }
 die() {
@@ -38,7 +41,7 @@ recipe="$(sha256sum "$0" | cut -c1-16)"
 dir="$out/bookworm-$recipe"
 if [[ -f "$dir/disk.raw" && -f "$dir/vmlinuz" && -f "$dir/initrd.img" ]]; then
   say "cached: $dir"
-  echo "$dir"
+  echo "$dir" >&3
   exit 0
 fi
 
@@ -116,4 +119,4 @@ mkdir -p "$out"
 mv "$work" "$dir"
 trap - EXIT
 say "image ready in $dir ($((SECONDS - started)) s, $(du -sh --apparent-size "$dir/disk.raw" | cut -f1) virtual, $(du -sh "$dir/disk.raw" | cut -f1) used)"
-echo "$dir"
+echo "$dir" >&3

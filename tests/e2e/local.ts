@@ -25,7 +25,8 @@ import { inSandbox, makeSandbox, removeSandbox } from "../harness/namespaces";
 import { Polling, realClock, waitFor } from "../smoke/checks";
 import { runCommand } from "../smoke/run";
 import { findLeaks, readHostState } from "./leaks";
-import { cacheRoot, mirrorDir } from "./mirror";
+import { onePathFrom } from "../harness/scriptOutput";
+import { buildMirror, cacheRoot, previousPatch } from "./mirror";
 import { ECHO_IMAGE, ECHO_PORT, buildPodImageArchives, peerAddress } from "./ociArchives";
 import { PhaseResult, errorDiagnostics, runPhase, summarize } from "./phases";
 import { FoundRun, RUN_RECORD, RunRecord, abandonedRuns, isWorkDir, parseRunRecord } from "./runs";
@@ -42,15 +43,6 @@ export interface Topology {
 export const SMALL: Topology = { name: "small", controlPlanes: 1, workers: 1 };
 export const HA: Topology = { name: "ha", controlPlanes: 3, workers: 1 };
 
-/** The patch before the pinned one, so the run can upgrade (1.36.5 → 1.36.4). */
-export function previousPatch(version: string): string {
-  const [major, minor, patch] = version.split(".").map(Number);
-  if (!(patch > 0)) {
-    throw new Error(`${version} has no earlier patch of its minor to upgrade from`);
-  }
-  return `${major}.${minor}.${patch - 1}`;
-}
-
 interface Prepared {
   readonly mirror: string;
   readonly image: string;
@@ -65,51 +57,33 @@ const timed = async <T>(what: string, body: () => T | Promise<T>): Promise<T> =>
   return result;
 };
 
-function mustRun(program: string, args: readonly string[], timeoutMs = 7_200_000): string {
-  const result = spawnSync(program, args, {
+/** The value a build script prints on stdout (its progress goes to stderr, shown as it runs). */
+function scriptValue(script: string, args: readonly string[]): string {
+  const result = spawnSync("bash", [script, ...args], {
     encoding: "utf8",
-    timeout: timeoutMs,
+    timeout: 7_200_000,
     stdio: ["ignore", "pipe", "inherit"],
   });
   if (result.status !== 0) {
-    throw new Error(`${program} ${args.join(" ")} exited ${result.status}`);
+    throw new Error(`${script} ${args.join(" ")} exited ${result.status ?? result.signal}`);
   }
   return result.stdout;
 }
 
+export const BUILD_IMAGE_SCRIPT = path.join(E2E_DIR, "build-image.sh");
+
 /** Builds (or finds cached) everything the run needs; each part timed. */
 export async function prepare(): Promise<Prepared> {
   await timed("toolchain", () => toolchainEnv());
-  const mirror = mirrorDir();
-  const v = defaultVersions;
-  await timed("release mirror", () =>
-    mustRun("bash", [
-      path.join(E2E_DIR, "build-mirror.sh"),
-      "--mirror",
-      mirror,
-      "--kubernetes",
-      `${previousPatch(v.kubernetes)},${v.kubernetes}`,
-      "--etcd",
-      v.etcd,
-      "--containerd",
-      v.containerd,
-      "--runc",
-      v.runc,
-      "--cni-plugins",
-      v.cniPlugins,
-      "--crictl",
-      v.crictl,
-    ]),
-  );
+  const mirror = await timed("release mirror", () => buildMirror());
   const image = await timed("guest image", () =>
-    mustRun("bash", [
-      path.join(E2E_DIR, "build-image.sh"),
-      "--out",
-      path.join(cacheRoot(), "e2e", "image"),
-    ]).trim(),
+    onePathFrom(
+      BUILD_IMAGE_SCRIPT,
+      scriptValue(BUILD_IMAGE_SCRIPT, ["--out", path.join(cacheRoot(), "e2e", "image")]),
+    ),
   );
   const archives = await timed("pod image archives", () =>
-    buildPodImageArchives(path.join(cacheRoot(), "e2e", "pod-images"), v.kubernetes),
+    buildPodImageArchives(path.join(cacheRoot(), "e2e", "pod-images"), defaultVersions.kubernetes),
   );
   return { mirror, image, archives };
 }

@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { removeAbandonedRuns } from "./local";
 import { FoundRun, RUN_RECORD, RunRecord, abandonedRuns, isWorkDir, parseRunRecord } from "./runs";
+import { itIfAvailable } from "../harness/prerequisites";
 
 const run = (work: string, runnerPid: number, kept?: boolean): FoundRun => ({
   work,
@@ -72,10 +73,8 @@ describe("isWorkDir", () => {
 
 describe("removeAbandonedRuns, for real (root: network namespaces)", () => {
   const skip = process.getuid?.() !== 0 ? "needs root for network namespaces" : undefined;
-  if (skip !== undefined) {
-    console.warn(`removeAbandonedRuns not run: ${skip}`);
-  }
-  (skip === undefined ? it : it.skip)(
+  itIfAvailable(
+    skip,
     "kills what runs in a killed run's namespace and removes it with its files, and nothing else",
     async () => {
       const tmpdir = fs.mkdtempSync(path.join(os.tmpdir(), "hardway-runs-test-"));

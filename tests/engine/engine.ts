@@ -9,6 +9,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { exportsFrom } from "../harness/scriptOutput";
 
 export const PROJECT_DIR = path.resolve(__dirname, "../..");
 const TOOLCHAIN = path.join(__dirname, "toolchain.sh");
@@ -24,17 +25,8 @@ export function toolchainEnv(): Record<string, string> {
   if (result.status !== 0) {
     throw new Error(`tests/engine/toolchain.sh failed:\n${result.stderr}`);
   }
-  const env: Record<string, string> = {};
-  for (const line of result.stdout.split("\n")) {
-    const match = /^export ([A-Z_]+)=(.*)$/.exec(line);
-    if (match) {
-      // The values are shell-quoted paths; $PATH is the only expansion toolchain.sh prints.
-      const value = match[2].replace(/^'(.*)'$/, "$1").replace("$PATH", process.env.PATH ?? "");
-      env[match[1]] = value;
-    }
-  }
-  cachedEnv = env;
-  return env;
+  cachedEnv = exportsFrom(TOOLCHAIN, result.stdout, process.env.PATH ?? "");
+  return cachedEnv;
 }
 
 export interface CliResult {

@@ -13,6 +13,7 @@ import { findLeaks, readHostState } from "../e2e/leaks";
 import { Sandbox, inSandbox, makeSandbox, removeSandbox } from "../harness/namespaces";
 import { runCommand } from "../smoke/run";
 import { EngineStack, lastChanges, newStack, parsePreview, reportTime } from "./engine";
+import { describeIfAvailable } from "../harness/prerequisites";
 
 let sandbox: Sandbox;
 let stack: EngineStack;
@@ -52,7 +53,7 @@ const target = () => [
   `urn:pulumi:${stack.name}::hardway::hardway:pki:Pki**`,
 ];
 
-(skip === undefined ? describe : describe.skip)("the host network through the real engine", () => {
+describeIfAvailable(skip, "the host network through the real engine", () => {
   beforeAll(() => {
     sandbox = makeSandbox("engine-net", "/srv/user-share 10.0.0.0/8(ro)\n");
     stack = newStack("net", { "hardway:stopAfter": "vms", "hardway:arch": "amd64" });
@@ -125,7 +126,3 @@ const target = () => [
     expect(fs.readFileSync(sandbox.exportsFile, "utf8")).toBe("/srv/user-share 10.0.0.0/8(ro)\n");
   });
 });
-
-if (skip !== undefined) {
-  console.warn(`host network engine test not run: ${skip}`);
-}

@@ -8,7 +8,8 @@
 # a cache outside the repository, keyed by version; the second run takes seconds.
 #
 # usage: toolchain.sh [--env]
-#   --env   print only `export NAME=value` lines for the toolchain (for `eval`)
+#   --env   print only `export NAME=value` lines for the toolchain (for `eval`) on stdout;
+#           progress goes to stderr
 #
 # Environment: HARDWAY_TOOLCHAIN_DIR (default ${XDG_CACHE_HOME:-~/.cache}/hardway/toolchain),
 # HARDWAY_TOOLCHAIN_BUILD=1 to build even when a `pulumi` is on PATH.
@@ -25,13 +26,12 @@ elif [[ $# -gt 0 ]]; then
   exit 2
 fi
 
-say() {
-  if [[ "$env_only" == false ]]; then
-    echo "[toolchain] $*"
-  else
-    echo "[toolchain] $*" >&2
-  fi
-}
+# With --env, stdout is the value the caller reads: it goes to fd 3, everything else (the Go
+# builds included) to stderr.
+if [[ "$env_only" == true ]]; then
+  exec 3>&1 1>&2
+fi
+say() { echo "[toolchain] $*"; }
 die() {
   echo "[toolchain] error: $*" >&2
   exit 1
@@ -69,7 +69,7 @@ usable_cli_on_path() {
 if on_path="$(usable_cli_on_path)"; then
   say "using ${on_path%% *} (${on_path##* }) from PATH; it installs its own plugins"
   if [[ "$env_only" == true ]]; then
-    echo "export HARDWAY_PULUMI=$(printf '%q' "${on_path%% *}")"
+    echo "export HARDWAY_PULUMI=$(printf '%q' "${on_path%% *}")" >&3
   fi
   exit 0
 fi
@@ -189,10 +189,12 @@ cli_reports="$("$bin/pulumi" version)"
 say "pulumi $cli_reports, pulumi-language-nodejs v$language_version and plugins in $home, built offline"
 
 if [[ "$env_only" == true ]]; then
-  echo "export HARDWAY_PULUMI=$(printf '%q' "$bin/pulumi")"
-  echo "export PATH=$(printf '%q' "$bin"):\$PATH"
-  echo "export PULUMI_HOME=$(printf '%q' "$home")"
-  echo "export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true"
-  echo "export PULUMI_IGNORE_AMBIENT_PLUGINS=true"
-  echo "export PULUMI_SKIP_UPDATE_CHECK=true"
+  {
+    echo "export HARDWAY_PULUMI=$(printf '%q' "$bin/pulumi")"
+    echo "export PATH=$(printf '%q' "$bin"):\$PATH"
+    echo "export PULUMI_HOME=$(printf '%q' "$home")"
+    echo "export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true"
+    echo "export PULUMI_IGNORE_AMBIENT_PLUGINS=true"
+    echo "export PULUMI_SKIP_UPDATE_CHECK=true"
+  } >&3
 fi

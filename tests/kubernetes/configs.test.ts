@@ -34,7 +34,8 @@ import { renderKubeconfig } from "../../components/pki/kubeconfig";
 import { artifacts } from "../../components/kubernetes/artifacts";
 import { defaultVersions } from "../../components/config/defaults";
 import { containerdFromMirror } from "../e2e/mirror";
-import { config, plan, run, which } from "./fixtures";
+import { itIfAvailable, missingPrograms } from "../harness/prerequisites";
+import { config, plan, run } from "./fixtures";
 
 const p = plan();
 
@@ -301,7 +302,7 @@ describe("KubeProxyConfiguration", () => {
 });
 
 describe("container runtime configs", () => {
-  it("containerd: the pinned containerd reads it as its own schema, with no migration", () => {
+  it("containerd: the config holds the CRI runtime, runc with systemd cgroups and the pinned sandbox", () => {
     const c = parseToml(renderContainerdConfig()) as {
       version: number;
       plugins: Record<string, Record<string, unknown>>;
@@ -317,18 +318,22 @@ describe("container runtime configs", () => {
     expect(c.plugins["io.containerd.cri.v1.images"]).toEqual({
       pinned_images: { sandbox: SANDBOX_IMAGE },
     });
+  });
 
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hw-containerd-"));
-    try {
-      const containerd = containerdFromMirror(defaultVersions.containerd, dir);
-      if ("missing" in containerd) {
-        console.warn(`containerd ${defaultVersions.containerd} not run: ${containerd.missing}`);
-        return;
-      }
-      const file = path.join(dir, "config.toml");
+  const containerdDir = fs.mkdtempSync(path.join(os.tmpdir(), "hw-containerd-"));
+  afterAll(() => fs.rmSync(containerdDir, { recursive: true, force: true }));
+  const containerd = containerdFromMirror(defaultVersions.containerd, containerdDir);
+  const containerdBin = "dir" in containerd ? containerd.dir : "";
+  itIfAvailable(
+    "missing" in containerd
+      ? `containerd ${defaultVersions.containerd}: ${containerd.missing}`
+      : undefined,
+    "containerd: the pinned containerd reads it as its own schema, with no migration",
+    () => {
+      const file = path.join(containerdDir, "config.toml");
       fs.writeFileSync(file, renderContainerdConfig());
       const dump = spawnSync(
-        path.join(containerd.dir, "containerd"),
+        path.join(containerdBin, "containerd"),
         ["--config", file, "config", "dump"],
         {
           encoding: "utf8",
@@ -339,10 +344,8 @@ describe("container runtime configs", () => {
       expect(dump.stdout).toMatch(/^version = 4$/m);
       expect(dump.stdout).toContain(`sandbox = '${SANDBOX_IMAGE}'`);
       expect(dump.stdout).toMatch(/SystemdCgroup = true/);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 
   it("CRI-O resolves short image names through the registries the bundle's installer configures", () => {
     expect(parseToml(renderRegistriesConf())).toEqual({
@@ -422,35 +425,34 @@ describe("bridge CNI conflist", () => {
 });
 
 describe("kubeconfig and EncryptionConfiguration", () => {
-  it("kubectl reads the kubeconfig the components use", () => {
-    const kubectl = which("kubectl");
-    if (kubectl === undefined) {
-      console.warn("kubectl is not installed; the kubeconfig was not read by kubectl");
-      return;
-    }
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hw-kubeconfig-"));
-    try {
-      const file = path.join(dir, "scheduler.conf");
-      fs.writeFileSync(
-        file,
-        renderKubeconfig({
-          cluster: "hardway",
-          server: p.apiServerUrl,
-          caCertPem: "ca",
-          user: "system:kube-scheduler",
-          clientCertPem: "cert",
-          clientKeyPem: "key",
-        }),
-      );
-      const view = doc(
-        run(kubectl, ["config", "view", "--kubeconfig", file, "--minify", "-o", "json"]),
-      );
-      expect(view.clusters).toMatchObject([{ cluster: { server: `https://${p.apiVip}:6443` } }]);
-      expect(view["current-context"]).toBe("system:kube-scheduler@hardway");
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  itIfAvailable(
+    missingPrograms(["kubectl"]),
+    "kubectl reads the kubeconfig the components use",
+    () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hw-kubeconfig-"));
+      try {
+        const file = path.join(dir, "scheduler.conf");
+        fs.writeFileSync(
+          file,
+          renderKubeconfig({
+            cluster: "hardway",
+            server: p.apiServerUrl,
+            caCertPem: "ca",
+            user: "system:kube-scheduler",
+            clientCertPem: "cert",
+            clientKeyPem: "key",
+          }),
+        );
+        const view = doc(
+          run("kubectl", ["config", "view", "--kubeconfig", file, "--minify", "-o", "json"]),
+        );
+        expect(view.clusters).toMatchObject([{ cluster: { server: `https://${p.apiVip}:6443` } }]);
+        expect(view["current-context"]).toBe("system:kube-scheduler@hardway");
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it("the EncryptionConfiguration parses with secretbox first and identity last", () => {
     const c = doc(renderEncryptionConfig(Buffer.alloc(32, 7).toString("base64")));

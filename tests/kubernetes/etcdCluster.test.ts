@@ -20,6 +20,7 @@ import { generateKey } from "../../components/pki/keys";
 import { issueCertificate } from "../../components/pki/x509";
 import { etcdFromMirror } from "../e2e/mirror";
 import { plan, which } from "./fixtures";
+import { describeIfAvailable } from "../harness/prerequisites";
 
 const p = plan();
 const started = Date.now();
@@ -124,219 +125,212 @@ function etcdctl(ns: string, args: string[], withCert = true) {
   ]);
 }
 
-(skipReason === undefined ? describe : describe.skip)(
-  "a three-member etcd cluster from the rendered flags",
-  () => {
-    beforeAll(async () => {
-      const specs = certificateSpecs(p).filter((s) => s.signer === "etcd-ca");
-      const caKey = generateKey("ecdsa-p256");
-      const caCert = await issueCertificate({
-        subject: { commonName: "etcd-ca" },
-        dnsNames: [],
-        ipAddresses: [],
-        usages: CA_USAGES,
-        isCa: true,
-        validityHours: 24,
-        privateKeyPem: caKey.privateKeyPem,
-      });
-      const ca: Pem = { cert: caCert.certPem, key: caKey.privateKeyPem };
-      const caFile = path.join(workDir, "etcd-ca.crt");
-      fs.writeFileSync(caFile, ca.cert);
-      const bySpec = async (id: string) => {
-        const spec = specs.find((s) => s.id === id);
-        if (spec === undefined) {
-          throw new Error(`no certificate spec ${id}`);
-        }
-        return write(id, await issue(spec, ca));
+describeIfAvailable(skipReason, "a three-member etcd cluster from the rendered flags", () => {
+  beforeAll(async () => {
+    const specs = certificateSpecs(p).filter((s) => s.signer === "etcd-ca");
+    const caKey = generateKey("ecdsa-p256");
+    const caCert = await issueCertificate({
+      subject: { commonName: "etcd-ca" },
+      dnsNames: [],
+      ipAddresses: [],
+      usages: CA_USAGES,
+      isCa: true,
+      validityHours: 24,
+      privateKeyPem: caKey.privateKeyPem,
+    });
+    const ca: Pem = { cert: caCert.certPem, key: caKey.privateKeyPem };
+    const caFile = path.join(workDir, "etcd-ca.crt");
+    fs.writeFileSync(caFile, ca.cert);
+    const bySpec = async (id: string) => {
+      const spec = specs.find((s) => s.id === id);
+      if (spec === undefined) {
+        throw new Error(`no certificate spec ${id}`);
+      }
+      return write(id, await issue(spec, ca));
+    };
+    reissue = bySpec;
+    const client = await bySpec("etcd-healthcheck-client");
+    Object.assign(clientFiles, { ca: caFile, cert: client.cert, key: client.key });
+
+    namespaces.push(bridgeNs);
+    ip("netns", "add", bridgeNs);
+    ip("-n", bridgeNs, "link", "add", "br0", "type", "bridge");
+    ip("-n", bridgeNs, "link", "set", "br0", "up");
+    p.controls.forEach((member, i) => {
+      const ns = memberNs(i);
+      namespaces.push(ns);
+      ip("netns", "add", ns);
+      ip("-n", ns, "link", "set", "lo", "up");
+      ip(
+        "-n",
+        ns,
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        `m${i}`,
+        "netns",
+        bridgeNs,
+      );
+      ip("-n", ns, "addr", "add", `${member.ip}/${p.prefixLength}`, "dev", "eth0");
+      ip("-n", ns, "link", "set", "eth0", "up");
+      ip("-n", bridgeNs, "link", "set", `m${i}`, "master", "br0", "up");
+    });
+
+    for (const member of p.controls) {
+      const server = await bySpec(`etcd-server-${member.name}`);
+      const peer = await bySpec(`etcd-peer-${member.name}`);
+      const files: EtcdFiles = {
+        trustedCa: caFile,
+        cert: server.cert,
+        key: server.key,
+        peerCert: peer.cert,
+        peerKey: peer.key,
       };
-      reissue = bySpec;
-      const client = await bySpec("etcd-healthcheck-client");
-      Object.assign(clientFiles, { ca: caFile, cert: client.cert, key: client.key });
+      const dataDir = path.join(workDir, `data-${member.name}`);
+      fs.mkdirSync(dataDir, { mode: 0o700 });
+      commands.push(
+        etcdCommand({
+          member,
+          members: p.controls,
+          clusterToken: tag,
+          binary: path.join(etcdDir, "etcd"),
+          dataDir,
+          files,
+          // The timing emulated guests get: the real members must accept it and still elect,
+          // replicate and survive rolling restarts with it.
+          timing: EMULATED_ETCD_TIMING,
+        }),
+      );
+    }
+    p.controls.forEach((_, i) => start(i));
+    await healthy(45_000);
+  }, 90000);
 
-      namespaces.push(bridgeNs);
-      ip("netns", "add", bridgeNs);
-      ip("-n", bridgeNs, "link", "add", "br0", "type", "bridge");
-      ip("-n", bridgeNs, "link", "set", "br0", "up");
-      p.controls.forEach((member, i) => {
-        const ns = memberNs(i);
-        namespaces.push(ns);
-        ip("netns", "add", ns);
-        ip("-n", ns, "link", "set", "lo", "up");
-        ip(
-          "-n",
-          ns,
-          "link",
-          "add",
-          "eth0",
-          "type",
-          "veth",
-          "peer",
-          "name",
-          `m${i}`,
-          "netns",
-          bridgeNs,
-        );
-        ip("-n", ns, "addr", "add", `${member.ip}/${p.prefixLength}`, "dev", "eth0");
-        ip("-n", ns, "link", "set", "eth0", "up");
-        ip("-n", bridgeNs, "link", "set", `m${i}`, "master", "br0", "up");
-      });
+  afterAll(() => {
+    cleanUp();
+    console.log(`etcd cluster test wall time: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  });
 
-      for (const member of p.controls) {
-        const server = await bySpec(`etcd-server-${member.name}`);
-        const peer = await bySpec(`etcd-peer-${member.name}`);
-        const files: EtcdFiles = {
-          trustedCa: caFile,
-          cert: server.cert,
-          key: server.key,
-          peerCert: peer.cert,
-          peerKey: peer.key,
-        };
-        const dataDir = path.join(workDir, `data-${member.name}`);
-        fs.mkdirSync(dataDir, { mode: 0o700 });
-        commands.push(
-          etcdCommand({
-            member,
-            members: p.controls,
-            clusterToken: tag,
-            binary: path.join(etcdDir, "etcd"),
-            dataDir,
-            files,
-            // The timing emulated guests get: the real members must accept it and still elect,
-            // replicate and survive rolling restarts with it.
-            timing: EMULATED_ETCD_TIMING,
-          }),
+  const commands: string[][] = [];
+  const members: ChildProcess[] = [];
+  /** Issues the certificate again and writes it over the old one's files. */
+  let reissue: (id: string) => Promise<{ cert: string; key: string }>;
+  function start(i: number): void {
+    const log = fs.openSync(path.join(workDir, `${p.controls[i].name}.log`), "a");
+    const child = spawn("ip", ["netns", "exec", memberNs(i), ...commands[i]], {
+      stdio: ["ignore", log, log],
+    });
+    processes.push(child);
+    members[i] = child;
+  }
+
+  async function healthy(withinMs: number): Promise<void> {
+    const deadline = Date.now() + withinMs;
+    for (;;) {
+      const health = etcdctl(memberNs(0), ["endpoint", "health", "--cluster"]);
+      if (health.status === 0) {
+        break;
+      }
+      if (Date.now() > deadline) {
+        const logs = p.controls
+          .map(
+            (c) =>
+              `--- ${c.name}\n${fs.readFileSync(path.join(workDir, `${c.name}.log`), "utf8").slice(-2000)}`,
+          )
+          .join("\n");
+        throw new Error(
+          `etcd cluster did not become healthy in ${withinMs / 1000} s:\n${health.stderr}\n${logs}`,
         );
       }
-      p.controls.forEach((_, i) => start(i));
-      await healthy(45_000);
-    }, 90000);
-
-    afterAll(() => {
-      cleanUp();
-      console.log(`etcd cluster test wall time: ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    });
-
-    const commands: string[][] = [];
-    const members: ChildProcess[] = [];
-    /** Issues the certificate again and writes it over the old one's files. */
-    let reissue: (id: string) => Promise<{ cert: string; key: string }>;
-    function start(i: number): void {
-      const log = fs.openSync(path.join(workDir, `${p.controls[i].name}.log`), "a");
-      const child = spawn("ip", ["netns", "exec", memberNs(i), ...commands[i]], {
-        stdio: ["ignore", log, log],
-      });
-      processes.push(child);
-      members[i] = child;
+      await new Promise((resolve) => setTimeout(resolve, 500));
     }
+  }
 
-    async function healthy(withinMs: number): Promise<void> {
-      const deadline = Date.now() + withinMs;
-      for (;;) {
-        const health = etcdctl(memberNs(0), ["endpoint", "health", "--cluster"]);
-        if (health.status === 0) {
-          break;
-        }
-        if (Date.now() > deadline) {
-          const logs = p.controls
-            .map(
-              (c) =>
-                `--- ${c.name}\n${fs.readFileSync(path.join(workDir, `${c.name}.log`), "utf8").slice(-2000)}`,
-            )
-            .join("\n");
-          throw new Error(
-            `etcd cluster did not become healthy in ${withinMs / 1000} s:\n${health.stderr}\n${logs}`,
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
+  it("reports every member healthy over TLS with the health-check client certificate", () => {
+    const health = etcdctl(memberNs(2), ["endpoint", "health", "--cluster"]);
+    expect(health.status).toBe(0);
+    const healthy = `${health.stdout}${health.stderr}`.match(/is healthy/g) ?? [];
+    expect(healthy).toHaveLength(p.controls.length);
+    const members = etcdctl(memberNs(1), ["member", "list", "--write-out=simple"]);
+    expect(members.status).toBe(0);
+    for (const c of p.controls) {
+      expect(members.stdout).toContain(`${c.name}, https://${c.ip}:2380, https://${c.ip}:2379`);
     }
+  });
 
-    it("reports every member healthy over TLS with the health-check client certificate", () => {
-      const health = etcdctl(memberNs(2), ["endpoint", "health", "--cluster"]);
-      expect(health.status).toBe(0);
-      const healthy = `${health.stdout}${health.stderr}`.match(/is healthy/g) ?? [];
-      expect(healthy).toHaveLength(p.controls.length);
-      const members = etcdctl(memberNs(1), ["member", "list", "--write-out=simple"]);
-      expect(members.status).toBe(0);
-      for (const c of p.controls) {
-        expect(members.stdout).toContain(`${c.name}, https://${c.ip}:2380, https://${c.ip}:2379`);
-      }
-    });
+  it("replicates a write made through one member to a read through another", () => {
+    const value = crypto.randomBytes(8).toString("hex");
+    expect(etcdctl(memberNs(0), ["put", "/hardway/test", value]).status).toBe(0);
+    const read = inNs(memberNs(2), path.join(etcdDir, "etcdctl"), [
+      `--endpoints=https://${p.controls[2].ip}:2379`,
+      `--cacert=${clientFiles.ca}`,
+      `--cert=${clientFiles.cert}`,
+      `--key=${clientFiles.key}`,
+      "--consistency=l",
+      "get",
+      "/hardway/test",
+      "--print-value-only",
+    ]);
+    expect(read.status).toBe(0);
+    expect(read.stdout.trim()).toBe(value);
+  });
 
-    it("replicates a write made through one member to a read through another", () => {
-      const value = crypto.randomBytes(8).toString("hex");
-      expect(etcdctl(memberNs(0), ["put", "/hardway/test", value]).status).toBe(0);
-      const read = inNs(memberNs(2), path.join(etcdDir, "etcdctl"), [
-        `--endpoints=https://${p.controls[2].ip}:2379`,
-        `--cacert=${clientFiles.ca}`,
-        `--cert=${clientFiles.cert}`,
-        `--key=${clientFiles.key}`,
-        "--consistency=l",
-        "get",
-        "/hardway/test",
-        "--print-value-only",
-      ]);
-      expect(read.status).toBe(0);
-      expect(read.stdout.trim()).toBe(value);
-    });
+  it("answers on 127.0.0.1 inside a member, for local clients", () => {
+    const local = inNs(memberNs(1), path.join(etcdDir, "etcdctl"), [
+      "--endpoints=https://127.0.0.1:2379",
+      `--cacert=${clientFiles.ca}`,
+      `--cert=${clientFiles.cert}`,
+      `--key=${clientFiles.key}`,
+      "endpoint",
+      "health",
+    ]);
+    expect(`${local.stdout}${local.stderr}`).toContain("is healthy");
+  });
 
-    it("answers on 127.0.0.1 inside a member, for local clients", () => {
-      const local = inNs(memberNs(1), path.join(etcdDir, "etcdctl"), [
-        "--endpoints=https://127.0.0.1:2379",
-        `--cacert=${clientFiles.ca}`,
-        `--cert=${clientFiles.cert}`,
-        `--key=${clientFiles.key}`,
-        "endpoint",
-        "health",
-      ]);
-      expect(`${local.stdout}${local.stderr}`).toContain("is healthy");
-    });
+  it("keeps its quorum and its data while the members restart one at a time", async () => {
+    const value = crypto.randomBytes(8).toString("hex");
+    expect(etcdctl(memberNs(0), ["put", "/hardway/rolling", value]).status).toBe(0);
+    for (let i = 0; i < p.controls.length; i++) {
+      members[i].kill("SIGTERM");
+      await new Promise((resolve) => members[i].once("exit", resolve));
+      // The other two still form a quorum: writes go on while this member is down.
+      expect(etcdctl(memberNs((i + 1) % 3), ["put", `/hardway/during-${i}`, "x"]).status).toBe(0);
+      start(i);
+      await healthy(30_000);
+    }
+    const read = etcdctl(memberNs(1), ["get", "/hardway/rolling", "--print-value-only"]);
+    expect(read.stdout.trim()).toBe(value);
+  }, 120_000);
 
-    it("keeps its quorum and its data while the members restart one at a time", async () => {
-      const value = crypto.randomBytes(8).toString("hex");
-      expect(etcdctl(memberNs(0), ["put", "/hardway/rolling", value]).status).toBe(0);
-      for (let i = 0; i < p.controls.length; i++) {
-        members[i].kill("SIGTERM");
-        await new Promise((resolve) => members[i].once("exit", resolve));
-        // The other two still form a quorum: writes go on while this member is down.
-        expect(etcdctl(memberNs((i + 1) % 3), ["put", `/hardway/during-${i}`, "x"]).status).toBe(0);
-        start(i);
-        await healthy(30_000);
-      }
-      const read = etcdctl(memberNs(1), ["get", "/hardway/rolling", "--print-value-only"]);
-      expect(read.stdout.trim()).toBe(value);
-    }, 120_000);
+  it("refuses a client without a certificate", () => {
+    const anonymous = etcdctl(memberNs(0), ["get", "/hardway/test"], false);
+    expect(anonymous.status).not.toBe(0);
+    expect(anonymous.stdout).not.toContain("/hardway/test");
+  });
 
-    it("refuses a client without a certificate", () => {
-      const anonymous = etcdctl(memberNs(0), ["get", "/hardway/test"], false);
-      expect(anonymous.status).not.toBe(0);
-      expect(anonymous.stdout).not.toContain("/hardway/test");
-    });
-
-    it("serves a renewed certificate from its next handshake on, without a restart", async () => {
-      // What an update that only renews certificates relies on (node-step.sh --no-restart).
-      const member = members[1];
-      const renewed = await reissue(`etcd-server-${p.controls[1].name}`);
-      const base64 = (pem: string) =>
-        (/-----BEGIN CERTIFICATE-----([^-]+)-----END/.exec(pem)?.[1] ?? "").replace(/\s/g, "");
-      const served = inNs(memberNs(0), "openssl", [
-        "s_client",
-        "-connect",
-        `${p.controls[1].ip}:2379`,
-        "-CAfile",
-        clientFiles.ca,
-        "-cert",
-        clientFiles.cert,
-        "-key",
-        clientFiles.key,
-      ]);
-      expect(base64(served.stdout)).toBe(base64(fs.readFileSync(renewed.cert, "utf8")));
-      expect(member.exitCode).toBeNull();
-      expect(etcdctl(memberNs(1), ["endpoint", "health", "--cluster"]).status).toBe(0);
-    });
-  },
-);
-
-if (skipReason !== undefined) {
-  console.warn(`etcd cluster test not run: ${skipReason}`);
-}
+  it("serves a renewed certificate from its next handshake on, without a restart", async () => {
+    // What an update that only renews certificates relies on (node-step.sh --no-restart).
+    const member = members[1];
+    const renewed = await reissue(`etcd-server-${p.controls[1].name}`);
+    const base64 = (pem: string) =>
+      (/-----BEGIN CERTIFICATE-----([^-]+)-----END/.exec(pem)?.[1] ?? "").replace(/\s/g, "");
+    const served = inNs(memberNs(0), "openssl", [
+      "s_client",
+      "-connect",
+      `${p.controls[1].ip}:2379`,
+      "-CAfile",
+      clientFiles.ca,
+      "-cert",
+      clientFiles.cert,
+      "-key",
+      clientFiles.key,
+    ]);
+    expect(base64(served.stdout)).toBe(base64(fs.readFileSync(renewed.cert, "utf8")));
+    expect(member.exitCode).toBeNull();
+    expect(etcdctl(memberNs(1), ["endpoint", "health", "--cluster"]).status).toBe(0);
+  });
+});

@@ -6,7 +6,8 @@ import { ldirectordConfig } from "../../components/kubernetes/loadBalancer";
 import { podRouteArgs } from "../../components/cluster/podRoutes";
 import { podRoutes } from "../../components/kubernetes/podRoutes";
 import { renderToml } from "../../components/kubernetes/toml";
-import { plan, run, which } from "./fixtures";
+import { plan, run } from "./fixtures";
+import { itIfAvailable, missingPrograms } from "../harness/prerequisites";
 
 const p = plan();
 
@@ -32,11 +33,7 @@ describe("ldirectord config", () => {
     logFile: path.join(os.tmpdir(), "hw-ldirectord-test.log"),
   });
 
-  it("is accepted by ldirectord's own parser", () => {
-    if (which("ldirectord") === undefined) {
-      console.warn("ldirectord is not installed; its parser did not read the config");
-      return;
-    }
+  itIfAvailable(missingPrograms(["ldirectord"]), "is accepted by ldirectord's own parser", () => {
     const ok = ldirectordStatus(text);
     expect(ok.output).toContain("ldirectord is stopped");
     expect(ok.status).toBe(3);

@@ -10,6 +10,7 @@ import { LINK_RESOLV_CONF, kubeletUnit } from "../../components/kubernetes/kubel
 import { NODE_PATHS } from "../../components/kubernetes/paths";
 import { plan } from "./fixtures";
 import { mountNamespaceSkipReason } from "../harness/namespaces";
+import { describeIfAvailable } from "../harness/prerequisites";
 
 const skip = mountNamespaceSkipReason();
 
@@ -35,7 +36,7 @@ function linkAfter(setup: string): string {
   return result.stdout.trim();
 }
 
-(skip ? describe.skip : describe)("kubelet resolv.conf link", () => {
+describeIfAvailable(skip, "kubelet resolv.conf link", () => {
   it("points at /etc/resolv.conf on a node without systemd-resolved", () => {
     expect(linkAfter("true")).toBe("/etc/resolv.conf");
   });
@@ -54,6 +55,3 @@ function linkAfter(setup: string): string {
     expect(unit.service.execStartPre).toEqual([LINK_RESOLV_CONF]);
   });
 });
-if (skip) {
-  console.log(`kubelet resolv.conf link tests skipped: ${skip}`);
-}

@@ -24,7 +24,8 @@ import {
   renderServiceUnit,
   ServiceUnit,
 } from "../../components/kubernetes/systemd";
-import { plan, which } from "./fixtures";
+import { plan } from "./fixtures";
+import { itIfAvailable, missingPrograms } from "../harness/prerequisites";
 
 const p = plan();
 
@@ -74,13 +75,10 @@ function stubbed(unit: ServiceUnit, stubDir: string): ServiceUnit {
 }
 
 describe("rendered systemd units", () => {
-  const systemdAnalyze = which("systemd-analyze");
+  const noSystemdAnalyze = missingPrograms(["systemd-analyze"]);
+  const systemdAnalyze = "systemd-analyze";
 
-  it("pass systemd-analyze verify without a warning", () => {
-    if (systemdAnalyze === undefined) {
-      console.warn("systemd-analyze is not installed; the units were not verified");
-      return;
-    }
+  itIfAvailable(noSystemdAnalyze, "pass systemd-analyze verify without a warning", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hw-units-"));
     try {
       const files = Object.entries(units()).map(([name, unit]) => {
@@ -100,28 +98,28 @@ describe("rendered systemd units", () => {
     }
   });
 
-  it("fails verification when a unit is broken, so the check above has teeth", () => {
-    if (systemdAnalyze === undefined) {
-      console.warn("systemd-analyze is not installed; skipped the negative check");
-      return;
-    }
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hw-units-"));
-    try {
-      const file = path.join(dir, "broken.service");
-      fs.writeFileSync(
-        file,
-        renderServiceUnit({
-          unit: { description: "x" },
-          service: { execStart: ["/nonexistent/bin/x"] },
-        }),
-      );
-      const result = spawnSync(systemdAnalyze, ["verify", file], { encoding: "utf8" });
-      expect(result.stderr).toContain("/nonexistent/bin/x");
-      expect(result.status).not.toBe(0);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  itIfAvailable(
+    noSystemdAnalyze,
+    "fails verification when a unit is broken, so the check above has teeth",
+    () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hw-units-"));
+      try {
+        const file = path.join(dir, "broken.service");
+        fs.writeFileSync(
+          file,
+          renderServiceUnit({
+            unit: { description: "x" },
+            service: { execStart: ["/nonexistent/bin/x"] },
+          }),
+        );
+        const result = spawnSync(systemdAnalyze, ["verify", file], { encoding: "utf8" });
+        expect(result.stderr).toContain("/nonexistent/bin/x");
+        expect(result.status).not.toBe(0);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it("puts one ExecStart argument per continuation line", () => {
     const text = renderServiceUnit(units()["etcd.service"]);

@@ -17,6 +17,7 @@ import { addressPlan } from "../../components/network/addressPlan";
 import { renderSeed } from "../../components/vm/cloudInit";
 import { qemuArgv, tapName, vmFiles } from "../../components/vm/qemu";
 import { encodeArgv, renderBundle, vmScriptFlags } from "../../components/vm/vmScript";
+import { describeIfAvailable } from "../harness/prerequisites";
 
 const REPO = path.resolve(__dirname, "../..");
 const VM_SH = path.join(REPO, "assets/vm/vm.sh");
@@ -149,12 +150,8 @@ async function waitFor(what: string, check: () => boolean, deadline: number): Pr
 }
 
 const skipReason = missingPrerequisite();
-const describeGuest = skipReason === undefined ? describe : describe.skip;
-if (skipReason !== undefined) {
-  console.warn(`tests/vm/guest.test.ts cannot run here: ${skipReason}`);
-}
 
-describeGuest("a VM booted by vm.sh on the project's host network", () => {
+describeIfAvailable(skipReason, "a VM booted by vm.sh on the project's host network", () => {
   const id = crypto.randomBytes(3).toString("hex");
   const netns = `hwvm-${id}`;
   const stack = `vmtest-${id}`;

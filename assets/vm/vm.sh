@@ -225,7 +225,8 @@ vm_ssh() {
     if [[ -s "$dir/known_hosts" ]]; then
         known=(-o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$dir/known_hosts" -o GlobalKnownHostsFile=/dev/null)
     fi
-    ssh -i "$dir/ssh-private-key" -o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout=5 \
+    # 30 s also bounds the banner exchange, which a loaded emulated guest can take long over.
+    ssh -i "$dir/ssh-private-key" -o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout=30 \
         "${known[@]}" -o LogLevel=ERROR "$ssh_user@$ssh_host" "$@"
 }
 
@@ -246,8 +247,19 @@ wait_for_ssh() {
     # Packages, users and files come from cloud-init after sshd is already up: the VM is ready
     # only when it is done. Exit 2 is "done, with warnings" (a deprecated key, say).
     log "waiting for cloud-init on $ssh_host"
-    local status=0
-    vm_ssh "$dir" timeout "$((deadline > SECONDS ? deadline - SECONDS : 1))" cloud-init status --wait </dev/null >/dev/null 2>&1 || status=$?
+    local status
+    while true; do
+        status=0
+        vm_ssh "$dir" timeout "$((deadline > SECONDS ? deadline - SECONDS : 1))" cloud-init status --wait </dev/null >/dev/null 2>&1 || status=$?
+        # 255 is ssh's own failure (a loaded guest that answered once may miss the next banner
+        # exchange), not cloud-init's: ask again while the boot timeout lasts.
+        if ((status == 255 && SECONDS < deadline)); then
+            log "SSH to $ssh_host failed while waiting for cloud-init; asking again"
+            sleep 5
+            continue
+        fi
+        break
+    done
     case "$status" in
         0) ;;
         2) log "cloud-init finished on $ssh_host with warnings: $(vm_ssh "$dir" cloud-init status --long </dev/null 2>&1 | tr '\n' ' ')" ;;

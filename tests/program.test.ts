@@ -124,8 +124,13 @@ describe("the program under mocks", () => {
     for (const step of steps) {
       for (const target of step.inputs.targets as { node: string; instance: string }[]) {
         const qemu = vmScripts.find((r) => r.name === `vm-${target.node}-qemu`);
-        // The VM's instance id is an input: the step waits for the VM and runs again on a new disk.
-        expect(step.dependencies).toContain(qemu!.urn);
+        // The VM's instance id is an input: the step waits for the VM (through the copy of its
+        // release files, where it has any) and runs again on a new disk.
+        const releases = run.resources.find((r) => r.name === `k8s-releases-${target.node}`);
+        expect(step.dependencies).toContain((releases ?? qemu)!.urn);
+        if (releases !== undefined) {
+          expect(releases.dependencies).toContain(qemu!.urn);
+        }
         expect(target.instance).toBe(qemu!.state.output);
       }
     }

@@ -1,14 +1,17 @@
 /**
- * ControlPlane: kube-apiserver, kube-controller-manager and kube-scheduler on every control node.
- * The API servers are one step that rolls over the control nodes: it starts only once etcd is
- * healthy, and an update restarts one server at a time, the next only after the last answers
- * /readyz again, so the API behind the load balancer never goes away. The controller managers
- * and schedulers elect a leader and retry until their node's API server answers, so each is a
- * step of its own that waits for nothing.
+ * ControlPlane: kube-apiserver, kube-controller-manager and kube-scheduler on every control node,
+ * in the order the version-skew policy asks of an upgrade (no controller manager or scheduler
+ * may be newer than an API server it talks to). The API servers are one step that rolls over the
+ * control nodes: it starts only once etcd is healthy, and an update restarts one server at a
+ * time, the next only after the last answers /readyz and serves its OpenAPI document, so the API
+ * behind the load balancer never goes away. Then the controller managers, one node after
+ * another, and beside them the schedulers likewise: each is a step of its own, waiting for the
+ * one before, so they never all restart at once.
  */
 import * as pulumi from "@pulumi/pulumi";
 import {
   API_START_TIMEOUT_SECONDS,
+  LeaderElectionTiming,
   renderApiServerUnit,
   renderAuditPolicy,
   renderAuthenticationConfig,
@@ -35,6 +38,10 @@ export interface ControlPlaneArgs {
    * @default "hardway"
    */
   readonly clusterName?: string;
+  /** The Kubernetes release the API servers run: an update may not skip or go back a minor. */
+  readonly kubernetesVersion: string;
+  /** The controller managers' and schedulers' leader election. @default their own */
+  readonly leaderElection?: LeaderElectionTiming;
   /** kube-apiserver's `--request-timeout` (ApiServerArgs). @default the server's own */
   readonly apiRequestTimeoutSeconds?: number;
 }
@@ -90,6 +97,7 @@ export class ControlPlane extends pulumi.ComponentResource {
           ]),
         ),
         artifacts: args.artifacts.get(["kube-apiserver", "kubectl"], this),
+        release: { software: "Kubernetes", version: args.kubernetesVersion },
         units: ["kube-apiserver.service"],
         // Ready once /readyz answers ok and the server has built its OpenAPI document, which
         // every client reads first. Any authenticated client may read it; the server's own
@@ -113,8 +121,9 @@ export class ControlPlane extends pulumi.ComponentResource {
     );
     const controllerManagers: Record<string, NodeStep> = {};
     const schedulers: Record<string, NodeStep> = {};
+    let previous: NodeStep = this.apiServers;
     for (const node of plan.controls) {
-      controllerManagers[node.name] = new NodeStep(
+      previous = controllerManagers[node.name] = new NodeStep(
         `${name}-${node.name}-kube-controller-manager`,
         {
           step: "kube-controller-manager",
@@ -136,16 +145,23 @@ export class ControlPlane extends pulumi.ComponentResource {
               ),
               textFile(
                 unit("kube-controller-manager.service"),
-                renderControllerManagerUnit({ plan, clusterName: args.clusterName }),
+                renderControllerManagerUnit({
+                  plan,
+                  clusterName: args.clusterName,
+                  leaderElection: args.leaderElection,
+                }),
               ),
             ]),
           ],
           artifacts: args.artifacts.get(["kube-controller-manager"], this),
           units: ["kube-controller-manager.service"],
         },
-        { parent: this },
+        { parent: this, dependsOn: [previous] },
       );
-      schedulers[node.name] = new NodeStep(
+    }
+    previous = this.apiServers;
+    for (const node of plan.controls) {
+      previous = schedulers[node.name] = new NodeStep(
         `${name}-${node.name}-kube-scheduler`,
         {
           step: "kube-scheduler",
@@ -153,14 +169,17 @@ export class ControlPlane extends pulumi.ComponentResource {
           targets: [
             targetFor(nodes, node, [
               textFile(NODE_PATHS.kubeconfigs.scheduler, pki.kubeconfigs.scheduler, PRIVATE),
-              textFile(NODE_PATHS.schedulerConfig, renderSchedulerConfiguration()),
+              textFile(
+                NODE_PATHS.schedulerConfig,
+                renderSchedulerConfiguration(args.leaderElection),
+              ),
               textFile(unit("kube-scheduler.service"), renderSchedulerUnit()),
             ]),
           ],
           artifacts: args.artifacts.get(["kube-scheduler"], this),
           units: ["kube-scheduler.service"],
         },
-        { parent: this },
+        { parent: this, dependsOn: [previous] },
       );
     }
     this.controllerManagers = controllerManagers;

@@ -22,6 +22,8 @@ export interface EtcdArgs {
   readonly pki: PkiMaterial;
   readonly nodes: ClusterNodes;
   readonly artifacts: ArtifactCache;
+  /** The etcd release the members run: an update may not skip or go back a minor. */
+  readonly version: string;
   /** `--initial-cluster-token`: keeps two clusters on one network apart, e.g. the cluster name. */
   readonly clusterToken: string;
   /**
@@ -109,6 +111,7 @@ export class Etcd extends pulumi.ComponentResource {
           ]),
         ),
         artifacts: args.artifacts.get(["etcd"], this),
+        release: { software: "etcd", version: args.version },
         units: [ETCD_UNIT],
         startNoBlock: [ETCD_UNIT],
         stateDirs: [NODE_PATHS.etcdDataDir],

@@ -1,15 +1,27 @@
 /**
- * Kubernetes on the VMs (chapters 5-6 of the guide): release artifacts fetched once on the host,
- * etcd, the control plane and the API load balancer; then, unless the stack stops after the
- * control plane, on every kubelet node the container runtime, the kubelet and (with the bridge
- * CNI) kube-proxy and the host's pod routes. This component only wires; each step is its own
- * component.
+ * Kubernetes on the VMs (chapters 5-6 of the guide): release artifacts fetched once on the host
+ * and copied to each VM before its steps run (NodeReleases); etcd, the control plane and the API
+ * load balancer; then, unless the stack stops after the control plane, on every kubelet node the
+ * container runtime, the kubelet and (with the bridge CNI) kube-proxy and the host's pod routes.
+ *
+ * The steps wait for each other as the version-skew policy asks of an upgrade (no kubelet,
+ * kube-proxy, controller manager or scheduler newer than an API server), so an `up` that changes
+ * versions follows it: etcd members one at a time, then the API servers one at a time; then the
+ * controller managers node after node, and beside them the schedulers node after node, and node
+ * by node (control nodes first) a drain when the change is disruptive, the kubelet beside
+ * kube-proxy, the uncordon. The runtimes wait for nothing but their VM, and nothing waits that
+ * the policy does not ask for, so a first `up` still does the slow parts at once. This
+ * component only wires; each step is its own component.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { HardwayConfig } from "../config/schema";
 import { EnsuredScript } from "../host/ensured";
-import { artifacts } from "../kubernetes/artifacts";
-import { EMULATED_API_REQUEST_TIMEOUT_SECONDS } from "../kubernetes/controlPlane";
+import { minorOf } from "../config/kubernetesSupport";
+import { artifacts, nodeArtifacts } from "../kubernetes/artifacts";
+import {
+  EMULATED_API_REQUEST_TIMEOUT_SECONDS,
+  EMULATED_LEADER_ELECTION,
+} from "../kubernetes/controlPlane";
 import { EMULATED_ETCD_TIMING } from "../kubernetes/etcd";
 import { AddressPlan } from "../network/addressPlan";
 import { ApiLoadBalancer } from "./apiLoadBalancer";
@@ -19,6 +31,8 @@ import { Etcd } from "./etcd";
 import { KubeProxy } from "./kubeProxy";
 import { Kubelet } from "./kubelet";
 import { NodeRuntime } from "./nodeRuntime";
+import { NodeDrains } from "./nodeDrains";
+import { NodeReleases } from "./nodeReleases";
 import { ClusterNodes } from "./nodeStep";
 import { PkiMaterial } from "./pkiFiles";
 import { PodImages } from "./podImages";
@@ -50,8 +64,8 @@ export interface KubernetesClusterArgs {
    */
   readonly cacheDir?: string;
   /**
-   * The VMs run emulated (TCG): etcd gets Raft timing that tolerates slow members, and the API
-   * servers a longer request timeout.
+   * The VMs run emulated (TCG): etcd gets Raft timing that tolerates slow members, the API
+   * servers a longer request timeout, the controller managers and schedulers longer leases.
    */
   readonly emulated?: boolean;
 }
@@ -64,21 +78,51 @@ export class KubernetesCluster extends pulumi.ComponentResource {
   readonly apiHealth: EnsuredScript;
   /** Absent when the stack stops after the control plane. */
   readonly kubelet?: Kubelet;
+  /** Each VM's release files, by node name. */
+  readonly releases: Readonly<Record<string, NodeReleases>>;
 
   constructor(name: string, args: KubernetesClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:cluster:KubernetesCluster", name, {}, opts);
-    const { config, plan, pki, nodes } = args;
+    const { config, plan, pki } = args;
     const parent = { parent: this };
+    const through = args.through ?? "nodes";
+    const all = artifacts(config);
     const cache = new ArtifactCache(
       `${name}-artifacts`,
-      { artifacts: artifacts(config), holder: args.clusterName, cacheDir: args.cacheDir },
+      { artifacts: all, holder: args.clusterName, cacheDir: args.cacheDir },
       parent,
     );
+    // Every VM's release files first, all VMs at once; each step on a VM then waits for them,
+    // through the VM's instance id that the copy hands on.
+    const releases: Record<string, NodeReleases> = {};
+    const hosts = { ...args.nodes.hosts };
+    for (const node of [...plan.controls, ...(through === "nodes" ? plan.workers : [])]) {
+      const host = args.nodes.hosts[node.name];
+      releases[node.name] = new NodeReleases(
+        `${name}-releases-${node.name}`,
+        {
+          node,
+          user: args.nodes.connection.user,
+          privateKey: args.nodes.connection.privateKey,
+          hostKey: host.hostKey,
+          instance: host.instance,
+          artifacts: cache.get(
+            nodeArtifacts(node.role, all, through).map((a) => a.name),
+            this,
+          ),
+        },
+        parent,
+      );
+      hosts[node.name] = { hostKey: host.hostKey, instance: releases[node.name].instance };
+    }
+    this.releases = releases;
+    const nodes: ClusterNodes = { connection: args.nodes.connection, hosts };
     const common = { plan, pki, nodes, artifacts: cache };
     this.etcd = new Etcd(
       `${name}-etcd`,
       {
         ...common,
+        version: config.versions.etcd,
         clusterToken: args.clusterName,
         timing: args.emulated ? EMULATED_ETCD_TIMING : undefined,
       },
@@ -89,8 +133,10 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       {
         ...common,
         etcd: this.etcd.members,
+        kubernetesVersion: config.versions.kubernetes,
         clusterName: args.clusterName,
         apiRequestTimeoutSeconds: args.emulated ? EMULATED_API_REQUEST_TIMEOUT_SECONDS : undefined,
+        leaderElection: args.emulated ? EMULATED_LEADER_ELECTION : undefined,
       },
       parent,
     );
@@ -100,7 +146,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       parent,
     );
     this.apiHealth = this.apiLoadBalancer.health;
-    if ((args.through ?? "nodes") === "nodes") {
+    if (through === "nodes") {
       const runtime = new NodeRuntime(
         `${name}-runtime`,
         {
@@ -112,14 +158,37 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         },
         parent,
       );
-      const runtimeSteps = Object.fromEntries(
-        Object.entries(runtime.nodes).map(([node, steps]) => [node, steps.runtime]),
-      );
-      this.kubelet = new Kubelet(
+      const kubelet = new Kubelet(
         `${name}-kubelet`,
-        { ...common, runtime: config.containerRuntime, cni: config.cni, runtimeSteps },
+        { ...common, runtime: config.containerRuntime, cni: config.cni },
         parent,
       );
+      this.kubelet = kubelet;
+      // Cilium replaces kube-proxy and routes pod traffic itself (installed with the services).
+      const kubeProxy =
+        config.cni === "bridge" ? new KubeProxy(`${name}-kube-proxy`, common, parent) : undefined;
+      const drains = new NodeDrains(
+        `${name}-drains`,
+        {
+          nodes,
+          via: plan.controls[0],
+          // A new minor or another runtime does not keep the node's pods running.
+          disruption: {
+            kubernetes: minorOf(config.versions.kubernetes),
+            runtime: config.containerRuntime,
+          },
+        },
+        parent,
+      );
+      // Once every API server runs the new release, node after node (control nodes first): the
+      // drain, the kubelet (after its runtime) beside kube-proxy, the uncordon.
+      let previous: pulumi.Resource = this.controlPlane.apiServers;
+      for (const node of plan.kubeletNodes) {
+        const drained = drains.drain(node, previous);
+        const kubeletStep = kubelet.addNode(node, [runtime.nodes[node.name].runtime, drained]);
+        const proxyStep = kubeProxy?.addNode(node, drained);
+        previous = drains.uncordon(node, proxyStep ? [kubeletStep, proxyStep] : [kubeletStep]);
+      }
       if (config.podImages.length > 0) {
         new PodImages(
           `${name}-images`,
@@ -128,14 +197,14 @@ export class KubernetesCluster extends pulumi.ComponentResource {
             nodes,
             runtime: config.containerRuntime,
             archives: config.podImages,
-            runtimeSteps,
+            runtimeSteps: Object.fromEntries(
+              Object.entries(runtime.nodes).map(([node, steps]) => [node, steps.runtime]),
+            ),
           },
           parent,
         );
       }
-      // Cilium replaces kube-proxy and routes pod traffic itself (installed with the services).
       if (config.cni === "bridge") {
-        new KubeProxy(`${name}-kube-proxy`, common, parent);
         new PodRoutes(`${name}-routes`, { plan, networkReady: args.networkReady }, parent);
       }
     }

@@ -1,7 +1,9 @@
 /**
  * NodeRuntime: the container runtime on every kubelet node (containerd + runc + crictl, or the
  * CRI-O bundle), the CNI plugin binaries, and with the bridge CNI the node's conflist. Nodes do
- * not wait for each other, nor for the control plane.
+ * not wait for each other, nor for the control plane: a runtime is no party to the version-skew
+ * policy, and restarting containerd (a new containerd or runc) keeps the containers running,
+ * since each is held by its shim.
  *
  * Each runtime is its own step on the node ("containerd" or "cri-o"), so switching
  * `hardway:containerRuntime` installs the new one and then removes the old one without touching

@@ -2,14 +2,16 @@
  * NodeStep: one installation step (etcd, kube-apiserver, the kubelet, …) on one or more VMs,
  * run over SSH by assets/node/node-step.sh. Its life cycle, in one place:
  *
+ *   check    at preview: a step that names its release (etcd, kube-apiserver) refuses an
+ *            update that skips a minor or goes back one (kubernetesSupport.ts).
  *   create   on every target at once (nothing of the step runs anywhere yet): put the node
- *            scripts and the step's release files on the VM (only what is missing), then
- *            `node-step.sh apply` with the files on stdin.
+ *            scripts on the VM (the release files are there already: NodeReleases), then
+ *            `node-step.sh apply` with the files on stdin, then the readiness check.
  *   update   any change (a file, a flag, a certificate, a version, a re-created VM) runs the
  *            same apply again, in place: nothing is removed first, state directories stay.
- *            Targets are updated one at a time; when apply restarted a running daemon and the
- *            step has a readiness check, the next target waits until it passes, so etcd keeps
- *            its quorum and the API keeps answering. Targets that left the step are removed.
+ *            Targets are updated one at a time; when apply (re)started a daemon and the step
+ *            has a readiness check, the next target waits until it passes, so etcd keeps its
+ *            quorum and the API keeps answering. Targets that left the step are removed.
  *   delete   `node-step.sh remove` on each target: units, files, binaries and state
  *            directories go. A VM that no longer answers (stopped or destroyed: its disk goes
  *            with it) is skipped, so `pulumi destroy` completes from any state.
@@ -21,6 +23,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { etcdMoveProblem, kubernetesMoveProblem } from "../config/kubernetesSupport";
 import { cachePath } from "../kubernetes/artifacts";
 import { FetchedArtifact } from "./artifactCache";
 import { NodeAddress } from "../network/addressPlan";
@@ -117,8 +120,16 @@ export interface NodeStepArgs {
   /** The VMs, in the order updates roll over them. */
   readonly targets: readonly NodeStepTarget[];
   readonly connection: NodeConnection;
-  /** Release files whose binaries the step installs (ArtifactCache.get). @default none */
+  /**
+   * Release files whose binaries the step installs (ArtifactCache.get); NodeReleases puts them
+   * on the VM before the step runs. @default none
+   */
   readonly artifacts?: readonly FetchedArtifact[];
+  /**
+   * The release the step runs, e.g. Kubernetes 1.37.2: an update to another release is refused
+   * at preview when it skips a minor or goes back one. @default none (no check)
+   */
+  readonly release?: StepRelease;
   /**
    * Instead of node-step.sh, these scripts (argv under the scripts directory) apply and remove
    * the step, with `uploads` put on the VM first.
@@ -143,7 +154,7 @@ export interface NodeStepArgs {
   /** Run after the files change (the system CA store). @default none */
   readonly afterFiles?: "update-ca-certificates";
   /**
-   * Run (as root, from the scripts directory) on a target after apply restarted a running
+   * Run (as root, from the scripts directory) on a target after apply started or restarted a
    * daemon, before the next target is touched; must wait and exit 0 once the daemon serves.
    * @default none
    */
@@ -166,7 +177,13 @@ interface TargetState {
   readonly filesSha256: string;
 }
 
-/** A host file the step puts on the VM before it runs (a release file, an image archive). */
+/** Which release of which software a step runs. */
+export interface StepRelease {
+  readonly software: "Kubernetes" | "etcd";
+  readonly version: string;
+}
+
+/** A host file put on a VM before a step runs (a release file, an image archive). */
 export interface Upload {
   readonly localPath: string;
   readonly remotePath: string;
@@ -189,6 +206,8 @@ export interface NodeStepState {
   readonly readiness: readonly string[];
   readonly finalCheck: readonly string[];
   readonly timeoutSeconds: number;
+  /** Absent in the state of steps made before releases were recorded. */
+  readonly release?: StepRelease;
 }
 
 /** A release file's place on the VM and how node-step.sh installs its binaries. */
@@ -252,7 +271,7 @@ function sshTarget(state: NodeStepState, target: TargetState): SshTarget {
 }
 
 /** The recorded digest fetch.sh wrote beside a cached release file, or a fresh one. */
-function localDigest(file: string): string {
+export function localDigest(file: string): string {
   /* eslint-disable @typescript-eslint/no-require-imports -- runs in the provider (see ssh.ts) */
   const nodeFs = require("node:fs") as typeof fs;
   const nodeCrypto = require("node:crypto") as typeof crypto;
@@ -306,13 +325,34 @@ async function applyTarget(state: NodeStepState, target: TargetState): Promise<v
         { text: state.bundles[target.node] ?? "" },
         state.timeoutSeconds,
       );
-      if (state.readiness.length > 0 && output.includes("hardway-step: restarted ")) {
+      if (state.readiness.length > 0 && startedOrRestarted(output)) {
         await session.check(asRootIn(dir, state.readiness), undefined, state.timeoutSeconds);
       }
     },
     // A VM that was just (re)booted may take a while to answer.
     { attempts: 24, retrySeconds: 5 },
   );
+}
+
+/** Whether node-step.sh's output says it started or restarted a unit. Pure. */
+export function startedOrRestarted(output: string): boolean {
+  return /^hardway-step: (re)?started /m.test(output);
+}
+
+/**
+ * Why a step cannot move from its recorded release to the new one, or undefined (also when
+ * either is not recorded, or the software differs: another step). Pure.
+ */
+export function releaseMoveProblem(
+  from: StepRelease | undefined,
+  to: StepRelease | undefined,
+): string | undefined {
+  if (from === undefined || to === undefined || from.software !== to.software) {
+    return undefined;
+  }
+  return to.software === "etcd"
+    ? etcdMoveProblem(from.version, to.version)
+    : kubernetesMoveProblem(from.version, to.version);
 }
 
 async function removeTarget(state: NodeStepState, target: TargetState): Promise<void> {
@@ -378,6 +418,15 @@ async function applyAll(state: NodeStepState, rolling: boolean): Promise<void> {
 const REPLACE_KEYS = ["step"] as const;
 
 export const nodeStepProvider: pulumi.dynamic.ResourceProvider<NodeStepState, NodeStepState> = {
+  check(olds, news) {
+    const problem = releaseMoveProblem(olds?.release, news.release);
+    return Promise.resolve(
+      problem === undefined
+        ? { inputs: news }
+        : { inputs: news, failures: [{ property: "release", reason: problem }] },
+    );
+  },
+
   async create(inputs) {
     const id = `${inputs.step}@${inputs.targets.map((t) => t.node).join(",")}`;
     try {
@@ -483,11 +532,8 @@ export class NodeStep extends pulumi.dynamic.Resource {
             Object.fromEntries(args.targets.map((t, i) => [t.node.name, stdins[i]])),
           ),
       ),
-      uploads: command
-        ? [...command.uploads]
-        : staged.apply((list) =>
-            list.map((u) => ({ localPath: u.localPath, remotePath: u.remotePath })),
-          ),
+      // Release files are on the VM already (NodeReleases); a command brings its own files.
+      uploads: command ? [...command.uploads] : [],
       apply: command
         ? [...command.apply]
         : staged.apply((list) => nodeStepArgv("apply", options, list)),
@@ -497,6 +543,7 @@ export class NodeStep extends pulumi.dynamic.Resource {
       readiness: [...(args.readiness ?? [])],
       finalCheck: [...(args.finalCheck ?? [])],
       timeoutSeconds: args.timeoutSeconds ?? 1800,
+      ...(args.release ? { release: args.release } : {}),
     };
     super(
       nodeStepProvider,

@@ -1,22 +1,24 @@
 /**
  * Pinned defaults for `hardway:versions`. Every version below is a published release that
  * exists for both linux/arm64 and linux/amd64, with the checksum file each project publishes
- * beside it. Kubernetes 1.36 is the newest minor every other pin supports:
- * - etcd 3.6: what Kubernetes 1.34-1.36 test and kubeadm installs (3.7 goes with 1.37);
- * - containerd 2.3: RELEASES.md lists 2.3 (LTS) and 2.2 for Kubernetes 1.36;
- * - CRI-O and crictl of the same minor, 1.36;
- * - Cilium 1.20: its compatibility page e2e-tests Kubernetes 1.33-1.36; 1.21, which adds 1.37,
- *   was not released yet.
- * kubernetesSupport.ts keeps the end-of-life dates; a test fails when a pin goes out of support.
+ * beside it. Kubernetes 1.37 is the newest minor (1.38 is not released yet), and every other pin
+ * goes with it (kubernetesSupport.ts keeps the table, and warns about a pin that does not fit):
+ * - etcd 3.7: what kubeadm 1.37 installs (DefaultEtcdVersion 3.7.0); 3.7.3 its newest patch;
+ * - containerd 2.3 (LTS): RELEASES.md (v2.4.2) recommends 2.4 and 2.3 for Kubernetes 1.37, and
+ *   2.4 reaches its end of life before 1.37 does;
+ * - CRI-O and crictl of the same minor, 1.37; runc 1.5.3 (a security fix over 1.5.2);
+ * - Cilium 1.20: its compatibility page e2e-tests Kubernetes 1.33-1.36; no release tests 1.37
+ *   yet, so cni=cilium warns.
+ * A test fails when the pinned minor goes out of support.
  */
 export const defaultVersions = {
-  kubernetes: "1.36.5",
-  etcd: "3.6.16",
+  kubernetes: "1.37.2",
+  etcd: "3.7.3",
   containerd: "2.3.7",
-  crio: "1.36.3",
-  runc: "1.5.2",
+  crio: "1.37.0",
+  runc: "1.5.3",
   cniPlugins: "1.9.1",
-  crictl: "1.36.0",
+  crictl: "1.37.0",
   charts: {
     cilium: { repository: "https://helm.cilium.io/", chart: "cilium", version: "1.20.2" },
     coredns: { repository: "https://coredns.github.io/helm", chart: "coredns", version: "1.46.2" },

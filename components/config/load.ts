@@ -11,6 +11,7 @@ import {
   resolveAccelerator,
 } from "../vm/qemu";
 import { bridgeName } from "../host/layout";
+import { versionWarnings } from "./kubernetesSupport";
 import {
   HostEnvironment,
   configWarnings,
@@ -71,6 +72,7 @@ export function validateStackConfig(
   env: HostEnvironment,
   vmHost: AcceleratorFacts,
   stack: string,
+  today: Date = new Date(),
 ): LoadedConfig {
   const raw = decodeConfigValues(all);
   let config: HardwayConfig | undefined;
@@ -109,7 +111,10 @@ export function validateStackConfig(
   return {
     config,
     accelerator: resolveAccelerator(config.accelerator, config.arch, vmHost),
-    warnings: configWarnings(config, env, Object.keys(all), bridgeName(stack)),
+    warnings: [
+      ...configWarnings(config, env, Object.keys(all), bridgeName(stack)),
+      ...versionWarnings(config.versions, config, today),
+    ],
   };
 }
 

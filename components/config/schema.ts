@@ -17,6 +17,7 @@ import {
   rangesOverlap,
 } from "../network/ipv4";
 import { defaultImageUrl, defaultVersions } from "./defaults";
+import { versionProblems } from "./kubernetesSupport";
 
 export const ARCHES = ["arm64", "amd64"] as const;
 export const CONTAINER_RUNTIMES = ["containerd", "cri-o"] as const;
@@ -53,6 +54,7 @@ export const HOST_PARTS = {
 } as const;
 
 export const DEFAULT_SUBNET = "192.168.234.0/24";
+export const DEFAULT_CLUSTER_CIDR = "10.200.0.0/16";
 
 /** The DNS domain of Services and Pods inside the cluster (the kubelet's clusterDomain). */
 export const CLUSTER_DOMAIN = "cluster.local";
@@ -198,7 +200,7 @@ export const configSchema = z.strictObject({
     .default(3),
   workers: wholeNumber(0, MAX_WORKERS).default(3),
   subnet: cidrText.default(DEFAULT_SUBNET),
-  clusterCidr: cidrText.default("10.200.0.0/16"),
+  clusterCidr: cidrText.default(DEFAULT_CLUSTER_CIDR),
   serviceCidr: cidrText.default("10.32.0.0/16"),
   /** "auto": .200-.250 of the subnet. */
   metallbPool: z.union([z.literal("auto"), rangeText]).default("auto"),
@@ -374,6 +376,7 @@ function checkOthers(c: Parsed): string[] {
       `${key(["image", "url"])} "${url}": only https:// and file:// images are trusted as they are; pin ${key(["image", "sha256"])} to use another source`,
     );
   }
+  problems.push(...versionProblems(c.versions));
   if (c.podImages.length > 0 && c.containerRuntime !== "containerd") {
     problems.push(
       `${key(["podImages"])} are loaded into containerd only; with ${key(["containerRuntime"])} "${c.containerRuntime}" leave it empty`,

@@ -250,6 +250,19 @@ export function artifactsFor(role: Role, all: readonly Artifact[]): Artifact[] {
   return all.filter((a) => a.roles.includes(role));
 }
 
+/**
+ * The artifacts a node of this role installs in a cluster built through `through`: the control
+ * plane's own (chapter 5), and with "nodes" every kubelet node's too (chapter 6: runtime,
+ * kubelet, kube-proxy; the ones workers install as well).
+ */
+export function nodeArtifacts(
+  role: Role,
+  all: readonly Artifact[],
+  through: "controlPlane" | "nodes",
+): Artifact[] {
+  return artifactsFor(role, all).filter((a) => through === "nodes" || !a.roles.includes("worker"));
+}
+
 /** `${XDG_CACHE_HOME:-$HOME/.cache}/hardway/artifacts`, as fetch.sh computes it. */
 export function defaultCacheDir(
   env: Readonly<Record<string, string | undefined>>,

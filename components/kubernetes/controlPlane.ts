@@ -42,6 +42,27 @@ export interface ApiServerArgs {
  */
 export const EMULATED_API_REQUEST_TIMEOUT_SECONDS = 300;
 
+/** How long a leader's lease lasts, how long it may take to renew it, how often to retry. */
+export interface LeaderElectionTiming {
+  readonly leaseDurationSeconds: number;
+  readonly renewDeadlineSeconds: number;
+  readonly retryPeriodSeconds: number;
+}
+
+/**
+ * Leader election for the controller managers and schedulers on emulated (TCG) control nodes.
+ * The defaults (15 s lease, 10 s to renew) gave up on a loaded guest: each renewal request may
+ * take half the renew deadline (client-go resourcelock.NewFromKubeconfig), 5 s, and the API
+ * server took longer, so the leader exited (`Failed to renew lease ... context deadline
+ * exceeded`), restarted, and never synced its caches: Deployments got no ReplicaSets. A failover
+ * then takes up to a minute instead of 15 s.
+ */
+export const EMULATED_LEADER_ELECTION: LeaderElectionTiming = {
+  leaseDurationSeconds: 60,
+  renewDeadlineSeconds: 40,
+  retryPeriodSeconds: 5,
+};
+
 const unitBase = (description: string, after: string[] = ["network-online.target"]) => ({
   description,
   documentation: ["https://kubernetes.io/docs/reference/command-line-tools-reference/"],
@@ -228,6 +249,8 @@ export interface ControllerManagerArgs {
   readonly plan: AddressPlan;
   /** The `--cluster-name` prefix of cloud resources and of the cluster signing. @default "hardway" */
   readonly clusterName?: string;
+  /** @default the controller manager's own (15 s lease, 10 s to renew, 2 s retry) */
+  readonly leaderElection?: LeaderElectionTiming;
 }
 
 /**
@@ -256,6 +279,13 @@ export function controllerManagerCommand(args: ControllerManagerArgs): string[] 
       "client-ca-file": CA_FILES["kubernetes-ca"].cert,
       "requestheader-client-ca-file": CA_FILES["front-proxy-ca"].cert,
       "leader-elect": true,
+      ...(args.leaderElection === undefined
+        ? {}
+        : {
+            "leader-elect-lease-duration": `${args.leaderElection.leaseDurationSeconds}s`,
+            "leader-elect-renew-deadline": `${args.leaderElection.renewDeadlineSeconds}s`,
+            "leader-elect-retry-period": `${args.leaderElection.retryPeriodSeconds}s`,
+          }),
       profiling: false,
       v: 2,
     }),
@@ -276,19 +306,31 @@ export function renderControllerManagerUnit(args: ControllerManagerArgs): string
   return renderServiceUnit(controllerManagerUnit(args));
 }
 
-export function schedulerConfiguration(): Record<string, unknown> {
+/** @param leaderElection @default the scheduler's own (15 s lease, 10 s to renew, 2 s retry) */
+export function schedulerConfiguration(
+  leaderElection?: LeaderElectionTiming,
+): Record<string, unknown> {
   return {
     apiVersion: "kubescheduler.config.k8s.io/v1",
     kind: "KubeSchedulerConfiguration",
     clientConnection: { kubeconfig: NODE_PATHS.kubeconfigs.scheduler },
-    leaderElection: { leaderElect: true },
+    leaderElection: {
+      leaderElect: true,
+      ...(leaderElection === undefined
+        ? {}
+        : {
+            leaseDuration: `${leaderElection.leaseDurationSeconds}s`,
+            renewDeadline: `${leaderElection.renewDeadlineSeconds}s`,
+            retryPeriod: `${leaderElection.retryPeriodSeconds}s`,
+          }),
+    },
     // The debug handlers serve profiles to anyone who may GET /debug/pprof: off.
     enableProfiling: false,
   };
 }
 
-export function renderSchedulerConfiguration(): string {
-  return stringify(schedulerConfiguration());
+export function renderSchedulerConfiguration(leaderElection?: LeaderElectionTiming): string {
+  return stringify(schedulerConfiguration(leaderElection));
 }
 
 export function schedulerCommand(): string[] {

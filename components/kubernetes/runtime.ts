@@ -19,9 +19,9 @@ export const RUNTIME_SERVICES: Readonly<Record<ContainerRuntime, string>> = {
 };
 
 /**
- * The pod sandbox ("pause") image: the one the pinned containerd and Kubernetes 1.36 use, named
- * here so the runtime never pulls another, and so a cluster without a registry can load it
- * (hardway:podImages).
+ * The pod sandbox ("pause") image: the one the pinned containerd and Kubernetes 1.37 use
+ * (kubeadm 1.37.2: PauseVersion 3.10.2), named here so the runtime never pulls another, and so a
+ * cluster without a registry can load it (hardway:podImages).
  */
 export const SANDBOX_IMAGE = "registry.k8s.io/pause:3.10.2";
 

@@ -10,6 +10,8 @@ import {
   forEachTarget,
   nodeStepArgv,
   nodeStepProvider,
+  releaseMoveProblem,
+  startedOrRestarted,
 } from "../../components/cluster/nodeStep";
 import { knownHostsLine, sshOptions } from "../../components/cluster/ssh";
 
@@ -197,5 +199,67 @@ describe("forEachTarget", () => {
     const r = run(false, ["control0", "control2"]);
     await expect(r.outcome).rejects.toThrow("control0: exit 1\ncontrol2: exit 1");
     expect(r.events.filter((e) => e.startsWith("end"))).toHaveLength(3);
+  });
+});
+
+describe("a step's release, at preview", () => {
+  const withRelease = (version: string, software: "Kubernetes" | "etcd" = "Kubernetes") => ({
+    ...base,
+    release: { software, version },
+  });
+
+  it("lets a patch or the next minor through", async () => {
+    for (const [from, to] of [
+      ["1.36.5", "1.36.4"],
+      ["1.36.5", "1.37.2"],
+    ]) {
+      const checked = await nodeStepProvider.check!(withRelease(from), withRelease(to));
+      expect(checked.failures ?? []).toEqual([]);
+    }
+  });
+
+  it("refuses a skipped minor and a minor back, saying why, on the release property", async () => {
+    const skipped = await nodeStepProvider.check!(withRelease("1.35.4"), withRelease("1.37.2"));
+    expect(skipped.failures).toEqual([
+      {
+        property: "release",
+        reason:
+          "Kubernetes 1.35.4 → 1.37.2 skips 1.36: a minor upgrade goes one minor at a time; upgrade to a 1.36.x release first",
+      },
+    ]);
+    const back = await nodeStepProvider.check!(
+      withRelease("3.7.3", "etcd"),
+      withRelease("3.6.16", "etcd"),
+    );
+    expect(back.failures?.[0].reason).toBe(
+      "etcd 3.7.3 → 3.6.16 goes back a minor, which etcd does not support; stay on 3.7",
+    );
+  });
+
+  it("checks nothing on a create (no old release), as for a step made before releases were recorded", async () => {
+    expect((await nodeStepProvider.check!(base, withRelease("1.37.2"))).failures ?? []).toEqual([]);
+  });
+
+  it("waits for readiness after a first start as well as after a restart", () => {
+    expect(startedOrRestarted("hardway-step: started kube-apiserver.service\n")).toBe(true);
+    expect(startedOrRestarted("changed /x\nhardway-step: restarted etcd.service\n")).toBe(true);
+    expect(startedOrRestarted("changed /x\n")).toBe(false);
+  });
+
+  it("names the software a release move is judged by", () => {
+    expect(
+      releaseMoveProblem(
+        { software: "etcd", version: "3.6.10" },
+        { software: "etcd", version: "3.7.3" },
+      ),
+    ).toBe(
+      "etcd 3.6.10 → 3.7.3: etcd 3.7 can be reached only from 3.6.11 or later; upgrade to the newest 3.6.x first",
+    );
+    expect(
+      releaseMoveProblem(
+        { software: "etcd", version: "3.6.16" },
+        { software: "Kubernetes", version: "1.37.2" },
+      ),
+    ).toBeUndefined();
   });
 });

@@ -1,16 +1,20 @@
 /**
- * The cluster's steps as KubernetesCluster wires them, under mocks: what waits for what, what
- * each step installs and removes, where secrets travel, and the longest chain of steps.
+ * The cluster's steps as KubernetesCluster wires them, under mocks: what waits for what (the
+ * order an upgrade follows, for 1, 3 and 5 control planes), what each step installs and removes,
+ * which release files go to which VM, where secrets travel, and the longest chain of steps.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { defaultVersions } from "../../components/config/defaults";
 import { longestChain } from "../../components/cluster/graph";
 import { parseFileBundle } from "../../components/cluster/remoteFiles";
 import { RecordedResource, installMocks } from "../harness/mocks";
 import { buildScenario, settled } from "./fixtures";
 
 const NODE_STEP = "pulumi-nodejs:dynamic/cluster:NodeStep";
+const NODE_RELEASES = "pulumi-nodejs:dynamic/cluster:NodeReleases";
+const NODE_DRAIN = "pulumi-nodejs:dynamic/cluster:NodeDrain";
 const ENSURED = "pulumi-nodejs:dynamic/host:EnsuredScript";
-const STEP_TYPES = new Set([NODE_STEP, ENSURED]);
+const STEP_TYPES = new Set([NODE_STEP, ENSURED, NODE_RELEASES, NODE_DRAIN]);
 
 let resources: RecordedResource[];
 
@@ -25,6 +29,8 @@ beforeAll(async () => {
   });
   await buildScenario(pulumi, { prefix: "cil", raw: { cni: "cilium" } });
   await buildScenario(pulumi, { prefix: "cp", raw: { stopAfter: "controlPlane" } });
+  await buildScenario(pulumi, { prefix: "one", raw: { controlPlanes: 1, workers: 1 } });
+  await buildScenario(pulumi, { prefix: "five", raw: { controlPlanes: 5, workers: 2 } });
   await settled(resources);
 }, 600_000);
 
@@ -45,6 +51,52 @@ const targets = (r: RecordedResource) => (r.inputs.targets as Target[]).map((t) 
 const argv = (r: RecordedResource, key: "apply" | "remove") => r.inputs[key] as string[];
 const bundle = (r: RecordedResource, node: string) =>
   parseFileBundle((r.inputs.bundles as Record<string, string>)[node]);
+
+const byUrn = () => new Map(resources.map((r) => [r.urn, r]));
+/** Whether `later` waits for `earlier`, directly or through any chain of dependencies. */
+const waitsFor = (later: RecordedResource, earlier: RecordedResource) => {
+  const all = byUrn();
+  const seen = new Set<string>();
+  const stack = [...later.dependencies];
+  while (stack.length > 0) {
+    const urn = stack.pop() as string;
+    if (urn === earlier.urn) {
+      return true;
+    }
+    if (!seen.has(urn)) {
+      seen.add(urn);
+      stack.push(...(all.get(urn)?.dependencies ?? []));
+    }
+  }
+  return false;
+};
+/** The chains of steps an upgrade runs one after another, as the version-skew policy asks. */
+const skewChains = (prefix: string, controls: number, workers: number) => {
+  const c = Array.from({ length: controls }, (_, i) => `control${i}`);
+  const w = Array.from({ length: workers }, (_, i) => `worker${i}`);
+  const api = [`${prefix}-etcd-members`, `${prefix}-control-kube-apiserver`];
+  return {
+    controllerManagers: [...api, ...c.map((n) => `${prefix}-control-${n}-kube-controller-manager`)],
+    schedulers: [...api, ...c.map((n) => `${prefix}-control-${n}-kube-scheduler`)],
+    kubelets: [
+      ...api,
+      ...[...c, ...w].flatMap((n) => [
+        `${prefix}-drains-${n}-drain`,
+        `${prefix}-kubelet-${n}`,
+        `${prefix}-drains-${n}-uncordon`,
+      ]),
+    ],
+    kubeProxies: [...c, ...w].flatMap((n) => [
+      `${prefix}-drains-${n}-drain`,
+      `${prefix}-kube-proxy-${n}`,
+      `${prefix}-drains-${n}-uncordon`,
+    ]),
+    runtimes: [...c, ...w].flatMap((n) => [
+      `${prefix}-runtime-${n}-containerd`,
+      `${prefix}-kubelet-${n}`,
+    ]),
+  };
+};
 
 describe("ordering", () => {
   it("runs etcd as one step over the control nodes, healthy as a cluster when it completes", () => {
@@ -90,6 +142,21 @@ describe("ordering", () => {
     expect(unit("crio")).toContain("--request-timeout=300s");
   });
 
+  it("gives the controller managers and schedulers long leader leases only when the VMs are emulated", () => {
+    const manager = (prefix: string) =>
+      bundle(named(`${prefix}-control-control0-kube-controller-manager`), "control0").find(
+        (f) => f.path === "/etc/systemd/system/kube-controller-manager.service",
+      )?.content ?? "";
+    const scheduler = (prefix: string) =>
+      bundle(named(`${prefix}-control-control0-kube-scheduler`), "control0").find(
+        (f) => f.path === "/etc/kubernetes/kube-scheduler.yaml",
+      )?.content ?? "";
+    expect(manager("std")).not.toContain("--leader-elect-renew-deadline");
+    expect(manager("crio")).toContain("--leader-elect-renew-deadline=40s");
+    expect(scheduler("std")).not.toContain("renewDeadline");
+    expect(scheduler("crio")).toContain("renewDeadline: 40s");
+  });
+
   it("starts the API servers, one step rolling over the control nodes, only after etcd", () => {
     const api = named("std-control-kube-apiserver");
     expect(targets(api)).toEqual(["control0", "control1", "control2"]);
@@ -108,15 +175,73 @@ describe("ordering", () => {
     expect(option("--client-cert")).toBe("/etc/kubernetes/pki/apiserver-kubelet-client.crt");
   });
 
-  it("starts each kubelet after its own runtime only, not other nodes' nor the API probe", () => {
+  it("starts each kubelet right after its own runtime and drain, not waiting for the API probe", () => {
     const apiHealth = named("std-api-health").urn;
     for (const node of ["control0", "worker0", "worker2"]) {
       const deps = named(`std-kubelet-${node}`).dependencies;
-      expect(deps).toContain(named(`std-runtime-${node}-containerd`).urn);
-      expect(deps).not.toContain(apiHealth);
-      expect(deps).not.toContain(
-        named(`std-runtime-${node === "worker0" ? "worker1" : "worker0"}-containerd`).urn,
+      const steps = resources.filter((r) => r.type === NODE_STEP || r.type === NODE_DRAIN);
+      expect(deps.filter((urn) => steps.some((r) => r.urn === urn)).sort()).toEqual(
+        [named(`std-runtime-${node}-containerd`).urn, named(`std-drains-${node}-drain`).urn].sort(),
       );
+      expect(deps).not.toContain(apiHealth);
+    }
+  });
+
+  it.each([
+    ["one", 1, 1],
+    ["std", 3, 3],
+    ["five", 5, 2],
+  ] as const)(
+    "%s: etcd, API servers, then controller managers, schedulers and node by node drain, kubelet and kube-proxy, uncordon",
+    (prefix, controls, workers) => {
+      const chains = skewChains(prefix, controls, workers);
+      for (const [chain, names] of Object.entries(chains)) {
+        const order = names.map(named);
+        // A runtime is followed by its kubelet only; the other chains are one line each.
+        const step = chain === "runtimes" ? 2 : 1;
+        for (let i = 1; i < order.length; i += step) {
+          const pair = `${chain}: ${order[i].name} waits for ${order[i - 1].name}`;
+          expect(`${pair}: ${waitsFor(order[i], order[i - 1])}`).toBe(`${pair}: true`);
+        }
+      }
+      // What the policy does not ask for is not waited for: a runtime waits for no API server,
+      // the API servers for no node, the controller managers for no scheduler.
+      const api = named(`${prefix}-control-kube-apiserver`);
+      expect(waitsFor(named(`${prefix}-runtime-control0-containerd`), api)).toBe(false);
+      expect(waitsFor(api, named(`${prefix}-kubelet-control0`))).toBe(false);
+      expect(
+        waitsFor(
+          named(`${prefix}-control-control0-kube-controller-manager`),
+          named(`${prefix}-control-control0-kube-scheduler`),
+        ),
+      ).toBe(false);
+    },
+  );
+
+  it("records the release of etcd and the API servers, for the preview's minor checks", () => {
+    expect(named("std-etcd-members").inputs.release).toEqual({
+      software: "etcd",
+      version: defaultVersions.etcd,
+    });
+    expect(named("std-control-kube-apiserver").inputs.release).toEqual({
+      software: "Kubernetes",
+      version: defaultVersions.kubernetes,
+    });
+  });
+
+  it("drains a node when the Kubernetes minor or the runtime changes, with kubectl on control0", () => {
+    for (const node of ["control1", "worker2"]) {
+      for (const verb of ["drain", "uncordon"]) {
+        const drain = named(`std-drains-${node}-${verb}`);
+        expect(drain.inputs.verb).toBe(verb);
+        expect(drain.inputs.node).toBe(node);
+        expect(drain.inputs.disruption).toEqual({
+          kubernetes: defaultVersions.kubernetes.split(".").slice(0, 2).join("."),
+          runtime: "containerd",
+        });
+        expect((drain.inputs.via as { host: string }).host).toBe("192.168.234.11");
+        expect(drain.secretInputs).toContain("via");
+      }
     }
   });
 
@@ -211,19 +336,45 @@ describe("downloads", () => {
     }
   });
 
-  it("uploads each release file from the host cache to the nodes whose step needs it", () => {
-    const etcd = named("std-etcd-members");
-    expect(etcd.inputs.uploads).toEqual([
-      {
-        localPath: "/cache/etcd/3.6.16/amd64/etcd-v3.6.16-linux-amd64.tar.gz",
-        remotePath:
-          "/home/ubuntu/.cache/hardway/artifacts/etcd/3.6.16/amd64/etcd-v3.6.16-linux-amd64.tar.gz",
-      },
-    ]);
-    const kubelet = named("std-kubelet-worker1");
-    expect((kubelet.inputs.uploads as { localPath: string }[]).map((u) => u.localPath)).toEqual([
-      "/cache/kubelet/1.36.5/amd64/kubelet",
-    ]);
+  it("copies each VM's release files once, before its steps, which then upload none", () => {
+    const files = (node: string) =>
+      (
+        named(`std-releases-${node}`).inputs.files as { localPath: string; remotePath: string }[]
+      ).map((f) => f.localPath);
+    const k8s = (name: string) => `/cache/${name}/${defaultVersions.kubernetes}/amd64/${name}`;
+    expect(files("worker1")).not.toContain(k8s("kube-apiserver"));
+    expect(files("worker1")).toContain(k8s("kubelet"));
+    expect(files("control0")).toEqual(
+      expect.arrayContaining([k8s("kube-apiserver"), k8s("kubelet"), k8s("kubectl")]),
+    );
+    expect(files("control0")).toContain(
+      `/cache/etcd/${defaultVersions.etcd}/amd64/etcd-v${defaultVersions.etcd}-linux-amd64.tar.gz`,
+    );
+    expect(inScenario("std").some((r) => r.name === "std-releases-gateway")).toBe(false);
+    // A stack that stops after the control plane copies no kubelet.
+    expect(
+      (named("cp-releases-control0").inputs.files as { localPath: string }[]).map(
+        (f) => f.localPath,
+      ),
+    ).not.toContain(k8s("kubelet"));
+    for (const prefix of ["std", "crio", "cil", "cp"]) {
+      for (const step of inScenario(prefix).filter((r) => r.type === NODE_STEP)) {
+        const apply = argv(step, "apply");
+        const staged = apply.flatMap((w, i) => (apply[i - 2] === "--binary" ? [w] : []));
+        expect(`${step.name}: ${JSON.stringify(step.inputs.uploads)}`).toBe(
+          `${step.name}: ${step.name.includes("-images-") ? JSON.stringify(step.inputs.uploads) : "[]"}`,
+        );
+        for (const node of staged.length > 0 ? targets(step) : []) {
+          // Every binary a step installs is among the files its VM got first.
+          const releases = named(`${prefix}-releases-${node}`);
+          const copied = (releases.inputs.files as { remotePath: string }[]).map(
+            (f) => f.remotePath,
+          );
+          expect(staged.filter((path) => !copied.includes(path))).toEqual([]);
+          expect(waitsFor(step, releases)).toBe(true);
+        }
+      }
+    }
   });
 });
 
@@ -263,15 +414,22 @@ describe("delete", () => {
 });
 
 describe("the longest chain of steps", () => {
-  it("runs fetch, etcd, the API servers, the API probe: no longer than 8 steps", () => {
+  it("is the upgrade's node-by-node line, after the fetch, the copy, etcd and the API servers", () => {
     const std = inScenario("std");
     const chain = longestChain(std, (r) => STEP_TYPES.has(r.type));
     const names = chain.map((r) => r.name);
     // Printed so the report and a reviewer see the critical path of a default `pulumi up`.
     console.log(`longest chain (${names.length} steps):\n  ${names.join("\n  ")}`);
-    expect(names).toEqual(
-      expect.arrayContaining(["std-etcd-members", "std-control-kube-apiserver", "std-api-health"]),
+    expect(names[0]).toMatch(/^std-artifacts-/);
+    expect(names[1]).toMatch(/^std-releases-control/);
+    const drains = names.filter((n) => n.startsWith("std-drains-"));
+    expect(names.slice(2, 4)).toEqual(["std-etcd-members", "std-control-kube-apiserver"]);
+    expect(drains).toEqual(
+      ["control0", "control1", "control2", "worker0", "worker1", "worker2"].flatMap((n) => [
+        `std-drains-${n}-drain`,
+        `std-drains-${n}-uncordon`,
+      ]),
     );
-    expect(names.length).toBeLessThanOrEqual(8);
+    expect(names).toHaveLength(4 + 6 * 3);
   });
 });

@@ -57,12 +57,12 @@ describe("stack config", () => {
   it("merges partial objects with their defaults", () => {
     const config = parseConfig(
       {
-        versions: { kubernetes: "1.34.2", charts: { metallb: { version: "0.15.0" } } },
+        versions: { kubernetes: "1.36.5", charts: { metallb: { version: "0.15.0" } } },
         vm: { worker: { memory: 4096 } },
       },
       linuxX64,
     );
-    expect(config.versions.kubernetes).toBe("1.34.2");
+    expect(config.versions.kubernetes).toBe("1.36.5");
     expect(config.versions.etcd).toBe(defaultVersions.etcd);
     expect(config.versions.charts.metallb).toEqual({
       ...defaultVersions.charts.metallb,

@@ -4,14 +4,14 @@
 # `go` command and laid out exactly as upstream publishes them, each with its checksum file, so
 # `hardway:releaseMirror` can point at the directory and fetch.sh verifies them as usual.
 #
-#   <mirror>/dl.k8s.io/release/v1.36.5/bin/linux/amd64/kubelet  (+ .sha256)
-#   <mirror>/github.com/etcd-io/etcd/releases/download/v3.6.16/etcd-v3.6.16-linux-amd64.tar.gz
+#   <mirror>/dl.k8s.io/release/v1.37.2/bin/linux/amd64/kubelet  (+ .sha256)
+#   <mirror>/github.com/etcd-io/etcd/releases/download/v3.7.3/etcd-v3.7.3-linux-amd64.tar.gz
 #   …
 #
 # Every component is cached by version; a second run takes seconds.
 #
-# usage: build-mirror.sh --mirror DIR --kubernetes V[,V…] --etcd V --containerd V --runc V
-#          --cni-plugins V --crictl V [--arch amd64]
+# usage: build-mirror.sh --mirror DIR --kubernetes V[,V…] --etcd V[,V…] --containerd V --runc V
+#          --cni-plugins V --crictl V[,V…] [--arch amd64]
 set -euo pipefail
 
 say() { echo "[mirror] $*"; }
@@ -52,7 +52,7 @@ build="$mirror/.build"
 mkdir -p "$build"
 export GOOS=linux GOARCH="$arch" GOFLAGS="-mod=mod"
 # The checksum database mirror reachable here lacks records for some releases of the modules
-# built below (k8s.io/kubernetes v1.36.5, say); their dependencies are still verified, and each
+# built below (k8s.io/kubernetes v1.37.2, say); their dependencies are still verified, and each
 # wrapper's go.sum pins what was fetched.
 export GONOSUMDB="k8s.io/kubernetes,go.etcd.io/etcd,github.com/containerd/containerd,github.com/opencontainers/runc,github.com/containernetworking/plugins,sigs.k8s.io/cri-tools"
 
@@ -127,7 +127,7 @@ for version in "${k8s_versions[@]}"; do
     say "Kubernetes v$version: cached"
     continue
   fi
-  say "Kubernetes v$version from k8s.io/kubernetes (first time: ~25 min on 2 cores)"
+  say "Kubernetes v$version from k8s.io/kubernetes (first time: ~6 min on 2 cores)"
   read -r _ gomod commit built <<<"$(module_info "k8s.io/kubernetes@v$version")"
   minor="${version#*.}"
   minor="${minor%%.*}"
@@ -153,31 +153,34 @@ for version in "${k8s_versions[@]}"; do
 done
 
 # --- etcd ---------------------------------------------------------------------------------------
-release="$mirror/github.com/etcd-io/etcd/releases/download/v$etcd"
-name="etcd-v$etcd-linux-$arch"
-if [[ -f "$release/SHA256SUMS" ]]; then
-  say "etcd v$etcd: cached"
-else
-  say "etcd v$etcd from go.etcd.io/etcd (first time: ~5 min)"
-  read -r _ gomod commit _ <<<"$(module_info "go.etcd.io/etcd/server/v3@v$etcd")"
-  dir="$build/etcd-v$etcd"
-  mapfile -t replaces < <(released_replaces "$gomod" "v$etcd")
-  wrapper "$dir" go.etcd.io/etcd/server/v3 "v$etcd" "${replaces[@]}" \
-    "go.etcd.io/etcd/etcdctl/v3 => go.etcd.io/etcd/etcdctl/v3 v$etcd" \
-    "go.etcd.io/etcd/etcdutl/v3 => go.etcd.io/etcd/etcdutl/v3 v$etcd"
-  tools_file "$dir" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/etcdctl/v3 go.etcd.io/etcd/etcdutl/v3
-  (cd "$dir" && go mod edit -require "go.etcd.io/etcd/etcdctl/v3@v$etcd" -require "go.etcd.io/etcd/etcdutl/v3@v$etcd")
-  with_progress "etcd v$etcd: modules" bash -c "cd '$dir' && go mod tidy"
-  rm -rf "${dir:?}/$name"
-  mkdir -p "$dir/$name"
-  flag="-X go.etcd.io/etcd/api/v3/version.GitSHA=${commit:0:8}"
-  with_progress "etcd v$etcd: compile" bash -c "cd '$dir' && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w $flag' -o '$name/etcd' go.etcd.io/etcd/server/v3 \
-    && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w $flag' -o '$name/etcdctl' go.etcd.io/etcd/etcdctl/v3 \
-    && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w $flag' -o '$name/etcdutl' go.etcd.io/etcd/etcdutl/v3"
-  mkdir -p "$release"
-  tar -czf "$release/$name.tar.gz" -C "$dir" "$name"
-  sha256_named "$release/$name.tar.gz" "$release/SHA256SUMS"
-fi
+IFS=',' read -r -a etcd_versions <<<"$etcd"
+for etcd_version in "${etcd_versions[@]}"; do
+  release="$mirror/github.com/etcd-io/etcd/releases/download/v$etcd_version"
+  name="etcd-v$etcd_version-linux-$arch"
+  if [[ -f "$release/SHA256SUMS" ]]; then
+    say "etcd v$etcd_version: cached"
+  else
+    say "etcd v$etcd_version from go.etcd.io/etcd (first time: ~1 min)"
+    read -r _ gomod commit _ <<<"$(module_info "go.etcd.io/etcd/server/v3@v$etcd_version")"
+    dir="$build/etcd-v$etcd_version"
+    mapfile -t replaces < <(released_replaces "$gomod" "v$etcd_version")
+    wrapper "$dir" go.etcd.io/etcd/server/v3 "v$etcd_version" "${replaces[@]}" \
+      "go.etcd.io/etcd/etcdctl/v3 => go.etcd.io/etcd/etcdctl/v3 v$etcd_version" \
+      "go.etcd.io/etcd/etcdutl/v3 => go.etcd.io/etcd/etcdutl/v3 v$etcd_version"
+    tools_file "$dir" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/etcdctl/v3 go.etcd.io/etcd/etcdutl/v3
+    (cd "$dir" && go mod edit -require "go.etcd.io/etcd/etcdctl/v3@v$etcd_version" -require "go.etcd.io/etcd/etcdutl/v3@v$etcd_version")
+    with_progress "etcd v$etcd_version: modules" bash -c "cd '$dir' && go mod tidy"
+    rm -rf "${dir:?}/$name"
+    mkdir -p "$dir/$name"
+    flag="-X go.etcd.io/etcd/api/v3/version.GitSHA=${commit:0:8}"
+    with_progress "etcd v$etcd_version: compile" bash -c "cd '$dir' && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w $flag' -o '$name/etcd' go.etcd.io/etcd/server/v3 \
+      && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w $flag' -o '$name/etcdctl' go.etcd.io/etcd/etcdctl/v3 \
+      && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w $flag' -o '$name/etcdutl' go.etcd.io/etcd/etcdutl/v3"
+    mkdir -p "$release"
+    tar -czf "$release/$name.tar.gz" -C "$dir" "$name"
+    sha256_named "$release/$name.tar.gz" "$release/SHA256SUMS"
+  fi
+done
 
 # --- containerd ---------------------------------------------------------------------------------
 release="$mirror/github.com/containerd/containerd/releases/download/v$containerd"
@@ -185,7 +188,7 @@ file="containerd-$containerd-linux-$arch.tar.gz"
 if [[ -f "$release/$file.sha256sum" ]]; then
   say "containerd v$containerd: cached"
 else
-  say "containerd v$containerd from github.com/containerd/containerd/v2 (first time: ~5 min)"
+  say "containerd v$containerd from github.com/containerd/containerd/v2 (first time: ~75 s)"
   read -r _ _ commit _ <<<"$(module_info "github.com/containerd/containerd/v2@v$containerd")"
   dir="$build/containerd-v$containerd"
   wrapper "$dir" github.com/containerd/containerd/v2 "v$containerd"
@@ -242,22 +245,25 @@ else
 fi
 
 # --- crictl -------------------------------------------------------------------------------------
-release="$mirror/github.com/kubernetes-sigs/cri-tools/releases/download/v$crictl"
-file="crictl-v$crictl-linux-$arch.tar.gz"
-if [[ -f "$release/$file.sha256" ]]; then
-  say "crictl v$crictl: cached"
-else
-  say "crictl v$crictl from sigs.k8s.io/cri-tools"
-  dir="$build/crictl-v$crictl"
-  wrapper "$dir" sigs.k8s.io/cri-tools "v$crictl"
-  tools_file "$dir" sigs.k8s.io/cri-tools/cmd/crictl
-  with_progress "crictl v$crictl: modules" bash -c "cd '$dir' && go mod tidy"
-  rm -rf "$dir/tree" && mkdir -p "$dir/tree"
-  with_progress "crictl v$crictl: compile" bash -c "cd '$dir' && CGO_ENABLED=0 go build -trimpath \
-    -ldflags '-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$crictl' -o tree/crictl sigs.k8s.io/cri-tools/cmd/crictl"
-  mkdir -p "$release"
-  tar -czf "$release/$file" -C "$dir/tree" crictl
-  sha256_bare "$release/$file"
-fi
+IFS=',' read -r -a crictl_versions <<<"$crictl"
+for crictl_version in "${crictl_versions[@]}"; do
+  release="$mirror/github.com/kubernetes-sigs/cri-tools/releases/download/v$crictl_version"
+  file="crictl-v$crictl_version-linux-$arch.tar.gz"
+  if [[ -f "$release/$file.sha256" ]]; then
+    say "crictl v$crictl_version: cached"
+  else
+    say "crictl v$crictl_version from sigs.k8s.io/cri-tools"
+    dir="$build/crictl-v$crictl_version"
+    wrapper "$dir" sigs.k8s.io/cri-tools "v$crictl_version"
+    tools_file "$dir" sigs.k8s.io/cri-tools/cmd/crictl
+    with_progress "crictl v$crictl_version: modules" bash -c "cd '$dir' && go mod tidy"
+    rm -rf "$dir/tree" && mkdir -p "$dir/tree"
+    with_progress "crictl v$crictl_version: compile" bash -c "cd '$dir' && CGO_ENABLED=0 go build -trimpath \
+      -ldflags '-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$crictl_version' -o tree/crictl sigs.k8s.io/cri-tools/cmd/crictl"
+    mkdir -p "$release"
+    tar -czf "$release/$file" -C "$dir/tree" crictl
+    sha256_bare "$release/$file"
+  fi
+done
 
 say "mirror ready in $mirror ($(du -sh --exclude=.build "$mirror" | cut -f 1))"

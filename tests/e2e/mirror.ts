@@ -21,27 +21,23 @@ export function mirrorDir(env: NodeJS.ProcessEnv = process.env): string {
 
 export const BUILD_MIRROR_SCRIPT = path.resolve(__dirname, "build-mirror.sh");
 
-/** The patch before a version, e.g. 1.36.5 → 1.36.4: the e2e installs it, then upgrades. */
-export function previousPatch(version: string): string {
-  const [major, minor, patch] = version.split(".").map(Number);
-  if (!(patch > 0)) {
-    throw new Error(`${version} has no earlier patch of its minor to upgrade from`);
-  }
-  return `${major}.${minor}.${patch - 1}`;
-}
-
 /**
- * build-mirror.sh's options for the releases the tiers install: the pinned versions, and the
- * Kubernetes patch before the pinned one.
+ * What the e2e installs first and then upgrades from, one minor below the pins: the newest
+ * patch of Kubernetes 1.36 the Go module proxy serves (k8s.io/kubernetes v1.36.5), with the
+ * etcd and crictl of that minor (go.etcd.io/etcd/server/v3 v3.6.16, sigs.k8s.io/cri-tools
+ * v1.36.0). Move it with `defaultVersions`: tests/e2e/mirror.test.ts checks it is one minor below.
  */
+export const UPGRADE_FROM = { kubernetes: "1.36.5", etcd: "3.6.16", crictl: "1.36.0" } as const;
+
+/** build-mirror.sh's options for the releases the tiers install: the pins and UPGRADE_FROM. */
 export function mirrorArgs(mirror: string, v = defaultVersions): string[] {
   return [
     "--mirror",
     mirror,
     "--kubernetes",
-    `${previousPatch(v.kubernetes)},${v.kubernetes}`,
+    `${UPGRADE_FROM.kubernetes},${v.kubernetes}`,
     "--etcd",
-    v.etcd,
+    `${UPGRADE_FROM.etcd},${v.etcd}`,
     "--containerd",
     v.containerd,
     "--runc",
@@ -49,7 +45,7 @@ export function mirrorArgs(mirror: string, v = defaultVersions): string[] {
     "--cni-plugins",
     v.cniPlugins,
     "--crictl",
-    v.crictl,
+    `${UPGRADE_FROM.crictl},${v.crictl}`,
   ];
 }
 
@@ -96,6 +92,20 @@ export function etcdFromMirror(
     throw new Error(`cannot unpack ${tarball}: ${untar.stderr}`);
   }
   return { dir: path.join(dest, name) };
+}
+
+/** A Kubernetes binary of that version from the mirror (kube-scheduler, say), made executable. */
+export function kubernetesBinaryFromMirror(
+  version: string,
+  name: string,
+  arch = "amd64",
+): { path: string } | { missing: string } {
+  const file = path.join(mirrorDir(), "dl.k8s.io/release", `v${version}`, "bin/linux", arch, name);
+  if (!fs.existsSync(file)) {
+    return { missing: `${file} is not built yet; \`npm run toolchain\` builds the release mirror` };
+  }
+  fs.chmodSync(file, 0o755);
+  return { path: file };
 }
 
 /** containerd's binaries of that version, unpacked from the mirror into `dest`. */

@@ -1,4 +1,11 @@
-import { PhaseResult, errorDiagnostics, noChangesVerdict, runPhase, summarize } from "./phases";
+import {
+  PhaseResult,
+  errorDiagnostics,
+  noChangesVerdict,
+  runPhase,
+  stepSpans,
+  summarize,
+} from "./phases";
 
 describe("noChangesVerdict", () => {
   it("passes when the second up left every resource the same", () => {
@@ -98,5 +105,22 @@ describe("errorDiagnostics", () => {
 
   it("finds nothing in an empty log", () => {
     expect(errorDiagnostics("")).toEqual([]);
+  });
+});
+
+describe("stepSpans", () => {
+  it("times what ran, leaving out the preview's planned steps and unchanged resources", () => {
+    const event = (timestamp: number, kind: string, urn: string, op: string, planning = false) =>
+      JSON.stringify({ timestamp, [kind]: { metadata: { urn, type: `t:${urn}`, op }, planning } });
+    const log = [
+      event(100, "resourcePreEvent", "a", "update", true),
+      event(101, "resOutputsEvent", "a", "update", true),
+      event(200, "resourcePreEvent", "a", "update"),
+      event(210, "resourcePreEvent", "b", "same"),
+      event(211, "resOutputsEvent", "b", "same"),
+      event(260, "resOutputsEvent", "a", "update"),
+      "not json",
+    ].join("\n");
+    expect(stepSpans(log)).toEqual([{ urn: "a", type: "t:a", op: "update", start: 200, end: 260 }]);
   });
 });

@@ -107,3 +107,60 @@ export function errorDiagnostics(eventLog: string): string[] {
   }
   return errors;
 }
+
+/** When one resource's step began and ended in a run, from its event log. */
+export interface StepSpan {
+  readonly urn: string;
+  readonly type: string;
+  readonly op: string;
+  /** Unix seconds. */
+  readonly start: number;
+  readonly end: number;
+}
+
+/**
+ * Each resource step that did something (not `same`) in a `pulumi up --event-log` file: from its
+ * resourcePreEvent to its resOutputsEvent, the preview's planned events left out. Pure.
+ */
+export function stepSpans(eventLog: string): StepSpan[] {
+  const started = new Map<string, { type: string; op: string; at: number }>();
+  const spans: StepSpan[] = [];
+  for (const line of eventLog.split("\n")) {
+    let event: {
+      timestamp?: number;
+      resourcePreEvent?: {
+        metadata?: { urn: string; type: string; op: string };
+        planning?: boolean;
+      };
+      resOutputsEvent?: {
+        metadata?: { urn: string; type: string; op: string };
+        planning?: boolean;
+      };
+    };
+    try {
+      event = JSON.parse(line) as typeof event;
+    } catch {
+      continue;
+    }
+    // The preview `up` runs first reports the same resources as planned: not what ran.
+    const pre = event.resourcePreEvent?.planning ? undefined : event.resourcePreEvent?.metadata;
+    const done = event.resOutputsEvent?.planning ? undefined : event.resOutputsEvent?.metadata;
+    if (pre !== undefined && pre.op !== "same" && event.timestamp !== undefined) {
+      started.set(pre.urn, { type: pre.type, op: pre.op, at: event.timestamp });
+    }
+    if (done !== undefined && event.timestamp !== undefined) {
+      const begin = started.get(done.urn);
+      if (begin !== undefined) {
+        spans.push({
+          urn: done.urn,
+          type: begin.type,
+          op: begin.op,
+          start: begin.at,
+          end: event.timestamp,
+        });
+        started.delete(done.urn);
+      }
+    }
+  }
+  return spans;
+}

@@ -4,7 +4,7 @@
  * in a temporary file backend and whose config lives in a temporary file, so neither the
  * user's ~/.pulumi nor the checkout is touched. The CLI and plugins come from toolchain.sh.
  */
-import { SpawnSyncReturns, spawnSync } from "node:child_process";
+import { SpawnSyncReturns, spawn, spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -49,6 +49,8 @@ export interface EngineStack {
   readonly configFile: string;
   /** Runs `pulumi <args> --stack <name>` in the project, with this stack's backend and config. */
   pulumi(args: readonly string[], options?: RunOptions): CliResult;
+  /** The same, without blocking: the caller may watch the cluster while it runs. */
+  pulumiAsync(args: readonly string[], options?: RunOptions): Promise<CliResult>;
   /** Like pulumi(), but throws with the output unless it exits 0. */
   must(args: readonly string[], options?: RunOptions): CliResult;
   /** The stack's state file as the file backend keeps it. */
@@ -83,17 +85,18 @@ export function newStack(
     PULUMI_DEBUG_COMMANDS: "true",
   };
   const pulumiBin = env.HARDWAY_PULUMI ?? "pulumi";
+  const argvOf = (args: readonly string[], options: RunOptions) => [
+    ...(options.prefix ?? []),
+    pulumiBin,
+    ...args,
+    "--stack",
+    name,
+    "--non-interactive",
+    ...(["config", "stack"].includes(args[0]) ? [] : ["--config-file", configFile]),
+  ];
   const run = (args: readonly string[], options: RunOptions = {}): CliResult => {
     const started = Date.now();
-    const argv = [
-      ...(options.prefix ?? []),
-      pulumiBin,
-      ...args,
-      "--stack",
-      name,
-      "--non-interactive",
-      ...(["config", "stack"].includes(args[0]) ? [] : ["--config-file", configFile]),
-    ];
+    const argv = argvOf(args, options);
     const result: SpawnSyncReturns<string> = spawnSync(argv[0], argv.slice(1), {
       cwd: PROJECT_DIR,
       env: fullEnv,
@@ -108,6 +111,26 @@ export function newStack(
       stderr: `${result.stderr ?? ""}${result.error ? String(result.error) : ""}`,
       seconds: (Date.now() - started) / 1000,
     };
+  };
+  const runAsync = (args: readonly string[], options: RunOptions = {}): Promise<CliResult> => {
+    const started = Date.now();
+    const argv = argvOf(args, options);
+    return new Promise((resolve) => {
+      const child = spawn(argv[0], argv.slice(1), {
+        cwd: PROJECT_DIR,
+        env: fullEnv,
+        timeout: options.timeoutMs ?? 900_000,
+        stdio: options.inherit ? ["ignore", "inherit", "inherit"] : "pipe",
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout?.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+      child.stderr?.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+      child.on("error", (err) => (stderr += String(err)));
+      child.on("close", (status) =>
+        resolve({ status, stdout, stderr, seconds: (Date.now() - started) / 1000 }),
+      );
+    });
   };
   const must = (args: readonly string[], options?: RunOptions) => {
     const result = run(args, options);
@@ -135,6 +158,7 @@ export function newStack(
     backendDir,
     configFile,
     pulumi: run,
+    pulumiAsync: runAsync,
     must,
     stateFile: () => path.join(backendDir, ".pulumi", "stacks", "hardway", `${name}.json`),
     dispose: () => fs.rmSync(backendDir, { recursive: true, force: true }),

@@ -96,15 +96,15 @@ describe("artifact list", () => {
     const byName = new Map(artifacts(config()).map((a) => [a.name, a]));
     expect(byName.get("kubelet")?.checksum).toEqual({
       kind: "file",
-      url: "https://dl.k8s.io/release/v1.36.5/bin/linux/amd64/kubelet.sha256",
+      url: "https://dl.k8s.io/release/v1.37.2/bin/linux/amd64/kubelet.sha256",
       format: "bare",
       entry: "kubelet",
     });
     expect(byName.get("etcd")?.checksum).toEqual({
       kind: "file",
-      url: "https://github.com/etcd-io/etcd/releases/download/v3.6.16/SHA256SUMS",
+      url: "https://github.com/etcd-io/etcd/releases/download/v3.7.3/SHA256SUMS",
       format: "sha256sum",
-      entry: "etcd-v3.6.16-linux-amd64.tar.gz",
+      entry: "etcd-v3.7.3-linux-amd64.tar.gz",
     });
     expect(byName.get("runc")?.checksum).toMatchObject({
       format: "sha256sum",
@@ -116,7 +116,7 @@ describe("artifact list", () => {
     const etcd = artifacts(config()).find((a) => a.name === "etcd") as Artifact;
     expect(defaultCacheDir({}, "/home/u")).toBe("/home/u/.cache/hardway/artifacts");
     expect(defaultCacheDir({ XDG_CACHE_HOME: "/x" }, "/home/u")).toBe("/x/hardway/artifacts");
-    expect(cachePath(etcd, "/c")).toBe("/c/etcd/3.6.16/amd64/etcd-v3.6.16-linux-amd64.tar.gz");
+    expect(cachePath(etcd, "/c")).toBe("/c/etcd/3.7.3/amd64/etcd-v3.7.3-linux-amd64.tar.gz");
   });
 });
 

@@ -2,12 +2,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
-import { parse } from "yaml";
+import { parse, stringify } from "yaml";
 import { bridgeConfList, renderBridgeConfList } from "../../components/kubernetes/cni";
 import {
   API_SHUTDOWN_DELAY_SECONDS,
   apiServerCommand,
   apiServerUnit,
+  EMULATED_LEADER_ELECTION,
   controllerManagerCommand,
   renderAuditPolicy,
   renderAuthenticationConfig,
@@ -33,7 +34,7 @@ import { renderEncryptionConfig } from "../../components/pki/encryption";
 import { renderKubeconfig } from "../../components/pki/kubeconfig";
 import { artifacts } from "../../components/kubernetes/artifacts";
 import { defaultVersions } from "../../components/config/defaults";
-import { containerdFromMirror } from "../e2e/mirror";
+import { containerdFromMirror, kubernetesBinaryFromMirror } from "../e2e/mirror";
 import { itIfAvailable, missingPrograms } from "../harness/prerequisites";
 import { config, plan, run } from "./fixtures";
 
@@ -201,6 +202,103 @@ describe("kube-controller-manager and kube-scheduler", () => {
       enableProfiling: false,
     });
   });
+});
+
+describe("leader election on emulated control nodes, read by the pinned binaries", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hw-leader-"));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const binary = (name: string) => kubernetesBinaryFromMirror(defaultVersions.kubernetes, name);
+  const missing = (name: string) => {
+    const found = binary(name);
+    return "missing" in found ? `kube ${name}: ${found.missing}` : undefined;
+  };
+  const pathOf = (name: string) => {
+    const found = binary(name);
+    return "path" in found ? found.path : name;
+  };
+
+  it("gives the leader minutes, not seconds, and keeps the defaults elsewhere", () => {
+    const f = flagMap(
+      controllerManagerCommand({ plan: p, leaderElection: EMULATED_LEADER_ELECTION }),
+    );
+    expect(f.get("leader-elect-renew-deadline")).toBe("40s");
+    expect(flagMap(controllerManagerCommand({ plan: p })).has("leader-elect-renew-deadline")).toBe(
+      false,
+    );
+    expect(doc(renderSchedulerConfiguration(EMULATED_LEADER_ELECTION)).leaderElection).toEqual({
+      leaderElect: true,
+      leaseDuration: "60s",
+      renewDeadline: "40s",
+      retryPeriod: "5s",
+    });
+  });
+
+  itIfAvailable(
+    missing("kube-scheduler"),
+    "kube-scheduler accepts the configuration (its own validation: renew deadline < lease)",
+    () => {
+      // Never dialled: --write-config-to exits once the configuration is loaded and validated.
+      const kubeconfig = path.join(dir, "scheduler.conf");
+      fs.writeFileSync(
+        kubeconfig,
+        stringify({
+          apiVersion: "v1",
+          kind: "Config",
+          clusters: [{ name: "c", cluster: { server: "https://127.0.0.1:1" } }],
+          users: [{ name: "u", user: { token: "unused" } }],
+          contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
+          "current-context": "c",
+        }),
+      );
+      const config = path.join(dir, "scheduler.yaml");
+      const written = path.join(dir, "effective.yaml");
+      const rendered = doc(renderSchedulerConfiguration(EMULATED_LEADER_ELECTION));
+      fs.writeFileSync(config, stringify({ ...rendered, clientConnection: { kubeconfig } }));
+      const result = spawnSync(
+        pathOf("kube-scheduler"),
+        ["--config", config, "--write-config-to", written],
+        { encoding: "utf8", timeout: 60_000 },
+      );
+      expect(result.stderr).not.toContain("command failed");
+      expect(result.status).toBe(0);
+      const effective = doc(fs.readFileSync(written, "utf8")) as {
+        leaderElection: Record<string, unknown>;
+      };
+      expect(effective.leaderElection).toMatchObject({
+        leaderElect: true,
+        leaseDuration: "1m0s",
+        renewDeadline: "40s",
+        retryPeriod: "5s",
+      });
+    },
+  );
+
+  itIfAvailable(
+    missing("kube-controller-manager"),
+    "kube-controller-manager parses every rendered flag, and refuses an unknown one",
+    () => {
+      const [bin, ...args] = controllerManagerCommand({
+        plan: p,
+        leaderElection: EMULATED_LEADER_ELECTION,
+      });
+      expect(bin).toBe("/usr/local/bin/kube-controller-manager");
+      const ok = spawnSync(pathOf("kube-controller-manager"), [...args, "--version"], {
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      expect(ok.stdout).toContain(`Kubernetes v${defaultVersions.kubernetes}`);
+      expect(ok.status).toBe(0);
+      const bad = spawnSync(
+        pathOf("kube-controller-manager"),
+        [...args, "--leader-elect-renew-deadline=soon", "--version"],
+        {
+          encoding: "utf8",
+          timeout: 60_000,
+        },
+      );
+      expect(bad.status).not.toBe(0);
+    },
+  );
 });
 
 interface AuditRule {

@@ -1,12 +1,14 @@
 /**
- * A real three-member etcd cluster, at the pinned version, started with the rendered command
- * lines. Each member lives in its own network namespace with the address plan's control IP,
+ * A real three-member etcd cluster started with the rendered command lines, first at the etcd
+ * the e2e run installs first (one minor below the pin), then rolled member by member to the
+ * pinned version, as the etcd step's update does: the cluster keeps its quorum and a key written
+ * before. Each member lives in its own network namespace with the address plan's control IP,
  * joined by veth pairs to a bridge in a fourth namespace, so the peer and client URLs are exactly
  * the production ones. The certificates come from the PKI's own code and follow
- * certificateSpecs. Then the members restart one at a time, as an update rolls them: the
- * cluster keeps its quorum and its data.
+ * certificateSpecs. Then, at the pinned version, the members restart one at a time again.
  *
- * etcd is the one the release mirror holds (built from its Go module by build-mirror.sh).
+ * Both etcds are the ones the release mirror holds (built from their Go modules by
+ * build-mirror.sh).
  */
 import { ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
@@ -18,7 +20,8 @@ import { EMULATED_ETCD_TIMING, etcdCommand, EtcdFiles } from "../../components/k
 import { CA_USAGES, certificateSpecs, CertSpec } from "../../components/pki/certificates";
 import { generateKey } from "../../components/pki/keys";
 import { issueCertificate } from "../../components/pki/x509";
-import { etcdFromMirror } from "../e2e/mirror";
+import { etcdMoveProblem } from "../../components/config/kubernetesSupport";
+import { UPGRADE_FROM, etcdFromMirror } from "../e2e/mirror";
 import { plan, which } from "./fixtures";
 import { describeIfAvailable } from "../harness/prerequisites";
 
@@ -31,6 +34,7 @@ const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "hw-etcd-"));
 const processes: ChildProcess[] = [];
 const namespaces: string[] = [];
 let etcdDir = "";
+let previousEtcdDir = "";
 
 function canRun(): string | undefined {
   if (process.getuid?.() !== 0) {
@@ -44,6 +48,11 @@ function canRun(): string | undefined {
     return `etcd ${defaultVersions.etcd}: ${etcd.missing}`;
   }
   etcdDir = etcd.dir;
+  const previous = etcdFromMirror(UPGRADE_FROM.etcd, workDir);
+  if ("missing" in previous) {
+    return `etcd ${UPGRADE_FROM.etcd}: ${previous.missing}`;
+  }
+  previousEtcdDir = previous.dir;
   return undefined;
 }
 const skipReason = canRun();
@@ -125,212 +134,252 @@ function etcdctl(ns: string, args: string[], withCert = true) {
   ]);
 }
 
-describeIfAvailable(skipReason, "a three-member etcd cluster from the rendered flags", () => {
-  beforeAll(async () => {
-    const specs = certificateSpecs(p).filter((s) => s.signer === "etcd-ca");
-    const caKey = generateKey("ecdsa-p256");
-    const caCert = await issueCertificate({
-      subject: { commonName: "etcd-ca" },
-      dnsNames: [],
-      ipAddresses: [],
-      usages: CA_USAGES,
-      isCa: true,
-      validityHours: 24,
-      privateKeyPem: caKey.privateKeyPem,
-    });
-    const ca: Pem = { cert: caCert.certPem, key: caKey.privateKeyPem };
-    const caFile = path.join(workDir, "etcd-ca.crt");
-    fs.writeFileSync(caFile, ca.cert);
-    const bySpec = async (id: string) => {
-      const spec = specs.find((s) => s.id === id);
-      if (spec === undefined) {
-        throw new Error(`no certificate spec ${id}`);
-      }
-      return write(id, await issue(spec, ca));
-    };
-    reissue = bySpec;
-    const client = await bySpec("etcd-healthcheck-client");
-    Object.assign(clientFiles, { ca: caFile, cert: client.cert, key: client.key });
-
-    namespaces.push(bridgeNs);
-    ip("netns", "add", bridgeNs);
-    ip("-n", bridgeNs, "link", "add", "br0", "type", "bridge");
-    ip("-n", bridgeNs, "link", "set", "br0", "up");
-    p.controls.forEach((member, i) => {
-      const ns = memberNs(i);
-      namespaces.push(ns);
-      ip("netns", "add", ns);
-      ip("-n", ns, "link", "set", "lo", "up");
-      ip(
-        "-n",
-        ns,
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        `m${i}`,
-        "netns",
-        bridgeNs,
-      );
-      ip("-n", ns, "addr", "add", `${member.ip}/${p.prefixLength}`, "dev", "eth0");
-      ip("-n", ns, "link", "set", "eth0", "up");
-      ip("-n", bridgeNs, "link", "set", `m${i}`, "master", "br0", "up");
-    });
-
-    for (const member of p.controls) {
-      const server = await bySpec(`etcd-server-${member.name}`);
-      const peer = await bySpec(`etcd-peer-${member.name}`);
-      const files: EtcdFiles = {
-        trustedCa: caFile,
-        cert: server.cert,
-        key: server.key,
-        peerCert: peer.cert,
-        peerKey: peer.key,
+describeIfAvailable(
+  skipReason,
+  `a three-member etcd cluster from the rendered flags, ${UPGRADE_FROM.etcd} then ${defaultVersions.etcd}`,
+  () => {
+    beforeAll(async () => {
+      const specs = certificateSpecs(p).filter((s) => s.signer === "etcd-ca");
+      const caKey = generateKey("ecdsa-p256");
+      const caCert = await issueCertificate({
+        subject: { commonName: "etcd-ca" },
+        dnsNames: [],
+        ipAddresses: [],
+        usages: CA_USAGES,
+        isCa: true,
+        validityHours: 24,
+        privateKeyPem: caKey.privateKeyPem,
+      });
+      const ca: Pem = { cert: caCert.certPem, key: caKey.privateKeyPem };
+      const caFile = path.join(workDir, "etcd-ca.crt");
+      fs.writeFileSync(caFile, ca.cert);
+      const bySpec = async (id: string) => {
+        const spec = specs.find((s) => s.id === id);
+        if (spec === undefined) {
+          throw new Error(`no certificate spec ${id}`);
+        }
+        return write(id, await issue(spec, ca));
       };
-      const dataDir = path.join(workDir, `data-${member.name}`);
-      fs.mkdirSync(dataDir, { mode: 0o700 });
-      commands.push(
-        etcdCommand({
-          member,
-          members: p.controls,
-          clusterToken: tag,
-          binary: path.join(etcdDir, "etcd"),
-          dataDir,
-          files,
-          // The timing emulated guests get: the real members must accept it and still elect,
-          // replicate and survive rolling restarts with it.
-          timing: EMULATED_ETCD_TIMING,
-        }),
+      reissue = bySpec;
+      const client = await bySpec("etcd-healthcheck-client");
+      Object.assign(clientFiles, { ca: caFile, cert: client.cert, key: client.key });
+
+      namespaces.push(bridgeNs);
+      ip("netns", "add", bridgeNs);
+      ip("-n", bridgeNs, "link", "add", "br0", "type", "bridge");
+      ip("-n", bridgeNs, "link", "set", "br0", "up");
+      p.controls.forEach((member, i) => {
+        const ns = memberNs(i);
+        namespaces.push(ns);
+        ip("netns", "add", ns);
+        ip("-n", ns, "link", "set", "lo", "up");
+        ip(
+          "-n",
+          ns,
+          "link",
+          "add",
+          "eth0",
+          "type",
+          "veth",
+          "peer",
+          "name",
+          `m${i}`,
+          "netns",
+          bridgeNs,
+        );
+        ip("-n", ns, "addr", "add", `${member.ip}/${p.prefixLength}`, "dev", "eth0");
+        ip("-n", ns, "link", "set", "eth0", "up");
+        ip("-n", bridgeNs, "link", "set", `m${i}`, "master", "br0", "up");
+      });
+
+      for (const member of p.controls) {
+        const server = await bySpec(`etcd-server-${member.name}`);
+        const peer = await bySpec(`etcd-peer-${member.name}`);
+        const files: EtcdFiles = {
+          trustedCa: caFile,
+          cert: server.cert,
+          key: server.key,
+          peerCert: peer.cert,
+          peerKey: peer.key,
+        };
+        const dataDir = path.join(workDir, `data-${member.name}`);
+        fs.mkdirSync(dataDir, { mode: 0o700 });
+        commandFor.push((dir) =>
+          etcdCommand({
+            member,
+            members: p.controls,
+            clusterToken: tag,
+            binary: path.join(dir, "etcd"),
+            dataDir,
+            files,
+            // The timing emulated guests get: the real members must accept it and still elect,
+            // replicate and survive rolling restarts with it.
+            timing: EMULATED_ETCD_TIMING,
+          }),
+        );
+        commands.push(commandFor[commandFor.length - 1](previousEtcdDir));
+      }
+      p.controls.forEach((_, i) => start(i));
+      await healthy(45_000);
+    }, 90000);
+
+    afterAll(() => {
+      cleanUp();
+      console.log(`etcd cluster test wall time: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    });
+
+    /** Each member's command line, for an etcd directory (the binary's version). */
+    const commandFor: ((etcdDir: string) => string[])[] = [];
+    const commands: string[][] = [];
+    const members: ChildProcess[] = [];
+    /** Issues the certificate again and writes it over the old one's files. */
+    let reissue: (id: string) => Promise<{ cert: string; key: string }>;
+    function start(i: number): void {
+      const log = fs.openSync(path.join(workDir, `${p.controls[i].name}.log`), "a");
+      const child = spawn("ip", ["netns", "exec", memberNs(i), ...commands[i]], {
+        stdio: ["ignore", log, log],
+      });
+      processes.push(child);
+      members[i] = child;
+    }
+
+    async function healthy(withinMs: number): Promise<void> {
+      const deadline = Date.now() + withinMs;
+      for (;;) {
+        const health = etcdctl(memberNs(0), ["endpoint", "health", "--cluster"]);
+        if (health.status === 0) {
+          break;
+        }
+        if (Date.now() > deadline) {
+          const logs = p.controls
+            .map(
+              (c) =>
+                `--- ${c.name}\n${fs.readFileSync(path.join(workDir, `${c.name}.log`), "utf8").slice(-2000)}`,
+            )
+            .join("\n");
+          throw new Error(
+            `etcd cluster did not become healthy in ${withinMs / 1000} s:\n${health.stderr}\n${logs}`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+
+    /** The version each member reports, from `etcdctl endpoint status`. */
+    function memberVersions(): string[] {
+      const status = etcdctl(memberNs(0), ["endpoint", "status", "--cluster", "-w", "json"]);
+      expect(status.status).toBe(0);
+      return (JSON.parse(status.stdout) as { Status: { version: string } }[]).map(
+        (m) => m.Status.version,
       );
     }
-    p.controls.forEach((_, i) => start(i));
-    await healthy(45_000);
-  }, 90000);
 
-  afterAll(() => {
-    cleanUp();
-    console.log(`etcd cluster test wall time: ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  });
-
-  const commands: string[][] = [];
-  const members: ChildProcess[] = [];
-  /** Issues the certificate again and writes it over the old one's files. */
-  let reissue: (id: string) => Promise<{ cert: string; key: string }>;
-  function start(i: number): void {
-    const log = fs.openSync(path.join(workDir, `${p.controls[i].name}.log`), "a");
-    const child = spawn("ip", ["netns", "exec", memberNs(i), ...commands[i]], {
-      stdio: ["ignore", log, log],
-    });
-    processes.push(child);
-    members[i] = child;
-  }
-
-  async function healthy(withinMs: number): Promise<void> {
-    const deadline = Date.now() + withinMs;
-    for (;;) {
-      const health = etcdctl(memberNs(0), ["endpoint", "health", "--cluster"]);
-      if (health.status === 0) {
-        break;
-      }
-      if (Date.now() > deadline) {
-        const logs = p.controls
-          .map(
-            (c) =>
-              `--- ${c.name}\n${fs.readFileSync(path.join(workDir, `${c.name}.log`), "utf8").slice(-2000)}`,
-          )
-          .join("\n");
-        throw new Error(
-          `etcd cluster did not become healthy in ${withinMs / 1000} s:\n${health.stderr}\n${logs}`,
+    it("upgrades a minor member by member, as the etcd step rolls, keeping quorum and data", async () => {
+      expect(etcdMoveProblem(UPGRADE_FROM.etcd, defaultVersions.etcd)).toBeUndefined();
+      expect(memberVersions()).toEqual([UPGRADE_FROM.etcd, UPGRADE_FROM.etcd, UPGRADE_FROM.etcd]);
+      const value = crypto.randomBytes(8).toString("hex");
+      expect(etcdctl(memberNs(0), ["put", "/hardway/upgrade", value]).status).toBe(0);
+      for (let i = 0; i < p.controls.length; i++) {
+        members[i].kill("SIGTERM");
+        await new Promise((resolve) => members[i].once("exit", resolve));
+        expect(etcdctl(memberNs((i + 1) % 3), ["put", `/hardway/upgrade-${i}`, "x"]).status).toBe(
+          0,
         );
+        commands[i] = commandFor[i](etcdDir);
+        start(i);
+        await healthy(30_000);
       }
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
+      expect(memberVersions()).toEqual([
+        defaultVersions.etcd,
+        defaultVersions.etcd,
+        defaultVersions.etcd,
+      ]);
+      const read = etcdctl(memberNs(2), ["get", "/hardway/upgrade", "--print-value-only"]);
+      expect(read.stdout.trim()).toBe(value);
+    }, 120_000);
 
-  it("reports every member healthy over TLS with the health-check client certificate", () => {
-    const health = etcdctl(memberNs(2), ["endpoint", "health", "--cluster"]);
-    expect(health.status).toBe(0);
-    const healthy = `${health.stdout}${health.stderr}`.match(/is healthy/g) ?? [];
-    expect(healthy).toHaveLength(p.controls.length);
-    const members = etcdctl(memberNs(1), ["member", "list", "--write-out=simple"]);
-    expect(members.status).toBe(0);
-    for (const c of p.controls) {
-      expect(members.stdout).toContain(`${c.name}, https://${c.ip}:2380, https://${c.ip}:2379`);
-    }
-  });
+    it("reports every member healthy over TLS with the health-check client certificate", () => {
+      const health = etcdctl(memberNs(2), ["endpoint", "health", "--cluster"]);
+      expect(health.status).toBe(0);
+      const healthy = `${health.stdout}${health.stderr}`.match(/is healthy/g) ?? [];
+      expect(healthy).toHaveLength(p.controls.length);
+      const members = etcdctl(memberNs(1), ["member", "list", "--write-out=simple"]);
+      expect(members.status).toBe(0);
+      for (const c of p.controls) {
+        expect(members.stdout).toContain(`${c.name}, https://${c.ip}:2380, https://${c.ip}:2379`);
+      }
+    });
 
-  it("replicates a write made through one member to a read through another", () => {
-    const value = crypto.randomBytes(8).toString("hex");
-    expect(etcdctl(memberNs(0), ["put", "/hardway/test", value]).status).toBe(0);
-    const read = inNs(memberNs(2), path.join(etcdDir, "etcdctl"), [
-      `--endpoints=https://${p.controls[2].ip}:2379`,
-      `--cacert=${clientFiles.ca}`,
-      `--cert=${clientFiles.cert}`,
-      `--key=${clientFiles.key}`,
-      "--consistency=l",
-      "get",
-      "/hardway/test",
-      "--print-value-only",
-    ]);
-    expect(read.status).toBe(0);
-    expect(read.stdout.trim()).toBe(value);
-  });
+    it("replicates a write made through one member to a read through another", () => {
+      const value = crypto.randomBytes(8).toString("hex");
+      expect(etcdctl(memberNs(0), ["put", "/hardway/test", value]).status).toBe(0);
+      const read = inNs(memberNs(2), path.join(etcdDir, "etcdctl"), [
+        `--endpoints=https://${p.controls[2].ip}:2379`,
+        `--cacert=${clientFiles.ca}`,
+        `--cert=${clientFiles.cert}`,
+        `--key=${clientFiles.key}`,
+        "--consistency=l",
+        "get",
+        "/hardway/test",
+        "--print-value-only",
+      ]);
+      expect(read.status).toBe(0);
+      expect(read.stdout.trim()).toBe(value);
+    });
 
-  it("answers on 127.0.0.1 inside a member, for local clients", () => {
-    const local = inNs(memberNs(1), path.join(etcdDir, "etcdctl"), [
-      "--endpoints=https://127.0.0.1:2379",
-      `--cacert=${clientFiles.ca}`,
-      `--cert=${clientFiles.cert}`,
-      `--key=${clientFiles.key}`,
-      "endpoint",
-      "health",
-    ]);
-    expect(`${local.stdout}${local.stderr}`).toContain("is healthy");
-  });
+    it("answers on 127.0.0.1 inside a member, for local clients", () => {
+      const local = inNs(memberNs(1), path.join(etcdDir, "etcdctl"), [
+        "--endpoints=https://127.0.0.1:2379",
+        `--cacert=${clientFiles.ca}`,
+        `--cert=${clientFiles.cert}`,
+        `--key=${clientFiles.key}`,
+        "endpoint",
+        "health",
+      ]);
+      expect(`${local.stdout}${local.stderr}`).toContain("is healthy");
+    });
 
-  it("keeps its quorum and its data while the members restart one at a time", async () => {
-    const value = crypto.randomBytes(8).toString("hex");
-    expect(etcdctl(memberNs(0), ["put", "/hardway/rolling", value]).status).toBe(0);
-    for (let i = 0; i < p.controls.length; i++) {
-      members[i].kill("SIGTERM");
-      await new Promise((resolve) => members[i].once("exit", resolve));
-      // The other two still form a quorum: writes go on while this member is down.
-      expect(etcdctl(memberNs((i + 1) % 3), ["put", `/hardway/during-${i}`, "x"]).status).toBe(0);
-      start(i);
-      await healthy(30_000);
-    }
-    const read = etcdctl(memberNs(1), ["get", "/hardway/rolling", "--print-value-only"]);
-    expect(read.stdout.trim()).toBe(value);
-  }, 120_000);
+    it("keeps its quorum and its data while the members restart one at a time", async () => {
+      const value = crypto.randomBytes(8).toString("hex");
+      expect(etcdctl(memberNs(0), ["put", "/hardway/rolling", value]).status).toBe(0);
+      for (let i = 0; i < p.controls.length; i++) {
+        members[i].kill("SIGTERM");
+        await new Promise((resolve) => members[i].once("exit", resolve));
+        // The other two still form a quorum: writes go on while this member is down.
+        expect(etcdctl(memberNs((i + 1) % 3), ["put", `/hardway/during-${i}`, "x"]).status).toBe(0);
+        start(i);
+        await healthy(30_000);
+      }
+      const read = etcdctl(memberNs(1), ["get", "/hardway/rolling", "--print-value-only"]);
+      expect(read.stdout.trim()).toBe(value);
+    }, 120_000);
 
-  it("refuses a client without a certificate", () => {
-    const anonymous = etcdctl(memberNs(0), ["get", "/hardway/test"], false);
-    expect(anonymous.status).not.toBe(0);
-    expect(anonymous.stdout).not.toContain("/hardway/test");
-  });
+    it("refuses a client without a certificate", () => {
+      const anonymous = etcdctl(memberNs(0), ["get", "/hardway/test"], false);
+      expect(anonymous.status).not.toBe(0);
+      expect(anonymous.stdout).not.toContain("/hardway/test");
+    });
 
-  it("serves a renewed certificate from its next handshake on, without a restart", async () => {
-    // What an update that only renews certificates relies on (node-step.sh --no-restart).
-    const member = members[1];
-    const renewed = await reissue(`etcd-server-${p.controls[1].name}`);
-    const base64 = (pem: string) =>
-      (/-----BEGIN CERTIFICATE-----([^-]+)-----END/.exec(pem)?.[1] ?? "").replace(/\s/g, "");
-    const served = inNs(memberNs(0), "openssl", [
-      "s_client",
-      "-connect",
-      `${p.controls[1].ip}:2379`,
-      "-CAfile",
-      clientFiles.ca,
-      "-cert",
-      clientFiles.cert,
-      "-key",
-      clientFiles.key,
-    ]);
-    expect(base64(served.stdout)).toBe(base64(fs.readFileSync(renewed.cert, "utf8")));
-    expect(member.exitCode).toBeNull();
-    expect(etcdctl(memberNs(1), ["endpoint", "health", "--cluster"]).status).toBe(0);
-  });
-});
+    it("serves a renewed certificate from its next handshake on, without a restart", async () => {
+      // What an update that only renews certificates relies on (node-step.sh --no-restart).
+      const member = members[1];
+      const renewed = await reissue(`etcd-server-${p.controls[1].name}`);
+      const base64 = (pem: string) =>
+        (/-----BEGIN CERTIFICATE-----([^-]+)-----END/.exec(pem)?.[1] ?? "").replace(/\s/g, "");
+      const served = inNs(memberNs(0), "openssl", [
+        "s_client",
+        "-connect",
+        `${p.controls[1].ip}:2379`,
+        "-CAfile",
+        clientFiles.ca,
+        "-cert",
+        clientFiles.cert,
+        "-key",
+        clientFiles.key,
+      ]);
+      expect(base64(served.stdout)).toBe(base64(fs.readFileSync(renewed.cert, "utf8")));
+      expect(member.exitCode).toBeNull();
+      expect(etcdctl(memberNs(1), ["endpoint", "health", "--cluster"]).status).toBe(0);
+    });
+  },
+);

@@ -1,0 +1,187 @@
+/**
+ * NodeDrain: moves the pods off a node before an upgrade that may not keep them running, and
+ * lets them back afterwards. Upstream upgrades a kubelet in place only within a minor; across
+ * minors (or to another container runtime) the node is drained first. Each kubelet node gets two
+ * of these around its steps (runtime, kubelet, kube-proxy): a `drain` before, an `uncordon`
+ * after. kubectl runs on the first control node with its admin.conf. Their life cycle:
+ *
+ *   create   nothing: a new node has no pods to move.
+ *   update   only when `disruption` changed (the Kubernetes minor, the runtime): `drain` cordons
+ *            the node and evicts its pods through the eviction API (DaemonSet pods stay), waiting
+ *            while a PodDisruptionBudget refuses; past its timeout it fails, naming the pods that
+ *            are still there, and deletes nothing. `uncordon` waits until the node is Ready
+ *            again, then makes it schedulable. Any other change (a new host key) only records.
+ *   delete   nothing.
+ *
+ * A failed `up` leaves the node cordoned; the next `up` finishes the steps and then uncordons.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { NODE_PATHS } from "../kubernetes/paths";
+import { NodeAddress } from "../network/addressPlan";
+import { ClusterNodes } from "./nodeStep";
+import { shellCommand } from "./shell";
+import { SshTarget, withSsh } from "./ssh";
+
+export type DrainVerb = "drain" | "uncordon";
+
+export interface NodeDrainState {
+  readonly verb: DrainVerb;
+  /** The node drained (its Node object's name). */
+  readonly node: string;
+  /** What, when it changes, makes the node's update disruptive. */
+  readonly disruption: Readonly<Record<string, string>>;
+  /** Where kubectl runs: a control node with admin.conf. */
+  readonly via: SshTarget;
+  readonly kubeconfig: string;
+  readonly timeoutSeconds: number;
+}
+
+/** The kubectl command lines each verb runs on the control node; no secrets. Pure. */
+export function drainCommands(
+  state: Pick<NodeDrainState, "verb" | "node" | "kubeconfig" | "timeoutSeconds">,
+): string[] {
+  const kubectl = ["sudo", "kubectl", "--kubeconfig", state.kubeconfig];
+  const exists = `${shellCommand([...kubectl, "get", "node", state.node])} >/dev/null 2>&1`;
+  if (state.verb === "drain") {
+    return [
+      `if ${exists}; then ${shellCommand([
+        ...kubectl,
+        "drain",
+        state.node,
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        `--timeout=${state.timeoutSeconds}s`,
+      ])}; else echo "node ${state.node} is not registered: nothing to drain"; fi`,
+    ];
+  }
+  return [
+    shellCommand([
+      ...kubectl,
+      "wait",
+      "--for=condition=Ready",
+      `node/${state.node}`,
+      `--timeout=${state.timeoutSeconds}s`,
+    ]),
+    shellCommand([...kubectl, "uncordon", state.node]),
+  ];
+}
+
+/**
+ * What a failed drain could not move, from kubectl's output: pods a PodDisruptionBudget kept,
+ * and pods no controller would re-create (kubectl deletes those only with --force, which would
+ * lose them). Pure.
+ */
+export function drainFailure(node: string, output: string): string {
+  const kept = new Set<string>();
+  for (const match of output.matchAll(/pods\/"([^"]+)" -n "([^"]+)"/g)) {
+    kept.add(`${match[2]}/${match[1]}`);
+  }
+  const uncontrolled = /cannot delete Pods that declare no controller[^:]*: ([^\n]+)/.exec(output);
+  const parts: string[] = [];
+  if (kept.size > 0) {
+    parts.push(
+      `the eviction of ${[...kept].sort().join(", ")} was refused until the timeout (a PodDisruptionBudget allows no disruption now); make room for them elsewhere or relax the budget, then run pulumi up again`,
+    );
+  }
+  if (uncontrolled) {
+    const pods = uncontrolled[1].replace(/, continuing command\.\.\.$/, "").trim();
+    parts.push(
+      `${pods} belong to no controller, so nothing would re-create them elsewhere; delete them or run them from a Deployment, then run pulumi up again`,
+    );
+  }
+  return parts.length > 0
+    ? `cannot drain ${node}: ${parts.join("; ")}`
+    : `cannot drain ${node}: ${output.trim().split("\n").slice(-10).join("\n")}`;
+}
+
+/** Whether an update must act: the disruption changed. Pure. */
+export function disruptionChanged(olds: NodeDrainState, news: NodeDrainState): boolean {
+  return JSON.stringify(olds.disruption) !== JSON.stringify(news.disruption);
+}
+
+export const nodeDrainProvider: pulumi.dynamic.ResourceProvider<NodeDrainState, NodeDrainState> = {
+  create(inputs) {
+    return Promise.resolve({ id: `${inputs.verb}@${inputs.node}`, outs: inputs });
+  },
+
+  diff(_id, olds, news) {
+    return Promise.resolve({
+      changes: JSON.stringify(olds) !== JSON.stringify(news),
+      replaces: olds.verb !== news.verb || olds.node !== news.node ? ["verb"] : [],
+      deleteBeforeReplace: true,
+    });
+  },
+
+  async update(_id, olds, news) {
+    if (disruptionChanged(olds, news)) {
+      await withSsh(news.via, async (session) => {
+        for (const command of drainCommands(news)) {
+          const result = await session.run(command, undefined, news.timeoutSeconds + 60);
+          if (result.code !== 0) {
+            const output = `${result.stdout}\n${result.stderr}`;
+            throw new Error(
+              news.verb === "drain"
+                ? drainFailure(news.node, output)
+                : `cannot uncordon ${news.node}: ${output.trim().split("\n").slice(-10).join("\n")}`,
+            );
+          }
+        }
+      });
+    }
+    return { outs: news };
+  },
+
+  delete() {
+    // Nothing: the node's own steps and VM go with their resources.
+    return Promise.resolve();
+  },
+};
+
+export interface NodeDrainArgs {
+  readonly verb: DrainVerb;
+  readonly node: NodeAddress;
+  /** What, when it changes, makes the node's update disruptive (e.g. the Kubernetes minor). */
+  readonly disruption: Readonly<Record<string, string>>;
+  /** The cluster's VMs: kubectl runs on `via`. */
+  readonly nodes: ClusterNodes;
+  readonly via: NodeAddress;
+  /**
+   * Seconds the drain waits for evictions, and the uncordon for the node to be Ready.
+   * @default 600
+   */
+  readonly timeoutSeconds?: number;
+}
+
+export class NodeDrain extends pulumi.dynamic.Resource {
+  constructor(name: string, args: NodeDrainArgs, opts?: pulumi.CustomResourceOptions) {
+    const host = args.nodes.hosts[args.via.name];
+    if (host === undefined) {
+      throw new Error(`no VM is known for ${args.via.name}, where kubectl runs to drain nodes`);
+    }
+    const inputs: { [K in keyof NodeDrainState]: pulumi.Input<NodeDrainState[K]> } = {
+      verb: args.verb,
+      node: args.node.name,
+      disruption: args.disruption,
+      via: pulumi.secret(
+        pulumi
+          .all([args.nodes.connection.privateKey, host.hostKey])
+          .apply(([privateKey, hostKey]) => ({
+            host: args.via.ip,
+            user: args.nodes.connection.user,
+            privateKey,
+            hostKey: hostKey.trim(),
+          })),
+      ),
+      kubeconfig: NODE_PATHS.kubeconfigs.admin,
+      timeoutSeconds: args.timeoutSeconds ?? 600,
+    };
+    super(
+      nodeDrainProvider,
+      name,
+      inputs,
+      { ...opts, additionalSecretOutputs: ["via"] },
+      "cluster",
+      "NodeDrain",
+    );
+  }
+}

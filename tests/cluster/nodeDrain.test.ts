@@ -1,0 +1,91 @@
+/**
+ * NodeDrain's decisions and messages: which kubectl lines each verb runs on the control node, when
+ * an update acts, and what a failed drain tells the user, from kubectl's own output (the lines
+ * k8s.io/kubectl v0.37.2 pkg/drain prints).
+ */
+import {
+  NodeDrainState,
+  disruptionChanged,
+  drainCommands,
+  drainFailure,
+  nodeDrainProvider,
+} from "../../components/cluster/nodeDrain";
+
+const state: NodeDrainState = {
+  verb: "drain",
+  node: "worker1",
+  disruption: { kubernetes: "1.36", runtime: "containerd" },
+  via: { host: "192.168.234.11", user: "ubuntu", privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" },
+  kubeconfig: "/etc/kubernetes/admin.conf",
+  timeoutSeconds: 600,
+};
+
+describe("NodeDrain", () => {
+  it("drains a registered node, keeping DaemonSet pods and moving emptyDir ones, never forcing", () => {
+    const [command] = drainCommands(state);
+    expect(command).toContain(
+      "sudo kubectl --kubeconfig /etc/kubernetes/admin.conf drain worker1 --ignore-daemonsets --delete-emptydir-data --timeout=600s",
+    );
+    expect(command).not.toContain("--force");
+    expect(command).toMatch(/^if sudo kubectl .* get node worker1 >\/dev\/null 2>&1; then /);
+    expect(command).toContain("nothing to drain");
+  });
+
+  it("uncordons only once the node is Ready again", () => {
+    expect(drainCommands({ ...state, verb: "uncordon" })).toEqual([
+      "sudo kubectl --kubeconfig /etc/kubernetes/admin.conf wait --for=condition=Ready node/worker1 --timeout=600s",
+      "sudo kubectl --kubeconfig /etc/kubernetes/admin.conf uncordon worker1",
+    ]);
+  });
+
+  it("acts only when the disruption changed: a new minor or runtime, not a new host key", () => {
+    expect(
+      disruptionChanged(state, {
+        ...state,
+        disruption: { ...state.disruption, kubernetes: "1.37" },
+      }),
+    ).toBe(true);
+    expect(
+      disruptionChanged(state, { ...state, disruption: { ...state.disruption, runtime: "cri-o" } }),
+    ).toBe(true);
+    expect(
+      disruptionChanged(state, { ...state, via: { ...state.via, hostKey: "ssh-ed25519 BBBB" } }),
+    ).toBe(false);
+  });
+
+  it("does nothing on create, and updates in place", async () => {
+    expect(await nodeDrainProvider.create(state)).toEqual({ id: "drain@worker1", outs: state });
+    const diff = await nodeDrainProvider.diff!("drain@worker1", state, {
+      ...state,
+      disruption: { kubernetes: "1.37", runtime: "containerd" },
+    });
+    expect(diff).toMatchObject({ changes: true, replaces: [] });
+  });
+
+  it("names the pods a PodDisruptionBudget kept, after the timeout", () => {
+    const output = [
+      "evicting pod default/web-7d4b9c-abcde",
+      'error when evicting pods/"web-7d4b9c-abcde" -n "default" (will retry after 5s): Cannot evict pod as it would violate the pod\'s disruption budget.',
+      'error when evicting pods/"web-7d4b9c-abcde" -n "default" (will retry after 5s): Cannot evict pod as it would violate the pod\'s disruption budget.',
+      'There are pending pods in node "worker1" when an error occurred: error when evicting pods/"web-7d4b9c-abcde" -n "default": global timeout reached: 10m0s',
+      'error: unable to drain node "worker1" due to error: error when evicting pods/"web-7d4b9c-abcde" -n "default": global timeout reached: 10m0s, continuing command...',
+    ].join("\n");
+    expect(drainFailure("worker1", output)).toBe(
+      "cannot drain worker1: the eviction of default/web-7d4b9c-abcde was refused until the timeout (a PodDisruptionBudget allows no disruption now); make room for them elsewhere or relax the budget, then run pulumi up again",
+    );
+  });
+
+  it("names the pods no controller would re-create, which it does not delete", () => {
+    const output =
+      'error: unable to drain node "worker1" due to error: cannot delete Pods that declare no controller (use --force to override): default/echo, default/debug, continuing command...\nThere are pending nodes to be drained:\n worker1\n';
+    expect(drainFailure("worker1", output)).toBe(
+      "cannot drain worker1: default/echo, default/debug belong to no controller, so nothing would re-create them elsewhere; delete them or run them from a Deployment, then run pulumi up again",
+    );
+  });
+
+  it("passes any other failure on as kubectl said it", () => {
+    expect(
+      drainFailure("worker1", 'error: the server doesn\'t have a resource type "nodes"\n'),
+    ).toBe('cannot drain worker1: error: the server doesn\'t have a resource type "nodes"');
+  });
+});

@@ -4,7 +4,11 @@
 # beside this script), and systemd units.
 #
 # apply converges: a binary or file is written only when it differs, and a unit restarts only
-# when something of its step changed or it is not running. Running it again changes nothing.
+# when something of its step changed or it is not running. "Changed" is judged by content, not
+# by who wrote it: a file two steps install (the service-account key: the API server's and the
+# controller manager's) that the other step already rewrote still restarts this step's daemon,
+# since the step's files differ from those its units last started with. Running it again
+# changes nothing.
 # It never deletes state: an update is applied in place. For every unit it (re)started it prints
 #  hardway-step: restarted <unit>    (it was running: the caller may wait until it is ready)
 #  hardway-step: started <unit>      (it was not running)
@@ -110,6 +114,9 @@ binaries_list="$binaries_dir/$step.list"
 # Which staged file (by size and mtime) each binary was last taken from: an unchanged release
 # file is not unpacked again, which under emulation saves a minute per step.
 binaries_sources="$binaries_dir/$step.sources"
+# The fingerprint of what the step's units last (re)started with (see started_with).
+started_file="$binaries_dir/$step.started"
+files_manifest="$root/var/lib/hardway/files/$step.list"
 
 # systemctl gives up on PID 1 after 25 s by default ("Failed to enable unit: Connection timed
 # out"). On a loaded emulated VM, with several steps reloading systemd at once, PID 1 can take
@@ -172,7 +179,7 @@ if [[ "$verb" == "remove" ]]; then
     done <"$binaries_list"
     rm -f -- "$binaries_list"
   fi
-  rm -f -- "$binaries_sources"
+  rm -f -- "$binaries_sources" "$started_file"
   for dir in "${state_dirs[@]}"; do
     rm -rf --one-file-system -- "$root$dir"
   done
@@ -183,6 +190,32 @@ fi
 changed=0
 work="$(mktemp -d)"
 trap 'rm -rf -- "$work"' EXIT
+
+# Each archive is unpacked once, with every member this step takes from it, into a directory of
+# its own ($unpacked): gunzip is slow on an emulated VM, and the CNI plugins' archive used to be
+# read once per plugin.
+unpacked_archives=()
+unpacked=""
+unpack() {
+  local archive="$1" j wanted=()
+  for j in "${!unpacked_archives[@]}"; do
+    if [[ "${unpacked_archives[$j]}" == "$archive" ]]; then
+      unpacked="$work/archive-$j"
+      return 0
+    fi
+  done
+  unpacked="$work/archive-${#unpacked_archives[@]}"
+  unpacked_archives+=("$archive")
+  for j in "${!staged[@]}"; do
+    if [[ "${staged[$j]}" == "$archive" && "${kinds[$j]}" == "tar.gz" ]]; then
+      wanted+=("${members[$j]}")
+    fi
+  done
+  mkdir -p -- "$unpacked"
+  tar -xzf "$archive" -C "$unpacked" -- "${wanted[@]}" ||
+    die "${wanted[*]}: not all of them are in $archive"
+}
+
 sources=()
 for i in "${!dests[@]}"; do
   [[ -f "${staged[$i]}" ]] || die "${staged[$i]} is missing: the host copies release files before this step"
@@ -193,9 +226,8 @@ for i in "${!dests[@]}"; do
   fi
   source_file="${staged[$i]}"
   if [[ "${kinds[$i]}" == "tar.gz" ]]; then
-    tar -xzf "${staged[$i]}" -C "$work" -- "${members[$i]}" ||
-      die "${members[$i]} is not in ${staged[$i]}"
-    source_file="$work/${members[$i]}"
+    unpack "${staged[$i]}"
+    source_file="$unpacked/${members[$i]}"
   fi
   target="$root${dests[$i]}"
   if [[ -f "$target" ]] && cmp -s -- "$source_file" "$target"; then
@@ -240,6 +272,29 @@ if ((files_changed > 0)); then
   after_files_hook
 fi
 
+# What the units run with: the content and mode of each of the step's files that restart it
+# (not the --no-restart ones) and the release file each binary came from, as one sha256.
+started_with() {
+  local path
+  {
+    if [[ -f "$files_manifest" ]]; then
+      while IFS= read -r path; do
+        if [[ -z "$path" ]] || ! restarts_for "$path"; then
+          continue
+        fi
+        printf '%s %s %s\n' "$path" "$(stat -c '%a' -- "$root$path" 2>/dev/null || echo -)" \
+          "$(sha256sum <"$root$path" 2>/dev/null | cut -c1-64 || echo -)"
+      done < <(sort -- "$files_manifest")
+    fi
+    cat -- "$binaries_sources" 2>/dev/null || true
+  } | sha256sum | cut -c1-64
+}
+fingerprint="$(started_with)"
+# A node whose step ran before fingerprints were recorded has none: only what was written counts.
+if [[ -f "$started_file" && "$(<"$started_file")" != "$fingerprint" ]]; then
+  changed=$((changed + 1))
+fi
+
 systemd daemon-reload
 for unit in "${units[@]}"; do
   systemd enable --quiet "$unit"
@@ -259,3 +314,4 @@ for unit in "${units[@]}"; do
     echo "hardway-step: started $unit"
   fi
 done
+printf '%s\n' "$fingerprint" >"$started_file"

@@ -141,6 +141,46 @@ describeIfAvailable(skip, "node-step.sh on a node (mount namespace)", () => {
     expect(unit).toContain("hardway-step: restarted etcd.service");
   });
 
+  it("restarts a daemon whose file another step rewrote first (the service-account key)", () => {
+    const saKey = (key: string, unit: string) =>
+      fileBundle([
+        { path: "/etc/kubernetes/pki/sa.key", mode: "0600", content: key },
+        { path: `/etc/systemd/system/${unit}.service`, mode: "0644", content: "[Unit]\n" },
+      ]).stdin;
+    const bundles = Object.fromEntries(
+      ["kube-apiserver", "kube-controller-manager"].flatMap((unit) =>
+        ["old", "new"].map((key) => {
+          const file = path.join(work, `sa-${unit}-${key}`);
+          fs.writeFileSync(file, saKey(`${key} key\n`, unit));
+          return [`${unit}-${key}`, file];
+        }),
+      ),
+    );
+    const apply = (unit: string, key: string) =>
+      `${step("apply", unit, `--unit ${unit}.service`)} <${bundles[`${unit}-${key}`]}`;
+    const result = inNamespace(
+      [
+        apply("kube-apiserver", "old"),
+        apply("kube-controller-manager", "old"),
+        "echo ---",
+        // A new key: the API server's step writes it first...
+        apply("kube-apiserver", "new"),
+        "echo ---",
+        // ...so the controller manager's step finds the file already right, writes nothing,
+        // and must still restart its daemon, which holds the old key.
+        apply("kube-controller-manager", "new"),
+        "echo ---",
+        apply("kube-controller-manager", "new"),
+      ].join("\n"),
+    );
+    expect(result.status).toBe(0);
+    const [, api, controller, again] = result.output.split("---\n");
+    expect(api).toContain("hardway-step: restarted kube-apiserver.service");
+    expect(controller).not.toContain("changed /etc/kubernetes/pki/sa.key");
+    expect(controller).toContain("hardway-step: restarted kube-controller-manager.service");
+    expect(again).not.toContain("hardway-step:");
+  });
+
   it("removes the step without --root: unmounts below its state dir, keeps the data behind, keeps a shared binary", () => {
     const nfs = path.join(work, "nfs-volume");
     fs.mkdirSync(nfs, { recursive: true });

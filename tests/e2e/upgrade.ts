@@ -215,6 +215,12 @@ export async function minorUpgrade(
   if (value !== written) {
     problems.push("the etcd key was LOST");
   }
+  // The drained pods come back once their nodes are schedulable again.
+  await cluster.kubectl(
+    ["rollout", "status", "deployment/echo", "deployment/client", "--timeout=600s"],
+    undefined,
+    660_000,
+  );
   const echoAfter = await podOf(cluster, "echo");
   if (echoAfter === undefined) {
     problems.push("the echo Deployment has no Running pod");

@@ -31,6 +31,8 @@ export interface ApiLoadBalancerArgs {
    * @default 5
    */
   readonly healthIntervalSeconds?: number;
+  /** Seconds ldirectord's check of an API server may take (LdirectordArgs). @default 10 */
+  readonly checkTimeoutSeconds?: number;
 }
 
 export class ApiLoadBalancer extends pulumi.ComponentResource {
@@ -49,7 +51,10 @@ export class ApiLoadBalancer extends pulumi.ComponentResource {
         targets: [
           targetFor(args.nodes, plan.gateway, [
             textFile(GATEWAY_CA_PATH, pki.cas["kubernetes-ca"].certPem),
-            textFile(NODE_PATHS.ldirectordConfig, ldirectordConfig({ plan })),
+            textFile(
+              NODE_PATHS.ldirectordConfig,
+              ldirectordConfig({ plan, checkTimeout: args.checkTimeoutSeconds }),
+            ),
           ]),
         ],
         afterFiles: "update-ca-certificates",

@@ -44,6 +44,8 @@ export interface ControlPlaneArgs {
   readonly leaderElection?: LeaderElectionTiming;
   /** kube-apiserver's `--request-timeout` (ApiServerArgs). @default the server's own */
   readonly apiRequestTimeoutSeconds?: number;
+  /** kube-apiserver's etcd check timeouts (ApiServerArgs). @default the server's own */
+  readonly etcdCheckTimeoutSeconds?: number;
 }
 
 /** Seconds between api-ready.sh's /readyz probes; it probes for API_START_TIMEOUT_SECONDS. */
@@ -92,6 +94,7 @@ export class ControlPlane extends pulumi.ComponentResource {
                 plan,
                 node,
                 requestTimeoutSeconds: args.apiRequestTimeoutSeconds,
+                etcdCheckTimeoutSeconds: args.etcdCheckTimeoutSeconds,
               }),
             ),
           ]),

@@ -20,11 +20,13 @@ import { minorOf } from "../config/kubernetesSupport";
 import { artifacts, nodeArtifacts } from "../kubernetes/artifacts";
 import {
   EMULATED_API_REQUEST_TIMEOUT_SECONDS,
+  EMULATED_ETCD_CHECK_TIMEOUT_SECONDS,
   EMULATED_LEADER_ELECTION,
 } from "../kubernetes/controlPlane";
 import { EMULATED_ETCD_TIMING } from "../kubernetes/etcd";
 import { AddressPlan } from "../network/addressPlan";
 import { ApiLoadBalancer } from "./apiLoadBalancer";
+import { EMULATED_CHECK_TIMEOUT_SECONDS } from "../kubernetes/loadBalancer";
 import { ArtifactCache } from "./artifactCache";
 import { ControlPlane } from "./controlPlane";
 import { Etcd } from "./etcd";
@@ -137,12 +139,20 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         clusterName: args.clusterName,
         apiRequestTimeoutSeconds: args.emulated ? EMULATED_API_REQUEST_TIMEOUT_SECONDS : undefined,
         leaderElection: args.emulated ? EMULATED_LEADER_ELECTION : undefined,
+        etcdCheckTimeoutSeconds: args.emulated ? EMULATED_ETCD_CHECK_TIMEOUT_SECONDS : undefined,
       },
       parent,
     );
     this.apiLoadBalancer = new ApiLoadBalancer(
       `${name}-api`,
-      { plan, pki, nodes, apiServers: this.controlPlane.apiServers },
+      {
+        plan,
+        pki,
+        nodes,
+        apiServers: this.controlPlane.apiServers,
+        // The probe is an HTTPS request from a one-vCPU emulated gateway to a loaded guest.
+        checkTimeoutSeconds: args.emulated ? EMULATED_CHECK_TIMEOUT_SECONDS : undefined,
+      },
       parent,
     );
     this.apiHealth = this.apiLoadBalancer.health;

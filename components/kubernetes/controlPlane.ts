@@ -31,6 +31,11 @@ export interface ApiServerArgs {
    * @default the server's own, 60 s
    */
   readonly requestTimeoutSeconds?: number;
+  /**
+   * Seconds the server's etcd health and readiness checks (/livez, /readyz) may take.
+   * @default the server's own, 2 s
+   */
+  readonly etcdCheckTimeoutSeconds?: number;
 }
 
 /**
@@ -41,6 +46,14 @@ export interface ApiServerArgs {
  * request timeout there (ClusterProviderArgs.requestTimeoutSeconds).
  */
 export const EMULATED_API_REQUEST_TIMEOUT_SECONDS = 300;
+
+/**
+ * `--etcd-healthcheck-timeout` and `--etcd-readycheck-timeout` on emulated (TCG) control nodes.
+ * With the default 2 s, a loaded guest's etcd answered the check too late now and then: /readyz
+ * failed ("[-]etcd-readiness failed"), ldirectord took the only API server out of the VIP, and
+ * clients were refused for minutes while nothing was wrong but the load.
+ */
+export const EMULATED_ETCD_CHECK_TIMEOUT_SECONDS = 10;
 
 /** How long a leader's lease lasts, how long it may take to renew it, how often to retry. */
 export interface LeaderElectionTiming {
@@ -125,6 +138,10 @@ export function apiServerCommand(args: ApiServerArgs): string[] {
       "shutdown-delay-duration": `${API_SHUTDOWN_DELAY_SECONDS}s`,
       "request-timeout":
         args.requestTimeoutSeconds === undefined ? undefined : `${args.requestTimeoutSeconds}s`,
+      "etcd-healthcheck-timeout":
+        args.etcdCheckTimeoutSeconds === undefined ? undefined : `${args.etcdCheckTimeoutSeconds}s`,
+      "etcd-readycheck-timeout":
+        args.etcdCheckTimeoutSeconds === undefined ? undefined : `${args.etcdCheckTimeoutSeconds}s`,
       v: 2,
     }),
   ];

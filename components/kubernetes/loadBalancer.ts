@@ -8,6 +8,9 @@
  */
 import { AddressPlan } from "../network/addressPlan";
 
+/** ldirectord's check timeout on emulated (TCG) VMs: TLS from a one-vCPU emulated gateway. */
+export const EMULATED_CHECK_TIMEOUT_SECONDS = 20;
+
 export interface LdirectordArgs {
   readonly plan: AddressPlan;
   /** Seconds between health checks. @default 2 */

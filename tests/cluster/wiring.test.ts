@@ -132,7 +132,7 @@ describe("ordering", () => {
     expect(unit("crio")).toContain("--election-timeout=5000");
   });
 
-  it("gives the API servers a 300 s request timeout only when the VMs are emulated", () => {
+  it("gives the API servers, their etcd checks and ldirectord longer timeouts only when the VMs are emulated", () => {
     const unit = (prefix: string) =>
       bundle(named(`${prefix}-control-kube-apiserver`), "control0").find(
         (f) => f.path === "/etc/systemd/system/kube-apiserver.service",
@@ -140,6 +140,16 @@ describe("ordering", () => {
     expect(unit("std")).toContain("--secure-port=6443");
     expect(unit("std")).not.toContain("--request-timeout");
     expect(unit("crio")).toContain("--request-timeout=300s");
+    // etcd's answer to /readyz's check may take longer than 2 s on a loaded emulated guest.
+    expect(unit("std")).not.toContain("--etcd-readycheck-timeout");
+    expect(unit("crio")).toContain("--etcd-readycheck-timeout=10s");
+    expect(unit("crio")).toContain("--etcd-healthcheck-timeout=10s");
+    const ldirectord = (prefix: string) =>
+      bundle(named(`${prefix}-api-ldirectord`), "gateway").find(
+        (f) => f.path === "/etc/ha.d/ldirectord.cf",
+      )?.content ?? "";
+    expect(ldirectord("std")).toContain("checktimeout=10\n");
+    expect(ldirectord("crio")).toContain("checktimeout=20\n");
   });
 
   it("gives the controller managers and schedulers long leader leases only when the VMs are emulated", () => {

@@ -8,6 +8,8 @@ import {
   API_SHUTDOWN_DELAY_SECONDS,
   apiServerCommand,
   apiServerUnit,
+  EMULATED_API_REQUEST_TIMEOUT_SECONDS,
+  EMULATED_ETCD_CHECK_TIMEOUT_SECONDS,
   EMULATED_LEADER_ELECTION,
   controllerManagerCommand,
   renderAuditPolicy,
@@ -204,7 +206,7 @@ describe("kube-controller-manager and kube-scheduler", () => {
   });
 });
 
-describe("leader election on emulated control nodes, read by the pinned binaries", () => {
+describe("emulated control nodes' timings, read by the pinned binaries", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hw-leader-"));
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
   const binary = (name: string) => kubernetesBinaryFromMirror(defaultVersions.kubernetes, name);
@@ -270,6 +272,28 @@ describe("leader election on emulated control nodes, read by the pinned binaries
         renewDeadline: "40s",
         retryPeriod: "5s",
       });
+    },
+  );
+
+  itIfAvailable(
+    missing("kube-apiserver"),
+    "kube-apiserver parses every rendered flag of an emulated control node",
+    () => {
+      const [, ...args] = apiServerCommand({
+        plan: p,
+        node: p.controls[0],
+        requestTimeoutSeconds: EMULATED_API_REQUEST_TIMEOUT_SECONDS,
+        etcdCheckTimeoutSeconds: EMULATED_ETCD_CHECK_TIMEOUT_SECONDS,
+      });
+      expect(args).toEqual(
+        expect.arrayContaining(["--etcd-readycheck-timeout=10s", "--etcd-healthcheck-timeout=10s"]),
+      );
+      const ok = spawnSync(pathOf("kube-apiserver"), [...args, "--version"], {
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      expect(ok.stdout).toContain(`Kubernetes v${defaultVersions.kubernetes}`);
+      expect(ok.status).toBe(0);
     },
   );
 

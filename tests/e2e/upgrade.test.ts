@@ -27,11 +27,20 @@ const sample = (
 ): VersionSample => ({ at, running, unschedulable });
 
 describe("the minor upgrade's samples", () => {
-  it("read each running daemon's version from its own process", () => {
-    expect(sampleCommand()).toContain('/proc/"$pid"/exe --version');
+  it("read each running daemon's version from the release file its binary came from", () => {
+    expect(sampleCommand()).toContain('readlink "/proc/$pid/exe"');
+    const cache = "/home/hardway/.cache/hardway/artifacts";
     expect(
-      parseRunning("kube-apiserver Kubernetes v1.36.5\nkubelet Kubernetes v1.37.2\nkube-proxy \n"),
-    ).toEqual({ "kube-apiserver": "1.36.5", kubelet: "1.37.2" });
+      parseRunning(
+        [
+          `kube-apiserver|/usr/local/bin/kube-apiserver|104857600:1764680000|${cache}/kube-apiserver/1.37.2/amd64/kube-apiserver|-|/usr/local/bin/kube-apiserver`,
+          "kubelet|/usr/local/bin/kubelet (deleted)|",
+          "kube-proxy|/usr/local/bin/kube-proxy|",
+          "",
+        ].join("\n"),
+        "1.36.5",
+      ),
+    ).toEqual({ "kube-apiserver": "1.37.2", kubelet: "1.36.5" });
   });
 
   const good = [

@@ -35,26 +35,42 @@ export interface VersionSample {
 }
 
 /**
- * The shell line that prints `<unit> <version>` for each sampled unit running on a node: the
- * version of the running process's own binary (/proc/PID/exe), not of the file on disk, which
- * the step replaces before it restarts the daemon.
+ * The shell line that prints, for each sampled unit running on a node, `<unit>|<its running
+ * binary>|<node-step.sh's record of where that binary came from>`. Cheap on a loaded emulated
+ * guest (asking each daemon's binary for --version was not: five Go programs started every few
+ * seconds took the guest's CPU from the upgrade itself). A step renames the new binary over the
+ * old one and then restarts the daemon, so a daemon still on the old one runs a "(deleted)" file.
  */
 export function sampleCommand(): string {
   return [
     `for u in ${SAMPLED_UNITS.join(" ")}; do`,
     'pid=$(systemctl show -p MainPID --value "$u.service" 2>/dev/null || echo 0);',
-    'if [ -n "$pid" ] && [ "$pid" != 0 ]; then echo "$u $(sudo /proc/"$pid"/exe --version 2>/dev/null)"; fi;',
+    '[ -n "$pid" ] && [ "$pid" != 0 ] || continue;',
+    'exe=$(sudo readlink "/proc/$pid/exe" 2>/dev/null) || continue;',
+    'echo "$u|$exe|$(grep -h "|$exe\$" /var/lib/hardway/binaries/*.sources 2>/dev/null | head -n 1)";',
     "done",
   ].join(" ");
 }
 
-/** `kubelet Kubernetes v1.37.2` lines → unit → "1.37.2". Pure. */
-export function parseRunning(output: string): Record<string, string> {
+/**
+ * unit → the version it runs, from sampleCommand's lines: the version directory of the release
+ * file its binary came from (…/artifacts/<name>/<version>/<arch>/…), or `replaced` (the version
+ * before) when the binary on disk is newer than the running one. Pure.
+ */
+export function parseRunning(output: string, replaced: string): Record<string, string> {
   const running: Record<string, string> = {};
   for (const line of output.split("\n")) {
-    const match = /^(\S+) Kubernetes v(\d+\.\d+\.\d+)/.exec(line.trim());
-    if (match) {
-      running[match[1]] = match[2];
+    const [unit, exe, ...source] = line.trim().split("|");
+    if (!unit || !exe) {
+      continue;
+    }
+    if (exe.endsWith(" (deleted)")) {
+      running[unit] = replaced;
+      continue;
+    }
+    const version = /\/artifacts\/[^/]+\/(\d+\.\d+\.\d+)\//.exec(source.join("|"))?.[1];
+    if (version !== undefined) {
+      running[unit] = version;
     }
   }
   return running;
@@ -126,7 +142,10 @@ async function sample(cluster: Cluster, started: number): Promise<VersionSample>
   const running: Record<string, string> = {};
   for (const node of cluster.kubeletNodes()) {
     try {
-      const seen = parseRunning(await cluster.ssh(node, sampleCommand(), 30_000));
+      const seen = parseRunning(
+        await cluster.ssh(node, sampleCommand(), 120_000),
+        UPGRADE_FROM.kubernetes,
+      );
       for (const [unit, version] of Object.entries(seen)) {
         running[`${node}/${unit}`] = version;
       }

@@ -47,7 +47,7 @@ export function sampleCommand(): string {
     'pid=$(systemctl show -p MainPID --value "$u.service" 2>/dev/null || echo 0);',
     '[ -n "$pid" ] && [ "$pid" != 0 ] || continue;',
     'exe=$(sudo readlink "/proc/$pid/exe" 2>/dev/null) || continue;',
-    'echo "$u|$exe|$(grep -h "|$exe\$" /var/lib/hardway/binaries/*.sources 2>/dev/null | head -n 1)";',
+    'echo "$u|$exe|$(grep -h "|$exe$" /var/lib/hardway/binaries/*.sources 2>/dev/null | head -n 1)";',
     "done",
   ].join(" ");
 }

@@ -10,6 +10,7 @@ import { NODE_PATHS } from "../kubernetes/paths";
 import { AddressPlan } from "../network/addressPlan";
 import { ClusterNodes, NodeStep, targetFor } from "./nodeStep";
 import { PkiMaterial, textFile } from "./pkiFiles";
+import { knownHostsLine } from "./ssh";
 
 export const WAIT_FOR_API_SCRIPT = "cluster/wait-for-api.sh";
 /** update-ca-certificates picks up every *.crt here; ldirectord's HTTPS check trusts that store. */
@@ -43,20 +44,19 @@ export class ApiLoadBalancer extends pulumi.ComponentResource {
   constructor(name: string, args: ApiLoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:cluster:ApiLoadBalancer", name, {}, opts);
     const { plan, pki } = args;
+    const gateway = targetFor(args.nodes, plan.gateway, [
+      textFile(GATEWAY_CA_PATH, pki.cas["kubernetes-ca"].certPem),
+      textFile(
+        NODE_PATHS.ldirectordConfig,
+        ldirectordConfig({ plan, checkTimeout: args.checkTimeoutSeconds }),
+      ),
+    ]);
     this.ldirectord = new NodeStep(
       `${name}-ldirectord`,
       {
         step: "ldirectord",
         connection: args.nodes.connection,
-        targets: [
-          targetFor(args.nodes, plan.gateway, [
-            textFile(GATEWAY_CA_PATH, pki.cas["kubernetes-ca"].certPem),
-            textFile(
-              NODE_PATHS.ldirectordConfig,
-              ldirectordConfig({ plan, checkTimeout: args.checkTimeoutSeconds }),
-            ),
-          ]),
-        ],
+        targets: [gateway],
         afterFiles: "update-ca-certificates",
         // ldirectord comes from the distribution package in the image; the VIP itself is on the
         // gateway's NIC from its netplan config (see vm/cloudInit.ts).
@@ -75,11 +75,25 @@ export class ApiLoadBalancer extends pulumi.ComponentResource {
           String(args.healthAttempts ?? 120),
           "--interval",
           String(args.healthIntervalSeconds ?? 5),
+          // If the VIP never answers, the failure shows each server's /readyz?verbose and
+          // what ldirectord saw, instead of only the last refused connection.
+          ...plan.controls.flatMap((c) => ["--server", `https://${c.ip}:${plan.apiPort}`]),
+          "--gateway",
+          `${args.nodes.connection.user}@${plan.gateway.ip}`,
         ],
-        stdin: pki.cas["kubernetes-ca"].certPem,
+        stdin: pulumi
+          .all([
+            pki.cas["kubernetes-ca"].certPem,
+            args.nodes.connection.privateKey,
+            gateway.hostKey,
+          ])
+          .apply(([ca, key, hostKey]) =>
+            [ca.trim(), key.trim(), knownHostsLine(plan.gateway.ip, hostKey)].join("\n"),
+          ),
         // Its status asks the API once: after a host reboot `pulumi up` waits for it again.
         watch: true,
-        timeoutSeconds: (args.healthAttempts ?? 120) * ((args.healthIntervalSeconds ?? 5) + 6),
+        // Each attempt: the interval and a 5 s curl; then up to a minute of diagnostics.
+        timeoutSeconds: (args.healthAttempts ?? 120) * ((args.healthIntervalSeconds ?? 5) + 6) + 60,
       },
       { parent: this, dependsOn: [this.ldirectord, args.apiServers] },
     );

@@ -275,6 +275,20 @@ describe("ordering", () => {
     // Its status asks the API, so an up after a host reboot waits for it again.
     expect(health.inputs.watch).toBe(true);
   });
+
+  it("gives the API probe what it needs to say why the VIP failed: every server, the gateway", () => {
+    const health = named("five-api-health");
+    const args = health.inputs.args as string[];
+    const servers = args.filter((_, i) => args[i - 1] === "--server");
+    expect(servers).toEqual([11, 12, 13, 14, 15].map((h) => `https://192.168.234.${h}:6443`));
+    expect(args[args.indexOf("--gateway") + 1]).toBe("ubuntu@192.168.234.10");
+    // The key travels on stdin, a secret, with the gateway's pinned host key after the CA.
+    expect(health.secretInputs).toContain("stdin");
+    const stdin = health.inputs.stdin as string;
+    expect(stdin).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    expect(stdin).toContain("-----BEGIN OPENSSH PRIVATE KEY-----");
+    expect(stdin).toMatch(/\n192\.168\.234\.10 ssh-ed25519 AAAA\S+\n$/);
+  });
 });
 
 describe("stages", () => {

@@ -174,7 +174,7 @@ export class ControlPlane extends pulumi.ComponentResource {
               textFile(NODE_PATHS.kubeconfigs.scheduler, pki.kubeconfigs.scheduler, PRIVATE),
               textFile(
                 NODE_PATHS.schedulerConfig,
-                renderSchedulerConfiguration(args.leaderElection),
+                renderSchedulerConfiguration({ plan, leaderElection: args.leaderElection }),
               ),
               textFile(unit("kube-scheduler.service"), renderSchedulerUnit()),
             ]),

@@ -76,6 +76,18 @@ export const EMULATED_LEADER_ELECTION: LeaderElectionTiming = {
   retryPeriodSeconds: 5,
 };
 
+/**
+ * Whether the controller managers and schedulers elect a leader. With one control plane there is
+ * no standby to hand over to, and the lease only adds a way to fail: on an emulated guest a
+ * renewal took longer than the 40 s deadline while pods started, and the only controller
+ * manager exited (`leaderelection lost`) and left Deployments unsynced for two minutes. kubeadm
+ * elects even then; with a single instance, which systemd stops before it starts the next, no
+ * two can ever act at once.
+ */
+export function electsLeader(plan: AddressPlan): boolean {
+  return plan.controls.length > 1;
+}
+
 const unitBase = (description: string, after: string[] = ["network-online.target"]) => ({
   description,
   documentation: ["https://kubernetes.io/docs/reference/command-line-tools-reference/"],
@@ -295,8 +307,8 @@ export function controllerManagerCommand(args: ControllerManagerArgs): string[] 
       "authorization-kubeconfig": kubeconfig,
       "client-ca-file": CA_FILES["kubernetes-ca"].cert,
       "requestheader-client-ca-file": CA_FILES["front-proxy-ca"].cert,
-      "leader-elect": true,
-      ...(args.leaderElection === undefined
+      "leader-elect": electsLeader(args.plan),
+      ...(args.leaderElection === undefined || !electsLeader(args.plan)
         ? {}
         : {
             "leader-elect-lease-duration": `${args.leaderElection.leaseDurationSeconds}s`,
@@ -323,17 +335,21 @@ export function renderControllerManagerUnit(args: ControllerManagerArgs): string
   return renderServiceUnit(controllerManagerUnit(args));
 }
 
-/** @param leaderElection @default the scheduler's own (15 s lease, 10 s to renew, 2 s retry) */
-export function schedulerConfiguration(
-  leaderElection?: LeaderElectionTiming,
-): Record<string, unknown> {
+export interface SchedulerArgs {
+  readonly plan: AddressPlan;
+  /** @default the scheduler's own (15 s lease, 10 s to renew, 2 s retry) */
+  readonly leaderElection?: LeaderElectionTiming;
+}
+
+export function schedulerConfiguration(args: SchedulerArgs): Record<string, unknown> {
+  const { leaderElection } = args;
   return {
     apiVersion: "kubescheduler.config.k8s.io/v1",
     kind: "KubeSchedulerConfiguration",
     clientConnection: { kubeconfig: NODE_PATHS.kubeconfigs.scheduler },
     leaderElection: {
-      leaderElect: true,
-      ...(leaderElection === undefined
+      leaderElect: electsLeader(args.plan),
+      ...(leaderElection === undefined || !electsLeader(args.plan)
         ? {}
         : {
             leaseDuration: `${leaderElection.leaseDurationSeconds}s`,
@@ -346,8 +362,8 @@ export function schedulerConfiguration(
   };
 }
 
-export function renderSchedulerConfiguration(leaderElection?: LeaderElectionTiming): string {
-  return stringify(schedulerConfiguration(leaderElection));
+export function renderSchedulerConfiguration(args: SchedulerArgs): string {
+  return stringify(schedulerConfiguration(args));
 }
 
 export function schedulerCommand(): string[] {

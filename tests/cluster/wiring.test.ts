@@ -165,6 +165,9 @@ describe("ordering", () => {
     expect(manager("crio")).toContain("--leader-elect-renew-deadline=40s");
     expect(scheduler("std")).not.toContain("renewDeadline");
     expect(scheduler("crio")).toContain("renewDeadline: 40s");
+    // One control plane: nobody to hand over to, so no lease to lose.
+    expect(manager("one")).toContain("--leader-elect=false");
+    expect(scheduler("one")).toContain("leaderElect: false");
   });
 
   it("starts the API servers, one step rolling over the control nodes, only after etcd", () => {

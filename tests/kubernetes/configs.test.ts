@@ -11,6 +11,7 @@ import {
   EMULATED_API_REQUEST_TIMEOUT_SECONDS,
   EMULATED_ETCD_CHECK_TIMEOUT_SECONDS,
   EMULATED_LEADER_ELECTION,
+  electsLeader,
   controllerManagerCommand,
   renderAuditPolicy,
   renderAuthenticationConfig,
@@ -41,6 +42,7 @@ import { itIfAvailable, missingPrograms } from "../harness/prerequisites";
 import { config, plan, run } from "./fixtures";
 
 const p = plan();
+const single = plan({ controlPlanes: 1 });
 
 /** The `--name=value` flags of a command line as a map. */
 function flagMap(command: readonly string[]): Map<string, string> {
@@ -189,6 +191,7 @@ describe("kube-controller-manager and kube-scheduler", () => {
     expect(f.get("root-ca-file")).toBe(CA_FILES["kubernetes-ca"].cert);
     expect(f.get("use-service-account-credentials")).toBe("true");
     expect(f.get("leader-elect")).toBe("true");
+    expect(flagMap(controllerManagerCommand({ plan: single })).get("leader-elect")).toBe("false");
     expect(f.get("allocate-node-cidrs")).toBe("false");
     expect(f.get("cluster-cidr")).toBe(p.clusterCidr);
     expect(f.get("service-cluster-ip-range")).toBe(p.serviceCidr);
@@ -196,13 +199,20 @@ describe("kube-controller-manager and kube-scheduler", () => {
 
   it("reads a KubeSchedulerConfiguration with leader election and no profiling endpoint", () => {
     expect(flagMap(schedulerCommand()).get("config")).toBe(NODE_PATHS.schedulerConfig);
-    expect(doc(renderSchedulerConfiguration())).toEqual({
+    expect(doc(renderSchedulerConfiguration({ plan: p }))).toEqual({
       apiVersion: "kubescheduler.config.k8s.io/v1",
       kind: "KubeSchedulerConfiguration",
       clientConnection: { kubeconfig: NODE_PATHS.kubeconfigs.scheduler },
       leaderElection: { leaderElect: true },
       enableProfiling: false,
     });
+  });
+
+  it("elects no leader with a single control plane, whatever the timings", () => {
+    const timed = { plan: single, leaderElection: EMULATED_LEADER_ELECTION };
+    expect(electsLeader(single)).toBe(false);
+    expect(flagMap(controllerManagerCommand(timed)).has("leader-elect-renew-deadline")).toBe(false);
+    expect(doc(renderSchedulerConfiguration(timed)).leaderElection).toEqual({ leaderElect: false });
   });
 });
 
@@ -227,7 +237,10 @@ describe("emulated control nodes' timings, read by the pinned binaries", () => {
     expect(flagMap(controllerManagerCommand({ plan: p })).has("leader-elect-renew-deadline")).toBe(
       false,
     );
-    expect(doc(renderSchedulerConfiguration(EMULATED_LEADER_ELECTION)).leaderElection).toEqual({
+    expect(
+      doc(renderSchedulerConfiguration({ plan: p, leaderElection: EMULATED_LEADER_ELECTION }))
+        .leaderElection,
+    ).toEqual({
       leaderElect: true,
       leaseDuration: "60s",
       renewDeadline: "40s",
@@ -254,7 +267,9 @@ describe("emulated control nodes' timings, read by the pinned binaries", () => {
       );
       const config = path.join(dir, "scheduler.yaml");
       const written = path.join(dir, "effective.yaml");
-      const rendered = doc(renderSchedulerConfiguration(EMULATED_LEADER_ELECTION));
+      const rendered = doc(
+        renderSchedulerConfiguration({ plan: p, leaderElection: EMULATED_LEADER_ELECTION }),
+      );
       fs.writeFileSync(config, stringify({ ...rendered, clientConnection: { kubeconfig } }));
       const result = spawnSync(
         pathOf("kube-scheduler"),

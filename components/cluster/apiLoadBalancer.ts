@@ -5,7 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { EnsuredScript } from "../host/ensured";
-import { ldirectordConfig } from "../kubernetes/loadBalancer";
+import { LdirectordChecks, ldirectordConfig } from "../kubernetes/loadBalancer";
 import { NODE_PATHS } from "../kubernetes/paths";
 import { AddressPlan } from "../network/addressPlan";
 import { ClusterNodes, NodeStep, targetFor } from "./nodeStep";
@@ -32,8 +32,8 @@ export interface ApiLoadBalancerArgs {
    * @default 5
    */
   readonly healthIntervalSeconds?: number;
-  /** Seconds ldirectord's check of an API server may take (LdirectordArgs). @default 10 */
-  readonly checkTimeoutSeconds?: number;
+  /** How ldirectord checks each API server. @default ldirectordConfig's */
+  readonly checks?: LdirectordChecks;
 }
 
 export class ApiLoadBalancer extends pulumi.ComponentResource {
@@ -46,10 +46,7 @@ export class ApiLoadBalancer extends pulumi.ComponentResource {
     const { plan, pki } = args;
     const gateway = targetFor(args.nodes, plan.gateway, [
       textFile(GATEWAY_CA_PATH, pki.cas["kubernetes-ca"].certPem),
-      textFile(
-        NODE_PATHS.ldirectordConfig,
-        ldirectordConfig({ plan, checkTimeout: args.checkTimeoutSeconds }),
-      ),
+      textFile(NODE_PATHS.ldirectordConfig, ldirectordConfig({ plan, ...args.checks })),
     ]);
     this.ldirectord = new NodeStep(
       `${name}-ldirectord`,

@@ -26,7 +26,7 @@ import {
 import { EMULATED_ETCD_TIMING } from "../kubernetes/etcd";
 import { AddressPlan } from "../network/addressPlan";
 import { ApiLoadBalancer } from "./apiLoadBalancer";
-import { EMULATED_CHECK_TIMEOUT_SECONDS } from "../kubernetes/loadBalancer";
+import { EMULATED_CHECKS } from "../kubernetes/loadBalancer";
 import { ArtifactCache } from "./artifactCache";
 import { ControlPlane } from "./controlPlane";
 import { Etcd } from "./etcd";
@@ -151,7 +151,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         nodes,
         apiServers: this.controlPlane.apiServers,
         // The probe is an HTTPS request from a one-vCPU emulated gateway to a loaded guest.
-        checkTimeoutSeconds: args.emulated ? EMULATED_CHECK_TIMEOUT_SECONDS : undefined,
+        checks: args.emulated ? EMULATED_CHECKS : undefined,
       },
       parent,
     );

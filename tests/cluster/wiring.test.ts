@@ -150,6 +150,9 @@ describe("ordering", () => {
       )?.content ?? "";
     expect(ldirectord("std")).toContain("checktimeout=10\n");
     expect(ldirectord("crio")).toContain("checktimeout=20\n");
+    // Each check costs an emulated gateway CPU the control nodes need: fewer of them.
+    expect(ldirectord("std")).toContain("checkinterval=2\n");
+    expect(ldirectord("crio")).toContain("checkinterval=4\n");
   });
 
   it("gives the controller managers and schedulers long leader leases only when the VMs are emulated", () => {

@@ -17,7 +17,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { API_SHUTDOWN_DELAY_SECONDS } from "../../components/kubernetes/controlPlane";
-import { ldirectordConfig } from "../../components/kubernetes/loadBalancer";
+import {
+  EMULATED_CHECKS,
+  LdirectordChecks,
+  ldirectordConfig,
+} from "../../components/kubernetes/loadBalancer";
 import { describeIfAvailable, missingPrograms } from "../harness/prerequisites";
 import { selfSigned } from "../harness/selfSigned";
 import { plan as planFor } from "./fixtures";
@@ -117,6 +121,26 @@ function startServer(i: number): void {
   servers.set(address(i), server);
 }
 
+/** (Re)starts ldirectord with these checks, on an empty table. */
+function startDirector(checks: LdirectordChecks): void {
+  director?.kill("SIGKILL");
+  fs.rmSync(path.join(work, "table"), { force: true });
+  fs.rmSync(path.join(work, "changes"), { force: true });
+  const config = path.join(work, "ldirectord.cf");
+  fs.writeFileSync(
+    config,
+    ldirectordConfig({ plan: p, ...checks, logFile: path.join(work, "ldirectord.log") }),
+  );
+  // -d: stay in the foreground and use ./ipvsadm; the check trusts the servers' certificate as
+  // the gateway trusts the cluster CA (update-ca-certificates), here through OpenSSL's
+  // SSL_CERT_FILE.
+  director = spawn("ip", ["netns", "exec", ns, "ldirectord", "-d", config, "start"], {
+    cwd: work,
+    stdio: "ignore",
+    env: { ...process.env, SSL_CERT_FILE: path.join(work, "tls.crt") },
+  });
+}
+
 describeIfAvailable(
   skipReason,
   "ldirectord with the rendered config, three API servers in a namespace",
@@ -139,24 +163,10 @@ describeIfAvailable(
         startServer(i);
       });
       fs.writeFileSync(path.join(work, "ipvsadm"), STAND_IN_IPVSADM, { mode: 0o755 });
-      const config = path.join(work, "ldirectord.cf");
-      fs.writeFileSync(
-        config,
-        ldirectordConfig({
-          plan: p,
-          checkTimeout: CHECK_TIMEOUT,
-          checkInterval: CHECK_INTERVAL,
-          failureCount: FAILURE_COUNT,
-          logFile: path.join(work, "ldirectord.log"),
-        }),
-      );
-      // -d: stay in the foreground and use ./ipvsadm; the check trusts the servers' certificate
-      // as the gateway trusts the cluster CA (update-ca-certificates), here through OpenSSL's
-      // SSL_CERT_FILE.
-      director = spawn("ip", ["netns", "exec", ns, "ldirectord", "-d", config, "start"], {
-        cwd: work,
-        stdio: "ignore",
-        env: { ...process.env, SSL_CERT_FILE: path.join(work, "tls.crt") },
+      startDirector({
+        checkTimeout: CHECK_TIMEOUT,
+        checkInterval: CHECK_INTERVAL,
+        failureCount: FAILURE_COUNT,
       });
     }, 30_000);
 
@@ -220,5 +230,20 @@ describeIfAvailable(
         setReadyz(2, "ok");
       }
     }, 120_000);
+
+    it("with the emulated guests' slower checks, still drops a failing server within the delay", async () => {
+      startDirector(EMULATED_CHECKS);
+      await until("all three servers in the table", () => inTable().length === 3, 60_000);
+      setReadyz(0, "[-]shutdown failed: process is shutting down\nreadyz check failed");
+      const removedMs = await until(
+        "the failing server dropped",
+        () => !inTable().includes(address(0)),
+        60_000,
+      );
+      console.log(
+        `with the emulated checks, dropped a server failing /readyz after ${removedMs} ms`,
+      );
+      expect(removedMs).toBeLessThan(API_SHUTDOWN_DELAY_SECONDS * 1000);
+    }, 130_000);
   },
 );

@@ -62,10 +62,17 @@ export function ldirectordConfig(args: LdirectordArgs): string {
     ...plan.controls.map((c): [string, string] => ["real", `${c.ip}:${plan.apiPort} gate`]),
     ["scheduler", "wrr"],
     ["protocol", "tcp"],
-    ["checktype", "negotiate"],
-    ["service", "https"],
-    ["request", '"/readyz"'],
-    ["receive", '"ok"'],
+    // With one control plane there is no other server to send clients to: dropping it when a
+    // check fails (a slow /readyz on a loaded guest) would only turn a slow API into a refused
+    // one. `on` keeps it in the table unchecked.
+    ...(plan.controls.length > 1
+      ? ([
+          ["checktype", "negotiate"],
+          ["service", "https"],
+          ["request", '"/readyz"'],
+          ["receive", '"ok"'],
+        ] as [string, string][])
+      : ([["checktype", "on"]] as [string, string][])),
   ];
   return [
     ...global.map(([k, v]) => `${k}=${v}`),

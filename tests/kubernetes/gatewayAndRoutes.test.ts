@@ -65,6 +65,17 @@ describe("ldirectord config", () => {
     expect(one.match(/real=/g)).toHaveLength(1);
     // A fallback on the same address as the real server would be deleted with it.
     expect(one).not.toContain("fallback=");
+    // Nothing to fail over to: the only server is never dropped, so never checked.
+    expect(one).toContain("\tchecktype=on\n");
+    expect(one).not.toContain("/readyz");
+  });
+
+  itIfAvailable(missingPrograms(["ldirectord"]), "with one control plane too", () => {
+    const one = ldirectordConfig({
+      plan: plan({ controlPlanes: 1 }),
+      logFile: path.join(os.tmpdir(), "hw-ldirectord-test.log"),
+    });
+    expect(ldirectordStatus(one).status).toBe(3);
   });
 });
 

@@ -122,14 +122,14 @@ function startServer(i: number): void {
 }
 
 /** (Re)starts ldirectord with these checks, on an empty table. */
-function startDirector(checks: LdirectordChecks): void {
+function startDirector(checks: LdirectordChecks, forPlan = p): void {
   director?.kill("SIGKILL");
   fs.rmSync(path.join(work, "table"), { force: true });
   fs.rmSync(path.join(work, "changes"), { force: true });
   const config = path.join(work, "ldirectord.cf");
   fs.writeFileSync(
     config,
-    ldirectordConfig({ plan: p, ...checks, logFile: path.join(work, "ldirectord.log") }),
+    ldirectordConfig({ plan: forPlan, ...checks, logFile: path.join(work, "ldirectord.log") }),
   );
   // -d: stay in the foreground and use ./ipvsadm; the check trusts the servers' certificate as
   // the gateway trusts the cluster CA (update-ca-certificates), here through OpenSSL's
@@ -245,5 +245,17 @@ describeIfAvailable(
       );
       expect(removedMs).toBeLessThan(API_SHUTDOWN_DELAY_SECONDS * 1000);
     }, 130_000);
+
+    it("keeps a single control plane's server whatever its /readyz says: nothing to fail over to", async () => {
+      const single = planFor({ controlPlanes: 1 });
+      expect(single.controls[0].ip).toBe(p.controls[0].ip);
+      setReadyz(0, "ok");
+      startDirector({ checkInterval: CHECK_INTERVAL }, single);
+      await until("the server in the table", () => inTable().length === 1, 30_000);
+      setReadyz(0, "[-]etcd-readiness failed\nreadyz check failed");
+      // Longer than a failing server takes to leave when checked (the tests above).
+      await new Promise((r) => setTimeout(r, 4 * FAILURE_COUNT * CHECK_INTERVAL * 1000));
+      expect(inTable()).toEqual([address(0)]);
+    }, 60_000);
   },
 );

@@ -3,10 +3,10 @@
  *
  * Local mode (the default, `npm run e2e`, see local.ts): offline, on software-emulated VMs in
  * network and mount namespaces of its own, from a release mirror, a prebaked image and pod image
- * archives built here: cold `up`, checks, a no-op `up`, an upgrade, a host reboot, a step back to
- * an earlier stage and `destroy`, each phase timed. `npm run e2e -- --ha` runs the three-control-
- * plane topology instead: cold `up`, checks, a no-op `up`, one control node stopped, a host
- * reboot, the step back and `destroy` (not part of CI: on two cores under TCG its cold `up` has
+ * archives built here: cold `up`, checks, a no-op `up`, a minor upgrade, a host reboot and
+ * `destroy`, each phase timed. `npm run e2e -- --ha` runs the three-control-plane topology
+ * instead: cold `up`, checks, a no-op `up`, one control node stopped, a host reboot, a step back
+ * to an earlier stage and `destroy` (not part of CI: on two cores under TCG its cold `up` has
  * not converged yet).
  *
  * Workstation mode (`npm run e2e -- --workstation`): the default stack on a machine with a

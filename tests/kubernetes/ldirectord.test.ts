@@ -254,7 +254,7 @@ describeIfAvailable(
       await until("the server in the table", () => inTable().length === 1, 30_000);
       setReadyz(0, "[-]etcd-readiness failed\nreadyz check failed");
       // Longer than a failing server takes to leave when checked (the tests above).
-      await new Promise((r) => setTimeout(r, 4 * FAILURE_COUNT * CHECK_INTERVAL * 1000));
+      await new Promise((r) => setTimeout(r, 2 * FAILURE_COUNT * CHECK_INTERVAL * 1000));
       expect(inTable()).toEqual([address(0)]);
     }, 60_000);
   },

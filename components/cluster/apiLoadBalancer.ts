@@ -87,7 +87,7 @@ export class ApiLoadBalancer extends pulumi.ComponentResource {
           .apply(([ca, key, hostKey]) =>
             [ca.trim(), key.trim(), knownHostsLine(plan.gateway.ip, hostKey)].join("\n"),
           ),
-        // Its status asks the API once: after a host reboot `pulumi up` waits for it again.
+        // Its status asks the API (up to three times): after a host reboot `pulumi up` waits for it again.
         watch: true,
         // Each attempt: the interval and a 5 s curl; then up to a minute of diagnostics.
         timeoutSeconds: (args.healthAttempts ?? 120) * ((args.healthIntervalSeconds ?? 5) + 6) + 60,

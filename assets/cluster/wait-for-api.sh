@@ -3,9 +3,9 @@
 # balancer's virtual IP, verifying the server against the cluster CA. The CA certificate comes
 # on stdin; it is written to a private temporary file because curl reads --cacert from a file.
 #
-# As an EnsuredScript, `create` waits; `status` asks (three misses in a row mean no), so after a host reboot (or whenever
-# the API does not answer) `pulumi up` plans a `create` that waits for it again; `delete` has
-# nothing to undo.
+# As an EnsuredScript, `create` waits; `status` asks (three misses in a row mean no), so after
+# a host reboot (or whenever the API does not answer) `pulumi up` plans a `create` that waits
+# for it again; `delete` has nothing to undo.
 #
 # When `create` gives up it prints what it could see, so the failure says why the VIP did not
 # answer: each --server's own /readyz?verbose (which check fails on which API server), and,

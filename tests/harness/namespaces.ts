@@ -105,3 +105,16 @@ export function removeSandbox(
   }
   fs.rmSync(sandbox.work, { recursive: true, force: true });
 }
+
+/** Kills whatever still runs in a network namespace (re-parented by `ip netns exec`), then deletes it. */
+export function removeNetworkNamespace(ns: string): void {
+  const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).stdout ?? "";
+  for (const pid of pids.split(/\s+/).filter(Boolean)) {
+    try {
+      process.kill(Number(pid), "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+  spawnSync("ip", ["netns", "del", ns]);
+}

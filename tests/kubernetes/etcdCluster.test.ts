@@ -23,6 +23,7 @@ import { issueCertificate } from "../../components/pki/x509";
 import { etcdMoveProblem } from "../../components/config/kubernetesSupport";
 import { UPGRADE_FROM, etcdFromMirror } from "../e2e/mirror";
 import { plan, which } from "./fixtures";
+import { removeNetworkNamespace } from "../harness/namespaces";
 import { describeIfAvailable } from "../harness/prerequisites";
 
 const p = plan();
@@ -106,16 +107,7 @@ function cleanUp(): void {
     }
   }
   for (const ns of namespaces) {
-    // Anything still running in the namespace (etcd re-parented by `ip netns exec`) goes too.
-    const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).stdout ?? "";
-    for (const pid of pids.split(/\s+/).filter(Boolean)) {
-      try {
-        process.kill(Number(pid), "SIGKILL");
-      } catch {
-        // Already gone.
-      }
-    }
-    spawnSync("ip", ["netns", "del", ns]);
+    removeNetworkNamespace(ns);
   }
   fs.rmSync(workDir, { recursive: true, force: true });
 }

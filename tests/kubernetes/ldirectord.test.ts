@@ -22,6 +22,7 @@ import {
   LdirectordChecks,
   ldirectordConfig,
 } from "../../components/kubernetes/loadBalancer";
+import { removeNetworkNamespace } from "../harness/namespaces";
 import { describeIfAvailable, missingPrograms } from "../harness/prerequisites";
 import { selfSigned } from "../harness/selfSigned";
 import { plan as planFor } from "./fixtures";
@@ -173,15 +174,7 @@ describeIfAvailable(
     afterAll(() => {
       director?.kill("SIGKILL");
       servers.forEach((s) => s.kill("SIGKILL"));
-      const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).stdout ?? "";
-      for (const pid of pids.split(/\s+/).filter(Boolean)) {
-        try {
-          process.kill(Number(pid), "SIGKILL");
-        } catch {
-          // Already gone.
-        }
-      }
-      spawnSync("ip", ["netns", "del", ns]);
+      removeNetworkNamespace(ns);
       fs.rmSync(work, { recursive: true, force: true });
     });
 

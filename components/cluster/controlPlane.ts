@@ -102,6 +102,8 @@ export class ControlPlane extends pulumi.ComponentResource {
         artifacts: args.artifacts.get(["kube-apiserver", "kubectl"], this),
         release: { software: "Kubernetes", version: args.kubernetesVersion },
         units: ["kube-apiserver.service"],
+        // The unit has no start timeout (apiServerUnit): api-ready.sh bounds the wait.
+        startNoBlock: ["kube-apiserver.service"],
         // Ready once /readyz answers ok and the server has built its OpenAPI document, which
         // every client reads first. Any authenticated client may read it; the server's own
         // kubelet client certificate is the one on this node as plain files.

@@ -159,10 +159,7 @@ export function apiServerCommand(args: ApiServerArgs): string[] {
   ];
 }
 
-/**
- * Seconds an API server may take to start serving (systemd's start timeout) and then to answer
- * /readyz (api-ready.sh polls that long).
- */
+/** Seconds api-ready.sh waits for an API server to answer /readyz after a (re)start. */
 export const API_START_TIMEOUT_SECONDS = 600;
 
 /** Seconds an API server keeps serving after it started to shut down (and failed /readyz). */
@@ -190,12 +187,19 @@ export function renderAuthenticationConfig(): string {
 
 export function apiServerUnit(args: ApiServerArgs): ServiceUnit {
   return {
-    unit: unitBase("Kubernetes API server"),
+    // The node's own etcd member first: a server that starts before its storage answers exits
+    // when its etcd dial times out, and systemd starts it again every few seconds, which at boot
+    // on an emulated guest takes the CPU etcd needs to come up.
+    unit: {
+      ...unitBase("Kubernetes API server", ["network-online.target", "etcd.service"]),
+      wants: ["network-online.target", "etcd.service"],
+    },
     service: {
       type: "notify",
-      // READY=1 comes once it serves. systemd's default 90 s killed it mid-start on three
-      // control planes under TCG.
-      timeoutStartSec: API_START_TIMEOUT_SECONDS,
+      // READY=1 comes once it serves, and no start timeout ends a slow start: at boot, with
+      // every daemon of an emulated guest starting at once, a server still starting was killed
+      // and started over from nothing. api-ready.sh bounds how long a step waits instead.
+      timeoutStartSec: "infinity",
       execStart: apiServerCommand(args),
       // Room for the shutdown delay and the requests in flight after it.
       timeoutStopSec: API_SHUTDOWN_DELAY_SECONDS + 60,

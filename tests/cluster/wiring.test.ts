@@ -178,6 +178,10 @@ describe("ordering", () => {
     expect(targets(api)).toEqual(["control0", "control1", "control2"]);
     expect(api.dependencies).toContain(named("std-etcd-members").urn);
     expect(api.inputs.readiness).toEqual(expect.arrayContaining(["api-ready.sh"]));
+    // Its unit has no start timeout; a first start returns at once and api-ready.sh waits.
+    expect(argv(api, "apply")).toEqual(
+      expect.arrayContaining(["--start-no-block", "kube-apiserver.service"]),
+    );
   });
 
   it("counts an API server ready once it serves its OpenAPI document, read with files it installs", () => {

@@ -26,6 +26,7 @@ import { clusterChecks } from "./clusterChecks";
 import { controlNodeDown } from "./controlNodeDown";
 import { killVms, simulateReboot } from "./hostFaults";
 import { findLeaks, readHostState } from "./leaks";
+import { logNodeStates } from "./nodeState";
 import { UPGRADE_FROM, buildMirror, cacheRoot } from "./mirror";
 import { buildPodImageArchives } from "./ociArchives";
 import { PhaseResult, errorDiagnostics, runPhase, stepSpans, summarize } from "./phases";
@@ -266,6 +267,9 @@ export async function runInside(topology: Topology, prepared: Prepared): Promise
   } catch (err) {
     log((err as Error).message);
   } finally {
+    if (results.some((r) => !r.ok)) {
+      await logNodeStates(cluster, log);
+    }
     if (process.env.HARDWAY_E2E_KEEP !== "1") {
       await destroyAndCheck(results, topology, stack, cluster);
     }

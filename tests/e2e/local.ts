@@ -87,9 +87,11 @@ function scriptValue(script: string, args: readonly string[]): string {
 export const BUILD_IMAGE_SCRIPT = path.join(E2E_DIR, "build-image.sh");
 
 /** Builds (or finds cached) everything the run needs; each part timed. */
-export async function prepare(): Promise<Prepared> {
+export async function prepare(topologies: readonly Topology[]): Promise<Prepared> {
   await timed("toolchain", () => toolchainEnv());
-  const mirror = await timed("release mirror", () => buildMirror());
+  const mirror = await timed("release mirror", () =>
+    buildMirror({ minorUpgrade: topologies.some((t) => t.minorUpgrade) }),
+  );
   const image = await timed("guest image", () =>
     onePathFrom(
       BUILD_IMAGE_SCRIPT,
@@ -356,7 +358,7 @@ export async function runLocal(topologies: readonly Topology[]): Promise<number>
     return 2;
   }
   removeAbandonedRuns();
-  const prepared = await prepare();
+  const prepared = await prepare(topologies);
   let ok = true;
   for (const topology of topologies) {
     ok = (await inNamespaces(topology, prepared)) && ok;

@@ -25,17 +25,27 @@ export const BUILD_MIRROR_SCRIPT = path.resolve(__dirname, "build-mirror.sh");
  * What the e2e installs first and then upgrades from, one minor below the pins: the newest
  * patch of Kubernetes 1.36 the Go module proxy serves (k8s.io/kubernetes v1.36.5), with the
  * etcd and crictl of that minor (go.etcd.io/etcd/server/v3 v3.6.16, sigs.k8s.io/cri-tools
- * v1.36.0). Move it with `defaultVersions`: tests/e2e/mirror.test.ts checks it is one minor below.
+ * v1.36.0). Move it with `defaultVersions`: tests/e2e/upgrade.test.ts checks it is one minor below.
  */
 export const UPGRADE_FROM = { kubernetes: "1.36.5", etcd: "3.6.16", crictl: "1.36.0" } as const;
 
-/** build-mirror.sh's options for the releases the tiers install: the pins and UPGRADE_FROM. */
-export function mirrorArgs(mirror: string, v = defaultVersions): string[] {
+/**
+ * build-mirror.sh's options for the releases the tiers install: the pins, and etcd at
+ * UPGRADE_FROM (npm test upgrades a real etcd cluster from it). Kubernetes and crictl at
+ * UPGRADE_FROM only with `minorUpgrade`: only `npm run e2e -- --upgrade` installs them, and
+ * Kubernetes is the longest build of a cold machine.
+ */
+export function mirrorArgs(
+  mirror: string,
+  options: { readonly minorUpgrade: boolean },
+  v = defaultVersions,
+): string[] {
+  const from = (version: string, pin: string) => (options.minorUpgrade ? `${version},${pin}` : pin);
   return [
     "--mirror",
     mirror,
     "--kubernetes",
-    `${UPGRADE_FROM.kubernetes},${v.kubernetes}`,
+    from(UPGRADE_FROM.kubernetes, v.kubernetes),
     "--etcd",
     `${UPGRADE_FROM.etcd},${v.etcd}`,
     "--containerd",
@@ -45,7 +55,7 @@ export function mirrorArgs(mirror: string, v = defaultVersions): string[] {
     "--cni-plugins",
     v.cniPlugins,
     "--crictl",
-    `${UPGRADE_FROM.crictl},${v.crictl}`,
+    from(UPGRADE_FROM.crictl, v.crictl),
   ];
 }
 
@@ -53,8 +63,11 @@ export function mirrorArgs(mirror: string, v = defaultVersions): string[] {
  * Builds what the mirror lacks (each release cached by version: seconds when all are there),
  * its progress on stderr; returns the mirror's directory.
  */
-export function buildMirror(mirror = mirrorDir()): string {
-  const built = spawnSync("bash", [BUILD_MIRROR_SCRIPT, ...mirrorArgs(mirror)], {
+export function buildMirror(
+  options: { readonly minorUpgrade: boolean } = { minorUpgrade: false },
+  mirror = mirrorDir(),
+): string {
+  const built = spawnSync("bash", [BUILD_MIRROR_SCRIPT, ...mirrorArgs(mirror, options)], {
     stdio: ["ignore", "inherit", "inherit"],
     timeout: 7_200_000,
   });
@@ -142,7 +155,7 @@ if (require.main === module) {
     const started = Date.now();
     const mirror = buildMirror();
     console.error(
-      `[mirror] ${mirror} holds every release the tiers install (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+      `[mirror] ${mirror} holds every release npm test and npm run e2e install (${((Date.now() - started) / 1000).toFixed(0)} s)`,
     );
   }
 }

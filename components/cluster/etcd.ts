@@ -6,13 +6,15 @@
  * the next goes, so the cluster never loses its quorum or its data. A renewed leaf certificate
  * is only written: etcd reads it again at its next TLS handshake.
  */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { ETCD_CLIENT_PORT, EtcdTiming, renderEtcdUnit } from "../kubernetes/etcd";
 import { CA_FILES, certFiles, NODE_PATHS, SYSTEMD_DIR } from "../kubernetes/paths";
 import { AddressPlan } from "../network/addressPlan";
 import { etcdPeerCertId, etcdServerCertId } from "../pki/certificates";
 import { ArtifactCache } from "./artifactCache";
-import { ClusterNodes, NodeStep, targetFor } from "./nodeStep";
+import { ClusterNodes, NODE_ASSETS_DIR, NodeStep, targetFor } from "./nodeStep";
 import { PkiMaterial, caCertFile, leafFiles, textFile } from "./pkiFiles";
 
 export const ETCD_UNIT = "etcd.service";
@@ -38,6 +40,11 @@ export interface EtcdArgs {
   readonly healthIntervalSeconds?: number;
   /** Raft timing for every member. @default etcd's own */
   readonly timing?: EtcdTiming;
+}
+
+/** assets/node/etcd-join.sh, which the etcd unit runs before each start of a member. */
+export function etcdJoinScript(dir: string = NODE_ASSETS_DIR): string {
+  return fs.readFileSync(path.join(dir, "etcd-join.sh"), "utf8");
 }
 
 /** The etcd-health.sh command line (run on a control node) with the health-check client's files. */
@@ -99,6 +106,7 @@ export class Etcd extends pulumi.ComponentResource {
           targetFor(args.nodes, node, [
             caCertFile(pki, "etcd-ca"),
             ...etcdLeafCertIds(node.name).flatMap((id) => leafFiles(pki, id)),
+            textFile(NODE_PATHS.etcdJoinScript, etcdJoinScript()),
             textFile(
               `${SYSTEMD_DIR}/${ETCD_UNIT}`,
               renderEtcdUnit({
@@ -118,7 +126,11 @@ export class Etcd extends pulumi.ComponentResource {
         // A renewed certificate is not a restart: etcd loads its certificate and key again at
         // every TLS handshake (client/pkg/transport, GetCertificate), and the probe's client
         // pair is etcdctl's alone. A new CA, unit or binary still rolls the members.
-        noRestart: etcdNoRestartFiles(plan.controls.map((n) => n.name)),
+        // etcd-join.sh runs only when a member starts; a new one waits for the next start.
+        noRestart: [
+          ...etcdNoRestartFiles(plan.controls.map((n) => n.name)),
+          NODE_PATHS.etcdJoinScript,
+        ],
         readiness: etcdHealthCommand("member", attempts, interval),
         finalCheck: etcdHealthCommand("cluster", attempts, interval),
       },

@@ -26,6 +26,28 @@ export interface EtcdMemberArgs {
   readonly files?: EtcdFiles;
   /** Raft timing; etcd's defaults (100 ms heartbeat, 1 s election) unless given. */
   readonly timing?: EtcdTiming;
+  /** etcd-join.sh and its etcdctl and output file; default to the node layout in paths.ts. */
+  readonly join?: EtcdJoinFiles;
+}
+
+export interface EtcdJoinFiles {
+  readonly script: string;
+  readonly etcdctl: string;
+  readonly envFile: string;
+  /** A client certificate and key of the etcd CA: etcd-join.sh asks the other members. */
+  readonly clientCert: string;
+  readonly clientKey: string;
+}
+
+export function defaultEtcdJoinFiles(): EtcdJoinFiles {
+  const client = certFiles("etcd-healthcheck-client");
+  return {
+    script: NODE_PATHS.etcdJoinScript,
+    etcdctl: `${BIN_DIR}/etcdctl`,
+    envFile: NODE_PATHS.etcdJoinEnv,
+    clientCert: client.cert,
+    clientKey: client.key,
+  };
 }
 
 /** etcd's Raft timing: how often the leader pings, how long followers wait before an election. */
@@ -74,8 +96,7 @@ export function etcdInitialCluster(members: readonly NodeAddress[]): string {
   return members.map((m) => `${m.name}=https://${m.ip}:${ETCD_PEER_PORT}`).join(",");
 }
 
-/** The etcd command line of one member. */
-export function etcdCommand(args: EtcdMemberArgs): string[] {
+function checkMembers(args: EtcdMemberArgs): void {
   const { member, members } = args;
   if (!members.some((m) => m.name === member.name && m.ip === member.ip)) {
     throw new Error(`etcd member ${member.name} (${member.ip}) is not one of the cluster members`);
@@ -85,8 +106,21 @@ export function etcdCommand(args: EtcdMemberArgs): string[] {
       `etcd needs an odd number of members to keep a quorum through failures (got ${members.length})`,
     );
   }
+}
+
+const peerUrlOf = (member: NodeAddress) => `https://${member.ip}:${ETCD_PEER_PORT}`;
+
+/**
+ * The etcd command line of one member. How it joins (`--initial-cluster` and
+ * `--initial-cluster-state`) is not on it: etcdJoinCommand decides that at each start, from what
+ * the other members say, and etcd reads it from the environment (ETCD_INITIAL_CLUSTER,
+ * ETCD_INITIAL_CLUSTER_STATE), only when its data directory is empty.
+ */
+export function etcdCommand(args: EtcdMemberArgs): string[] {
+  const { member } = args;
+  checkMembers(args);
   const files = args.files ?? defaultEtcdFiles(member.name);
-  const peerUrl = `https://${member.ip}:${ETCD_PEER_PORT}`;
+  const peerUrl = peerUrlOf(member);
   return [
     args.binary ?? `${BIN_DIR}/etcd`,
     ...flags({
@@ -99,9 +133,7 @@ export function etcdCommand(args: EtcdMemberArgs): string[] {
       "advertise-client-urls": `https://${member.ip}:${ETCD_CLIENT_PORT}`,
       "listen-peer-urls": peerUrl,
       "initial-advertise-peer-urls": peerUrl,
-      "initial-cluster": etcdInitialCluster(members),
       "initial-cluster-token": args.clusterToken,
-      "initial-cluster-state": "new",
       "heartbeat-interval": args.timing?.heartbeatIntervalMs,
       "election-timeout": args.timing?.electionTimeoutMs,
       // Plain HTTP, loopback only: /health and /metrics for local probes without a client cert.
@@ -124,6 +156,44 @@ export function etcdCommand(args: EtcdMemberArgs): string[] {
   ];
 }
 
+/**
+ * The etcd-join.sh command line of one member (the unit's ExecStartPre): a member with data
+ * starts as it was; one without joins the planned cluster if it is still forming (or nobody
+ * else answers), else it is added to the cluster the others have (after its old entry, when
+ * its data is gone, is removed).
+ */
+export function etcdJoinCommand(args: EtcdMemberArgs): string[] {
+  const { member, members } = args;
+  checkMembers(args);
+  const join = args.join ?? defaultEtcdJoinFiles();
+  const files = args.files ?? defaultEtcdFiles(member.name);
+  return [
+    "/bin/bash",
+    join.script,
+    "--name",
+    member.name,
+    "--peer-url",
+    peerUrlOf(member),
+    "--data-dir",
+    args.dataDir ?? NODE_PATHS.etcdDataDir,
+    "--initial-cluster",
+    etcdInitialCluster(members),
+    "--env-file",
+    join.envFile,
+    "--cacert",
+    files.trustedCa,
+    "--cert",
+    join.clientCert,
+    "--key",
+    join.clientKey,
+    "--etcdctl",
+    join.etcdctl,
+    ...members
+      .filter((m) => m.name !== member.name)
+      .flatMap((m) => ["--endpoint", `https://${m.ip}:${ETCD_CLIENT_PORT}`]),
+  ];
+}
+
 export function etcdUnit(args: EtcdMemberArgs): ServiceUnit {
   return {
     unit: {
@@ -138,12 +208,16 @@ export function etcdUnit(args: EtcdMemberArgs): ServiceUnit {
       // systemd's default 90 s; node-step.sh starts it without blocking.
       type: "notify",
       timeoutStartSec: "infinity",
+      execStartPre: [etcdJoinCommand(args)],
+      environmentFile: (args.join ?? defaultEtcdJoinFiles()).envFile,
       execStart: etcdCommand(args),
       restart: "always",
       restartSec: 5,
       limitNoFile: 65536,
       // systemd creates /var/lib/etcd with 0700 before start, which etcd checks for.
       stateDirectory: { names: ["etcd"], mode: "0700" },
+      // /run/etcd, for etcd-join.sh's answer (NODE_PATHS.etcdJoinEnv).
+      runtimeDirectory: ["etcd"],
     },
   };
 }

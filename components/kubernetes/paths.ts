@@ -27,6 +27,12 @@ export const NODE_PATHS = {
   auditLog: "/var/log/kubernetes/audit.log",
   schedulerConfig: `${K8S}/kube-scheduler.yaml`,
   etcdDataDir: "/var/lib/etcd",
+  /**
+   * The etcd unit's ExecStartPre (assets/node/etcd-join.sh), and what it writes for etcd, in
+   * the unit's runtime directory (systemd creates it at start and removes it at stop).
+   */
+  etcdJoinScript: "/usr/local/lib/hardway/etcd-join.sh",
+  etcdJoinEnv: "/run/etcd/join.env",
   kubeletDir: "/var/lib/kubelet",
   kubeletConfig: "/var/lib/kubelet/config.yaml",
   /** A link the kubelet unit points at the node's real resolv.conf each time it starts. */

@@ -26,6 +26,8 @@ export interface ServiceUnit {
     readonly execStartPre?: readonly CommandLine[];
     readonly execStart: CommandLine;
     readonly environment?: Readonly<Record<string, string>>;
+    /** Read before each command runs, so an ExecStartPre may write it for ExecStart. */
+    readonly environmentFile?: string;
     /** @default "always" */
     readonly restart?: "always" | "on-failure" | "no";
     /** Seconds. @default 5 */
@@ -38,6 +40,8 @@ export interface ServiceUnit {
     readonly oomScoreAdjust?: number;
     /** Directories under /var/lib that systemd creates before start, with StateDirectoryMode. */
     readonly stateDirectory?: { readonly names: readonly string[]; readonly mode: string };
+    /** Directories under /run that systemd creates before start and removes after stop. */
+    readonly runtimeDirectory?: readonly string[];
     /** Directories under /var/log that systemd creates before start. */
     readonly logsDirectory?: readonly string[];
   };
@@ -97,6 +101,7 @@ export function renderServiceUnit(spec: ServiceUnit): string {
     ...line("TimeoutStartSec", s.timeoutStartSec),
     ...line("TimeoutStopSec", s.timeoutStopSec),
     ...environment,
+    ...line("EnvironmentFile", s.environmentFile),
     ...(s.execStartPre ?? []).map((pre) => `ExecStartPre=${commandLine(pre)}`),
     `ExecStart=${commandLine(s.execStart)}`,
     ...line("Restart", s.restart ?? "always"),
@@ -109,6 +114,7 @@ export function renderServiceUnit(spec: ServiceUnit): string {
     ...line("OOMScoreAdjust", s.oomScoreAdjust),
     ...list("StateDirectory", s.stateDirectory?.names),
     ...line("StateDirectoryMode", s.stateDirectory?.mode),
+    ...list("RuntimeDirectory", s.runtimeDirectory),
     ...list("LogsDirectory", s.logsDirectory),
   ];
   const install = [

@@ -117,6 +117,8 @@ describe("ordering", () => {
       "/etc/kubernetes/pki/etcd/peer.key",
       "/etc/kubernetes/pki/etcd/server.crt",
       "/etc/kubernetes/pki/etcd/server.key",
+      // Run only when a member starts.
+      "/usr/local/lib/hardway/etcd-join.sh",
     ]);
     expect(etcd.inputs.finalCheck).toEqual(expect.arrayContaining(["--scope", "cluster"]));
   });
@@ -126,7 +128,9 @@ describe("ordering", () => {
       bundle(named(`${prefix}-etcd-members`), "control1").find(
         (f) => f.path === "/etc/systemd/system/etcd.service",
       )?.content ?? "";
-    expect(unit("std")).toContain("--initial-cluster-state=new");
+    expect(unit("std")).toContain(
+      "ExecStartPre=/bin/bash \\\n  /usr/local/lib/hardway/etcd-join.sh",
+    );
     expect(unit("std")).not.toContain("--heartbeat-interval");
     expect(unit("crio")).toContain("--heartbeat-interval=500");
     expect(unit("crio")).toContain("--election-timeout=5000");

@@ -24,7 +24,11 @@ import {
   kubeletCommand,
 } from "../../components/kubernetes/kubelet";
 import { renderKubeProxyConfiguration } from "../../components/kubernetes/kubeProxy";
-import { EMULATED_ETCD_TIMING, etcdCommand } from "../../components/kubernetes/etcd";
+import {
+  EMULATED_ETCD_TIMING,
+  etcdCommand,
+  etcdJoinCommand,
+} from "../../components/kubernetes/etcd";
 import { CA_FILES, certFiles, NODE_PATHS } from "../../components/kubernetes/paths";
 import {
   renderContainerdConfig,
@@ -68,20 +72,36 @@ function parseToml(text: string): Record<string, unknown> {
 }
 
 describe("etcd flags", () => {
-  it.each([1, 3, 5] as const)("list all %i members in the initial cluster", (controlPlanes) => {
-    const q = plan({ controlPlanes });
-    for (const member of q.controls) {
-      const f = flagMap(etcdCommand({ member, members: q.controls, clusterToken: "hardway" }));
-      expect(f.get("initial-cluster")?.split(",")).toEqual(
-        q.controls.map((c) => `${c.name}=https://${c.ip}:2380`),
-      );
-      expect(f.get("listen-client-urls")).toBe(`https://${member.ip}:2379,https://127.0.0.1:2379`);
-      expect(f.get("client-cert-auth")).toBe("true");
-      expect(f.get("peer-client-cert-auth")).toBe("true");
-      expect(f.get("trusted-ca-file")).toBe(CA_FILES["etcd-ca"].cert);
-      expect(f.get("data-dir")).toBe("/var/lib/etcd");
-    }
-  });
+  it.each([1, 3, 5] as const)(
+    "plan all %i members, and leave how to join to etcd-join.sh",
+    (controlPlanes) => {
+      const q = plan({ controlPlanes });
+      for (const member of q.controls) {
+        const args = { member, members: q.controls, clusterToken: "hardway" };
+        const f = flagMap(etcdCommand(args));
+        // Set by etcd-join.sh through the environment, never as flags (which would win).
+        expect(f.has("initial-cluster")).toBe(false);
+        expect(f.has("initial-cluster-state")).toBe(false);
+        const join = etcdJoinCommand(args);
+        const option = (name: string) =>
+          join.flatMap((word, i) => (join[i - 1] === name ? [word] : []));
+        expect(option("--initial-cluster")[0].split(",")).toEqual(
+          q.controls.map((c) => `${c.name}=https://${c.ip}:2380`),
+        );
+        expect(option("--name")).toEqual([member.name]);
+        expect(option("--endpoint")).toEqual(
+          q.controls.filter((c) => c !== member).map((c) => `https://${c.ip}:2379`),
+        );
+        expect(f.get("listen-client-urls")).toBe(
+          `https://${member.ip}:2379,https://127.0.0.1:2379`,
+        );
+        expect(f.get("client-cert-auth")).toBe("true");
+        expect(f.get("peer-client-cert-auth")).toBe("true");
+        expect(f.get("trusted-ca-file")).toBe(CA_FILES["etcd-ca"].cert);
+        expect(f.get("data-dir")).toBe("/var/lib/etcd");
+      }
+    },
+  );
 
   it("keeps etcd's Raft timing unless told, and slows it for emulated guests", () => {
     const args = { member: p.controls[0], members: p.controls, clusterToken: "t" };

@@ -16,7 +16,14 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { defaultVersions } from "../../components/config/defaults";
-import { EMULATED_ETCD_TIMING, etcdCommand, EtcdFiles } from "../../components/kubernetes/etcd";
+import {
+  EMULATED_ETCD_TIMING,
+  etcdCommand,
+  EtcdFiles,
+  etcdJoinCommand,
+  EtcdMemberArgs,
+} from "../../components/kubernetes/etcd";
+import { NODE_ASSETS_DIR } from "../../components/cluster/nodeStep";
 import { CA_USAGES, certificateSpecs, CertSpec } from "../../components/pki/certificates";
 import { generateKey } from "../../components/pki/keys";
 import { issueCertificate } from "../../components/pki/x509";
@@ -196,8 +203,9 @@ describeIfAvailable(
         };
         const dataDir = path.join(workDir, `data-${member.name}`);
         fs.mkdirSync(dataDir, { mode: 0o700 });
-        commandFor.push((dir) =>
-          etcdCommand({
+        dataDirs.push(dataDir);
+        commandFor.push((dir) => {
+          const args: EtcdMemberArgs = {
             member,
             members: p.controls,
             clusterToken: tag,
@@ -207,8 +215,16 @@ describeIfAvailable(
             // The timing emulated guests get: the real members must accept it and still elect,
             // replicate and survive rolling restarts with it.
             timing: EMULATED_ETCD_TIMING,
-          }),
-        );
+            join: {
+              script: path.join(NODE_ASSETS_DIR, "etcd-join.sh"),
+              etcdctl: path.join(dir, "etcdctl"),
+              envFile: path.join(workDir, `join-${member.name}.env`),
+              clientCert: client.cert,
+              clientKey: client.key,
+            },
+          };
+          return asSystemdStarts(args);
+        });
         commands.push(commandFor[commandFor.length - 1](previousEtcdDir));
       }
       p.controls.forEach((_, i) => start(i));
@@ -223,6 +239,22 @@ describeIfAvailable(
     /** Each member's command line, for an etcd directory (the binary's version). */
     const commandFor: ((etcdDir: string) => string[])[] = [];
     const commands: string[][] = [];
+    const dataDirs: string[] = [];
+
+    /**
+     * What the etcd unit makes systemd run: etcd-join.sh (ExecStartPre), then etcd with the
+     * variables it wrote (EnvironmentFile, read before ExecStart).
+     */
+    function asSystemdStarts(args: EtcdMemberArgs): string[] {
+      const quote = (words: string[]) =>
+        words.map((w) => `'${w.replace(/'/g, "'\\''")}'`).join(" ");
+      const envFile = args.join?.envFile ?? "";
+      return [
+        "bash",
+        "-c",
+        `${quote(etcdJoinCommand(args))} && set -a && . ${quote([envFile])} && set +a && exec ${quote(etcdCommand(args))}`,
+      ];
+    }
     const members: ChildProcess[] = [];
     /** Issues the certificate again and writes it over the old one's files. */
     let reissue: (id: string) => Promise<{ cert: string; key: string }>;
@@ -344,6 +376,46 @@ describeIfAvailable(
       }
       const read = etcdctl(memberNs(1), ["get", "/hardway/rolling", "--print-value-only"]);
       expect(read.stdout.trim()).toBe(value);
+    }, 120_000);
+
+    it("replaces a member whose data is gone: removed, added again, started as existing", async () => {
+      // A control VM re-created with a new disk: same name and address, empty data directory.
+      const value = crypto.randomBytes(8).toString("hex");
+      expect(etcdctl(memberNs(0), ["put", "/hardway/replaced", value]).status).toBe(0);
+      const idOf = (name: string) => {
+        const list = etcdctl(memberNs(0), ["member", "list", "-w", "simple"]);
+        expect(list.status).toBe(0);
+        return list.stdout
+          .split("\n")
+          .find((l) => l.includes(`, ${name}, `))
+          ?.split(",")[0];
+      };
+      const before = idOf(p.controls[2].name);
+      members[2].kill("SIGKILL");
+      await new Promise((resolve) => members[2].once("exit", resolve));
+      fs.rmSync(dataDirs[2], { recursive: true, force: true });
+      fs.mkdirSync(dataDirs[2], { mode: 0o700 });
+      start(2);
+      await healthy(60_000);
+      const after = idOf(p.controls[2].name);
+      expect(after).toBeDefined();
+      expect(after).not.toBe(before);
+      const env = fs.readFileSync(path.join(workDir, `join-${p.controls[2].name}.env`), "utf8");
+      expect(env).toContain("ETCD_INITIAL_CLUSTER_STATE=existing");
+      const read = inNs(memberNs(2), path.join(etcdDir, "etcdctl"), [
+        `--endpoints=https://${p.controls[2].ip}:2379`,
+        `--cacert=${clientFiles.ca}`,
+        `--cert=${clientFiles.cert}`,
+        `--key=${clientFiles.key}`,
+        "--consistency=s",
+        "get",
+        "/hardway/replaced",
+        "--print-value-only",
+      ]);
+      expect(read.stdout.trim()).toBe(value);
+      // The member log says why it joined the way it did.
+      const log = fs.readFileSync(path.join(workDir, `${p.controls[2].name}.log`), "utf8");
+      expect(log).toContain(`the cluster knows ${p.controls[2].name}`);
     }, 120_000);
 
     it("refuses a client without a certificate", () => {

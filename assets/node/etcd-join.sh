@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Runs on a control node before its etcd member starts (the unit's ExecStartPre): decides how the
+# member joins, and writes it to --env-file as the two settings etcd reads only when its data
+# directory is empty, ETCD_INITIAL_CLUSTER and ETCD_INITIAL_CLUSTER_STATE.
+#
+# - The member has data: it starts as it was (etcd ignores both settings then).
+# - No other member answers, or they are still forming the cluster this member is planned in:
+#   a new cluster, `new`, with the planned members (--initial-cluster).
+# - Another member answers for a cluster that does not know this member, or knows it but this
+#   node's data is gone (a VM re-created with a new disk): the old entry is removed
+#   (`etcdctl member remove`), the member is added (`etcdctl member add`) and starts `existing`
+#   with the members the cluster has now. A member can never come back under its old ID
+#   without its data.
+#
+# usage: etcd-join.sh --name NAME --peer-url URL --data-dir DIR --initial-cluster NAME=URL,...
+#          --env-file FILE --cacert FILE --cert FILE --key FILE [--endpoint URL]...
+#          [--etcdctl PATH] [--attempts N] [--interval SECONDS]
+set -euo pipefail
+
+usage() {
+  echo "usage: etcd-join.sh --name NAME --peer-url URL --data-dir DIR --initial-cluster NAME=URL,... --env-file FILE --cacert FILE --cert FILE --key FILE [--endpoint URL]... [--etcdctl PATH] [--attempts N] [--interval SECONDS]"
+}
+
+die() {
+  echo "etcd-join.sh: $*" >&2
+  exit 1
+}
+
+say() {
+  echo "etcd-join.sh: $*" >&2
+}
+
+if [[ "${1:-}" == "--help" ]]; then
+  usage
+  exit 0
+fi
+
+name=""
+peer_url=""
+data_dir=""
+initial_cluster=""
+env_file=""
+cacert=""
+cert=""
+key=""
+endpoints=()
+etcdctl="/usr/local/bin/etcdctl"
+attempts=3
+interval=5
+while [[ $# -gt 0 ]]; do
+  [[ $# -ge 2 ]] || die "option $1 needs a value"
+  case "$1" in
+    --name) name="$2" ;;
+    --peer-url) peer_url="$2" ;;
+    --data-dir) data_dir="$2" ;;
+    --initial-cluster) initial_cluster="$2" ;;
+    --env-file) env_file="$2" ;;
+    --cacert) cacert="$2" ;;
+    --cert) cert="$2" ;;
+    --key) key="$2" ;;
+    --endpoint) endpoints+=("$2") ;;
+    --etcdctl) etcdctl="$2" ;;
+    --attempts) attempts="$2" ;;
+    --interval) interval="$2" ;;
+    *) die "unknown option $1" ;;
+  esac
+  shift 2
+done
+for required in name peer_url data_dir initial_cluster env_file cacert cert key; do
+  [[ -n "${!required}" ]] || die "--${required//_/-} is required; see --help"
+done
+[[ "$peer_url" == https://* ]] || die "--peer-url must be an https:// URL (got '$peer_url')"
+[[ ",$initial_cluster," == *",$name=$peer_url,"* ]] ||
+  die "--initial-cluster must name this member as $name=$peer_url (got '$initial_cluster')"
+for endpoint in "${endpoints[@]}"; do
+  [[ "$endpoint" == https://* ]] || die "--endpoint must be an https:// URL (got '$endpoint')"
+done
+[[ "$attempts" =~ ^[1-9][0-9]*$ ]] || die "--attempts must be a positive whole number"
+[[ "$interval" =~ ^[0-9]+$ ]] || die "--interval must be a whole number of seconds"
+
+write_env() {
+  mkdir -p -- "$(dirname -- "$env_file")"
+  printf 'ETCD_INITIAL_CLUSTER=%s\nETCD_INITIAL_CLUSTER_STATE=%s\n' "$1" "$2" >"$env_file.new"
+  mv -f -- "$env_file.new" "$env_file"
+}
+
+ctl() {
+  "$etcdctl" --endpoints="$1" --cacert="$cacert" --cert="$cert" --key="$key" \
+    --dial-timeout=5s --command-timeout=20s "${@:2}"
+}
+
+if [[ -d "$data_dir/member" ]]; then
+  write_env "$initial_cluster" new
+  exit 0
+fi
+
+# The cluster as another member sees it: "ID, STATUS, NAME, PEER URLS, CLIENT URLS, LEARNER" lines.
+# Nobody listening means nothing to wait for; a member that listens but cannot answer (no quorum
+# yet, or busy) is asked again.
+errors="$(mktemp)"
+trap 'rm -f -- "$errors"' EXIT
+list=""
+answered=""
+for ((attempt = 1; attempt <= attempts; attempt++)); do
+  refused=0
+  for endpoint in "${endpoints[@]}"; do
+    if list="$(ctl "$endpoint" member list -w simple 2>"$errors")"; then
+      answered="$endpoint"
+      break
+    fi
+    if grep -q "connection refused\|no route to host" "$errors"; then
+      refused=$((refused + 1))
+    fi
+  done
+  if [[ -n "$answered" ]] || ((refused == ${#endpoints[@]})); then
+    break
+  fi
+  if ((attempt < attempts)); then
+    sleep "$interval"
+  fi
+done
+if [[ -z "$answered" ]]; then
+  say "no other member answers: $name starts the cluster $initial_cluster"
+  write_env "$initial_cluster" new
+  exit 0
+fi
+
+# The planned name of a peer URL, for members the cluster lists without one (never started).
+planned_name() {
+  tr ',' '\n' <<<"$initial_cluster" | awk -F= -v url="$1" '$2 == url { print $1; exit }'
+}
+
+mine=""
+others=()
+while IFS= read -r line; do
+  [[ -n "$line" ]] || continue
+  IFS=',' read -r id status member_name peers _ <<<"$line"
+  id="${id// /}"
+  status="${status// /}"
+  member_name="${member_name// /}"
+  peers="${peers// /}"
+  if [[ "$peers" == "$peer_url" ]]; then
+    mine="$id $status"
+  else
+    [[ -n "$member_name" ]] || member_name="$(planned_name "$peers")"
+    [[ -n "$member_name" ]] || die "the cluster lists a member at $peers with no name, and --initial-cluster has none for it"
+    others+=("$member_name=$peers")
+  fi
+done <<<"$list"
+current="$(IFS=','; echo "${others[*]}")"
+
+if [[ "$mine" == *" unstarted" ]]; then
+  planned_others="$(tr ',' '\n' <<<"$initial_cluster" | grep -vxF -- "$name=$peer_url" | sort | paste -sd,)"
+  if [[ "$(tr ',' '\n' <<<"$current" | sort | paste -sd,)" == "$planned_others" ]]; then
+    say "$answered is forming the planned cluster: $name joins it as planned"
+    write_env "$initial_cluster" new
+    exit 0
+  fi
+  say "the cluster already lists $name (added, never started): it joins as it is now"
+else
+  if [[ -n "$mine" ]]; then
+    say "the cluster knows $name (member ${mine% *}) but its data in $data_dir is gone: removing that member"
+    ctl "$answered" member remove "${mine% *}" >/dev/null
+  fi
+  say "adding $name ($peer_url) to the cluster of $current"
+  ctl "$answered" member add "$name" --peer-urls="$peer_url" >/dev/null
+fi
+write_env "${current:+$current,}$name=$peer_url" existing

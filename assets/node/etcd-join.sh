@@ -47,6 +47,8 @@ endpoints=()
 etcdctl="/usr/local/bin/etcdctl"
 attempts=3
 interval=5
+# How often `member add` is asked while etcd calls its cluster unhealthy, 2 s apart.
+add_attempts=30
 while [[ $# -gt 0 ]]; do
   [[ $# -ge 2 ]] || die "option $1 needs a value"
   case "$1" in
@@ -163,6 +165,17 @@ else
     ctl "$answered" member remove "${mine% *}" >/dev/null
   fi
   say "adding $name ($peer_url) to the cluster of $current"
-  ctl "$answered" member add "$name" --peer-urls="$peer_url" >/dev/null
+  # etcd refuses a change while its leader has not heard from every member for a few seconds
+  # ("unhealthy cluster"), e.g. right after the removal above: ask again.
+  for ((try = 1; ; try++)); do
+    if ctl "$answered" member add "$name" --peer-urls="$peer_url" >/dev/null 2>"$errors"; then
+      break
+    fi
+    if ((try >= add_attempts)) || ! grep -q "unhealthy cluster" "$errors"; then
+      cat -- "$errors" >&2
+      die "could not add $name to the cluster through $answered"
+    fi
+    sleep 2
+  done
 fi
 write_env "${current:+$current,}$name=$peer_url" existing

@@ -31,7 +31,7 @@ export function nodeStateScript(units: readonly string[] = NODE_UNITS): string {
     '  echo "$unit: $(systemctl show -p ActiveState,SubState,NRestarts,ExecMainStatus,ExecMainStartTimestampMonotonic "$unit.service" | paste -sd " ")"',
     "done",
     "journalctl -b --no-pager -o short-monotonic -u etcd -u kube-apiserver 2>/dev/null |",
-    '  grep -E \'Started|Stopped|Failed|Main process|timed out|Scheduled restart|[FE][0-9]{4} |"level":"(error|fatal|panic)"\' |',
+    '  grep -E \'etcd-join|Started|Stopped|Failed|Main process|timed out|Scheduled restart|[FE][0-9]{4} |"level":"(error|fatal|panic)"\' |',
     "  tail -n 40",
     "journalctl -k -b --no-pager 2>/dev/null | grep -iE 'out of memory|oom-kill|killed process' | tail -n 10",
     "ps -eo rss,pcpu,etimes,comm --sort=-rss | head -n 10",

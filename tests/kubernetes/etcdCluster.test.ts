@@ -396,7 +396,18 @@ describeIfAvailable(
       fs.rmSync(dataDirs[2], { recursive: true, force: true });
       fs.mkdirSync(dataDirs[2], { mode: 0o700 });
       start(2);
-      await healthy(60_000);
+      // An added member is listed without a name until it has started and published itself;
+      // until then `endpoint health --cluster` sees only the other two.
+      const deadline = Date.now() + 60_000;
+      const replaced = () => ![undefined, before].includes(idOf(p.controls[2].name));
+      while (!replaced()) {
+        if (Date.now() > deadline) {
+          const log = fs.readFileSync(path.join(workDir, `${p.controls[2].name}.log`), "utf8");
+          throw new Error(`${p.controls[2].name} did not rejoin in 60 s:\n${log.slice(-3000)}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      await healthy(30_000);
       const after = idOf(p.controls[2].name);
       expect(after).toBeDefined();
       expect(after).not.toBe(before);

@@ -97,8 +97,9 @@ if [[ -d "$data_dir/member" ]]; then
 fi
 
 # The cluster as another member sees it: "ID, STATUS, NAME, PEER URLS, CLIENT URLS, LEARNER" lines.
-# Nobody listening means nothing to wait for; a member that listens but cannot answer (no quorum
-# yet, or busy) is asked again.
+# Serializable: a member answers from what it knows even without a quorum, so one of a cluster
+# that is still forming says so at once (every member unstarted). Nobody listening means nothing
+# to wait for; a member that listens but does not answer (busy) is asked again.
 errors="$(mktemp)"
 trap 'rm -f -- "$errors"' EXIT
 list=""
@@ -106,7 +107,7 @@ answered=""
 for ((attempt = 1; attempt <= attempts; attempt++)); do
   refused=0
   for endpoint in "${endpoints[@]}"; do
-    if list="$(ctl "$endpoint" member list -w simple 2>"$errors")"; then
+    if list="$(ctl "$endpoint" member list --consistency=s -w simple 2>"$errors")"; then
       answered="$endpoint"
       break
     fi

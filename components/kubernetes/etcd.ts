@@ -209,7 +209,9 @@ export function etcdUnit(args: EtcdMemberArgs): ServiceUnit {
       type: "notify",
       timeoutStartSec: "infinity",
       execStartPre: [etcdJoinCommand(args)],
-      environmentFile: (args.join ?? defaultEtcdJoinFiles()).envFile,
+      // systemd reads the file before each command, ExecStartPre's too: "-" lets that first one
+      // run before the file exists (without it the unit fails with result 'resources').
+      environmentFile: `-${(args.join ?? defaultEtcdJoinFiles()).envFile}`,
       execStart: etcdCommand(args),
       restart: "always",
       restartSec: 5,

@@ -26,7 +26,10 @@ export interface ServiceUnit {
     readonly execStartPre?: readonly CommandLine[];
     readonly execStart: CommandLine;
     readonly environment?: Readonly<Record<string, string>>;
-    /** Read before each command runs, so an ExecStartPre may write it for ExecStart. */
+    /**
+     * Read before each command runs, ExecStartPre's included, so an ExecStartPre may write it
+     * for ExecStart if it is optional (a leading "-"): a missing one fails the start.
+     */
     readonly environmentFile?: string;
     /** @default "always" */
     readonly restart?: "always" | "on-failure" | "no";

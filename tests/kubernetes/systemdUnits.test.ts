@@ -133,6 +133,17 @@ describe("rendered systemd units", () => {
     expect(text).toContain("StateDirectory=etcd\nStateDirectoryMode=0700");
   });
 
+  it("lets etcd-join.sh write etcd's join settings before etcd starts", () => {
+    // systemd loads EnvironmentFile= before every command, ExecStartPre's too: a required file
+    // that only ExecStartPre writes failed every start (result 'resources') in the e2e run.
+    const text = renderServiceUnit(units()["etcd.service"]);
+    expect(text).toContain("EnvironmentFile=-/run/etcd/join.env");
+    expect(text).toMatch(
+      /ExecStartPre=\/bin\/bash \\\n {2}\/usr\/local\/lib\/hardway\/etcd-join.sh/,
+    );
+    expect(text).toContain("RuntimeDirectory=etcd");
+  });
+
   it("lets etcd wait for its quorum however slow the other members boot", () => {
     // Type=notify: etcd notifies only once it has joined a quorum, so the first member's start
     // blocks until the others are up; under TCG that exceeds systemd's 90 s default.

@@ -32,8 +32,8 @@ export const UPGRADE_FROM = { kubernetes: "1.36.5", etcd: "3.6.16", crictl: "1.3
 /**
  * build-mirror.sh's options for the releases the tiers install: the pins, and etcd at
  * UPGRADE_FROM (npm test upgrades a real etcd cluster from it). Kubernetes and crictl at
- * UPGRADE_FROM only with `minorUpgrade`: only `npm run e2e -- --upgrade` installs them, and
- * Kubernetes is the longest build of a cold machine.
+ * UPGRADE_FROM only with `minorUpgrade`: `npm run e2e -- --no-upgrade` never installs them,
+ * and Kubernetes is the longest build of a cold machine (about 5 minutes a release).
  */
 export function mirrorArgs(
   mirror: string,
@@ -153,7 +153,7 @@ if (require.main === module) {
     );
   } else {
     const started = Date.now();
-    const mirror = buildMirror();
+    const mirror = buildMirror({ minorUpgrade: true });
     console.error(
       `[mirror] ${mirror} holds every release npm test and npm run e2e install (${((Date.now() - started) / 1000).toFixed(0)} s)`,
     );

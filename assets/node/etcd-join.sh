@@ -98,7 +98,7 @@ fi
 
 # The cluster as another member sees it: "ID, STATUS, NAME, PEER URLS, CLIENT URLS, LEARNER" lines.
 # Serializable: a member answers from what it knows even without a quorum, so one of a cluster
-# that is still forming says so at once (every member unstarted). Nobody listening means nothing
+# that is still forming says so at once. Nobody listening means nothing
 # to wait for; a member that listens but does not answer (busy) is asked again.
 errors="$(mktemp)"
 trap 'rm -f -- "$errors"' EXIT
@@ -133,17 +133,20 @@ planned_name() {
   tr ',' '\n' <<<"$initial_cluster" | awk -F= -v url="$1" '$2 == url { print $1; exit }'
 }
 
+# A member has run once it has published its client URLs. (A member of a new cluster is listed
+# with its name from --initial-cluster, as "started", before it ever ran; one added by
+# `member add` has no name until it runs.)
 mine=""
 others=()
 while IFS= read -r line; do
   [[ -n "$line" ]] || continue
-  IFS=',' read -r id status member_name peers _ <<<"$line"
+  IFS=',' read -r id _ member_name peers clients _ <<<"$line"
   id="${id// /}"
-  status="${status// /}"
   member_name="${member_name// /}"
   peers="${peers// /}"
+  clients="${clients// /}"
   if [[ "$peers" == "$peer_url" ]]; then
-    mine="$id $status"
+    mine="$id $([[ -n "$clients" ]] && echo ran || echo never-ran)"
   else
     [[ -n "$member_name" ]] || member_name="$(planned_name "$peers")"
     [[ -n "$member_name" ]] || die "the cluster lists a member at $peers with no name, and --initial-cluster has none for it"
@@ -152,7 +155,7 @@ while IFS= read -r line; do
 done <<<"$list"
 current="$(IFS=','; echo "${others[*]}")"
 
-if [[ "$mine" == *" unstarted" ]]; then
+if [[ "$mine" == *" never-ran" ]]; then
   planned_others="$(tr ',' '\n' <<<"$initial_cluster" | grep -vxF -- "$name=$peer_url" | sort | paste -sd,)"
   if [[ "$(tr ',' '\n' <<<"$current" | sort | paste -sd,)" == "$planned_others" ]]; then
     say "$answered is forming the planned cluster: $name joins it as planned"

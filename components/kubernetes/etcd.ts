@@ -39,6 +39,8 @@ export interface EtcdJoinFiles {
   readonly clientKey: string;
 }
 
+const joinFilesOf = (args: EtcdMemberArgs) => args.join ?? defaultEtcdJoinFiles();
+
 export function defaultEtcdJoinFiles(): EtcdJoinFiles {
   const client = certFiles("etcd-healthcheck-client");
   return {
@@ -165,7 +167,7 @@ export function etcdCommand(args: EtcdMemberArgs): string[] {
 export function etcdJoinCommand(args: EtcdMemberArgs): string[] {
   const { member, members } = args;
   checkMembers(args);
-  const join = args.join ?? defaultEtcdJoinFiles();
+  const join = joinFilesOf(args);
   const files = args.files ?? defaultEtcdFiles(member.name);
   return [
     "/bin/bash",
@@ -211,7 +213,7 @@ export function etcdUnit(args: EtcdMemberArgs): ServiceUnit {
       execStartPre: [etcdJoinCommand(args)],
       // systemd reads the file before each command, ExecStartPre's too: "-" lets that first one
       // run before the file exists (without it the unit fails with result 'resources').
-      environmentFile: `-${(args.join ?? defaultEtcdJoinFiles()).envFile}`,
+      environmentFile: `-${joinFilesOf(args).envFile}`,
       execStart: etcdCommand(args),
       restart: "always",
       restartSec: 5,

@@ -133,6 +133,17 @@ function etcdctl(ns: string, args: string[], withCert = true) {
   ]);
 }
 
+/** etcdctl (of the etcd in `dir`) inside `ns`, asking one endpoint only, with the client cert. */
+function etcdctlAt(ns: string, endpoint: string, args: string[], dir = etcdDir) {
+  return inNs(ns, path.join(dir, "etcdctl"), [
+    `--endpoints=${endpoint}`,
+    `--cacert=${clientFiles.ca}`,
+    `--cert=${clientFiles.cert}`,
+    `--key=${clientFiles.key}`,
+    ...args,
+  ]);
+}
+
 describeIfAvailable(
   skipReason,
   `a three-member etcd cluster from the rendered flags, ${UPGRADE_FROM.etcd} then ${defaultVersions.etcd}`,
@@ -233,14 +244,12 @@ describeIfAvailable(
       start(2);
       const deadline = Date.now() + 45_000;
       while (
-        inNs(memberNs(0), path.join(previousEtcdDir, "etcdctl"), [
-          `--endpoints=https://${p.controls[0].ip}:2379`,
-          `--cacert=${clientFiles.ca}`,
-          `--cert=${clientFiles.cert}`,
-          `--key=${clientFiles.key}`,
-          "endpoint",
-          "health",
-        ]).status !== 0
+        etcdctlAt(
+          memberNs(0),
+          `https://${p.controls[0].ip}:2379`,
+          ["endpoint", "health"],
+          previousEtcdDir,
+        ).status !== 0
       ) {
         if (Date.now() > deadline) {
           throw new Error("control0 and control2 formed no quorum in 45 s");
@@ -367,11 +376,7 @@ describeIfAvailable(
     it("replicates a write made through one member to a read through another", () => {
       const value = crypto.randomBytes(8).toString("hex");
       expect(etcdctl(memberNs(0), ["put", "/hardway/test", value]).status).toBe(0);
-      const read = inNs(memberNs(2), path.join(etcdDir, "etcdctl"), [
-        `--endpoints=https://${p.controls[2].ip}:2379`,
-        `--cacert=${clientFiles.ca}`,
-        `--cert=${clientFiles.cert}`,
-        `--key=${clientFiles.key}`,
+      const read = etcdctlAt(memberNs(2), `https://${p.controls[2].ip}:2379`, [
         "--consistency=l",
         "get",
         "/hardway/test",
@@ -382,14 +387,7 @@ describeIfAvailable(
     });
 
     it("answers on 127.0.0.1 inside a member, for local clients", () => {
-      const local = inNs(memberNs(1), path.join(etcdDir, "etcdctl"), [
-        "--endpoints=https://127.0.0.1:2379",
-        `--cacert=${clientFiles.ca}`,
-        `--cert=${clientFiles.cert}`,
-        `--key=${clientFiles.key}`,
-        "endpoint",
-        "health",
-      ]);
+      const local = etcdctlAt(memberNs(1), "https://127.0.0.1:2379", ["endpoint", "health"]);
       expect(`${local.stdout}${local.stderr}`).toContain("is healthy");
     });
 
@@ -443,11 +441,7 @@ describeIfAvailable(
       expect(after).not.toBe(before);
       const env = fs.readFileSync(path.join(workDir, `join-${p.controls[2].name}.env`), "utf8");
       expect(env).toContain("ETCD_INITIAL_CLUSTER_STATE=existing");
-      const read = inNs(memberNs(2), path.join(etcdDir, "etcdctl"), [
-        `--endpoints=https://${p.controls[2].ip}:2379`,
-        `--cacert=${clientFiles.ca}`,
-        `--cert=${clientFiles.cert}`,
-        `--key=${clientFiles.key}`,
+      const read = etcdctlAt(memberNs(2), `https://${p.controls[2].ip}:2379`, [
         "--consistency=s",
         "get",
         "/hardway/replaced",

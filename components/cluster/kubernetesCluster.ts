@@ -182,6 +182,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         {
           nodes,
           via: plan.controls[0],
+          clusterData: this.etcd.members,
           // A new minor or another runtime does not keep the node's pods running.
           disruption: {
             kubernetes: minorOf(config.versions.kubernetes),
@@ -190,29 +191,39 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         },
         parent,
       );
+      const images =
+        config.podImages.length > 0
+          ? new PodImages(
+              `${name}-images`,
+              {
+                plan,
+                nodes,
+                runtime: config.containerRuntime,
+                archives: config.podImages,
+                runtimeSteps: Object.fromEntries(
+                  Object.entries(runtime.nodes).map(([node, steps]) => [node, steps.runtime]),
+                ),
+              },
+              parent,
+            )
+          : undefined;
       // Once every API server runs the new release, node after node (control nodes first): the
-      // drain, the kubelet (after its runtime) beside kube-proxy, the uncordon.
+      // drain, the kubelet (after what its pods need: the runtime, the CNI config, the pod
+      // images) beside kube-proxy, the uncordon. A node that leaves goes the other way round:
+      // drained first, then its kubelet and kube-proxy, then what they needed and its Node object.
       let previous: pulumi.Resource = this.controlPlane.apiServers;
       for (const node of plan.kubeletNodes) {
         const drained = drains.drain(node, previous);
-        const kubeletStep = kubelet.addNode(node, [runtime.nodes[node.name].runtime, drained]);
+        const { runtime: runtimeStep, cni } = runtime.nodes[node.name];
+        const podImages = images?.nodes[node.name];
+        const kubeletStep = kubelet.addNode(node, [
+          runtimeStep,
+          ...(cni ? [cni] : []),
+          ...(podImages ? [podImages] : []),
+          drained,
+        ]);
         const proxyStep = kubeProxy?.addNode(node, drained);
         previous = drains.uncordon(node, proxyStep ? [kubeletStep, proxyStep] : [kubeletStep]);
-      }
-      if (config.podImages.length > 0) {
-        new PodImages(
-          `${name}-images`,
-          {
-            plan,
-            nodes,
-            runtime: config.containerRuntime,
-            archives: config.podImages,
-            runtimeSteps: Object.fromEntries(
-              Object.entries(runtime.nodes).map(([node, steps]) => [node, steps.runtime]),
-            ),
-          },
-          parent,
-        );
       }
       if (config.cni === "bridge") {
         new PodRoutes(`${name}-routes`, { plan, networkReady: args.networkReady }, parent);

@@ -11,7 +11,13 @@
  *            while a PodDisruptionBudget refuses; past its timeout it fails, naming the pods that
  *            are still there, and deletes nothing. `uncordon` waits until the node is Ready
  *            again, then makes it schedulable. Any other change (a new host key) only records.
- *   delete   nothing.
+ *   delete   the node leaves the cluster (fewer workers, or a step back to the control plane):
+ *            the `uncordon` goes first, before the node's steps, and drains it as above; a node
+ *            that is not Ready is only cordoned (its pods cannot stop gracefully; they go with
+ *            its Node object). The `drain` goes after the node's kubelet and kube-proxy steps
+ *            are removed (a running kubelet would register its Node again) and deletes the Node
+ *            object. Nothing runs when the cluster goes too (`destroy`: KubernetesCluster
+ *            passes `deletedWith` the cluster's data), or when the control node is unreachable.
  *
  * A failed `up` leaves the node cordoned; the next `up` finishes the steps and then uncordons.
  */
@@ -36,33 +42,79 @@ export interface NodeDrainState {
   readonly timeoutSeconds: number;
 }
 
+type KubectlState = Pick<NodeDrainState, "verb" | "node" | "kubeconfig" | "timeoutSeconds">;
+
+/** kubectl as root with the control node's admin.conf, these arguments after it. */
+function kubectl(state: KubectlState, ...args: string[]): string {
+  return shellCommand(["sudo", "kubectl", "--kubeconfig", state.kubeconfig, ...args]);
+}
+
+/** The node's pods evicted (DaemonSet pods stay, emptyDir data goes, nothing forced). */
+function drainNode(state: KubectlState): string {
+  return kubectl(
+    state,
+    "drain",
+    state.node,
+    "--ignore-daemonsets",
+    "--delete-emptydir-data",
+    `--timeout=${state.timeoutSeconds}s`,
+  );
+}
+
+const registered = (state: KubectlState) =>
+  `${kubectl(state, "get", "node", state.node)} >/dev/null 2>&1`;
+const notRegistered = (state: KubectlState) =>
+  `echo "node ${state.node} is not registered: nothing to drain"`;
+
 /** The kubectl command lines each verb runs on the control node; no secrets. Pure. */
-export function drainCommands(
-  state: Pick<NodeDrainState, "verb" | "node" | "kubeconfig" | "timeoutSeconds">,
-): string[] {
-  const kubectl = ["sudo", "kubectl", "--kubeconfig", state.kubeconfig];
-  const exists = `${shellCommand([...kubectl, "get", "node", state.node])} >/dev/null 2>&1`;
+export function drainCommands(state: KubectlState): string[] {
   if (state.verb === "drain") {
-    return [
-      `if ${exists}; then ${shellCommand([
-        ...kubectl,
-        "drain",
-        state.node,
-        "--ignore-daemonsets",
-        "--delete-emptydir-data",
-        `--timeout=${state.timeoutSeconds}s`,
-      ])}; else echo "node ${state.node} is not registered: nothing to drain"; fi`,
-    ];
+    return [`if ${registered(state)}; then ${drainNode(state)}; else ${notRegistered(state)}; fi`];
   }
   return [
-    shellCommand([
-      ...kubectl,
+    kubectl(
+      state,
       "wait",
       "--for=condition=Ready",
       `node/${state.node}`,
       `--timeout=${state.timeoutSeconds}s`,
-    ]),
-    shellCommand([...kubectl, "uncordon", state.node]),
+    ),
+    kubectl(state, "uncordon", state.node),
+  ];
+}
+
+/**
+ * The kubectl command lines that take a leaving node out of the cluster, run when the NodeDrain
+ * is deleted: `uncordon` (deleted first) drains a Ready node and only cordons one that is not
+ * (its kubelet cannot stop its pods, so a drain would wait for nothing); `drain` (deleted once
+ * the node's kubelet is gone) deletes the Node object, and with it the pods still bound to it.
+ * No secrets. Pure.
+ */
+export function leaveCommands(state: KubectlState): string[] {
+  if (state.verb === "drain") {
+    return [
+      kubectl(
+        state,
+        "delete",
+        "node",
+        state.node,
+        "--ignore-not-found",
+        `--timeout=${state.timeoutSeconds}s`,
+      ),
+    ];
+  }
+  const ready = kubectl(
+    state,
+    "get",
+    "node",
+    state.node,
+    "-o",
+    'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+  );
+  return [
+    `if ! ${registered(state)}; then ${notRegistered(state)}; ` +
+      `elif [ "$(${ready} 2>/dev/null)" = True ]; then ${drainNode(state)}; ` +
+      `else ${kubectl(state, "cordon", state.node)} && echo "node ${state.node} is not Ready: cordoned only; its pods go with its Node object"; fi`,
   ];
 }
 
@@ -131,9 +183,29 @@ export const nodeDrainProvider: pulumi.dynamic.ResourceProvider<NodeDrainState, 
     return { outs: news };
   },
 
-  delete() {
-    // Nothing: the node's own steps and VM go with their resources.
-    return Promise.resolve();
+  async delete(_id, olds) {
+    try {
+      await withSsh(olds.via, async (session) => {
+        for (const command of leaveCommands(olds)) {
+          const result = await session.run(command, undefined, olds.timeoutSeconds + 60);
+          if (result.code !== 0) {
+            const output = `${result.stdout}\n${result.stderr}`;
+            throw new Error(
+              olds.verb === "uncordon"
+                ? drainFailure(olds.node, output)
+                : `cannot delete node ${olds.node}: ${output.trim().split("\n").slice(-10).join("\n")}`,
+            );
+          }
+        }
+      });
+    } catch (err) {
+      if ((err as { unreachable?: boolean }).unreachable) {
+        // The control node is gone: so is the API that would know the node.
+        console.error(`${olds.verb} of ${olds.node}: control node unreachable, nothing to do`);
+        return;
+      }
+      throw err;
+    }
   },
 };
 

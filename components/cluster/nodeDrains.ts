@@ -1,7 +1,8 @@
 /**
  * NodeDrains: the drain before and the uncordon after each kubelet node's steps (NodeDrain), so
  * an upgrade that does not keep pods running (a new Kubernetes minor, another runtime) moves
- * them off one node at a time. KubernetesCluster asks for both around each node's steps.
+ * them off one node at a time, and a node that leaves the cluster is drained before its steps
+ * go and its Node object deleted after. KubernetesCluster asks for both around each node's steps.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { NodeAddress } from "../network/addressPlan";
@@ -14,6 +15,11 @@ export interface NodeDrainsArgs {
   readonly via: NodeAddress;
   /** What, when it changes, makes an update disruptive (e.g. the Kubernetes minor). */
   readonly disruption: Readonly<Record<string, string>>;
+  /**
+   * The cluster's data (the etcd members): when it is deleted as well (`destroy`), a leaving
+   * node is not drained, as there is no cluster left to keep its pods.
+   */
+  readonly clusterData: pulumi.Resource;
   /**
    * Seconds a drain waits for evictions, and an uncordon for its node to be Ready.
    * @default 600
@@ -46,10 +52,11 @@ export class NodeDrains extends pulumi.ComponentResource {
     node: NodeAddress,
     after: pulumi.Input<pulumi.Resource> | pulumi.Input<pulumi.Resource>[],
   ): NodeDrain {
+    const { clusterData, ...args } = this.args;
     return new NodeDrain(
       `${this.name}-${node.name}-${verb}`,
-      { ...this.args, verb, node },
-      { parent: this, dependsOn: after },
+      { ...args, verb, node },
+      { parent: this, dependsOn: after, deletedWith: clusterData },
     );
   }
 }

@@ -3,11 +3,16 @@
  * an update acts, and what a failed drain tells the user, from kubectl's own output (the lines
  * k8s.io/kubectl v0.37.2 pkg/drain prints).
  */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import {
   NodeDrainState,
   disruptionChanged,
   drainCommands,
   drainFailure,
+  leaveCommands,
   nodeDrainProvider,
 } from "../../components/cluster/nodeDrain";
 
@@ -87,5 +92,98 @@ describe("NodeDrain", () => {
     expect(
       drainFailure("worker1", 'error: the server doesn\'t have a resource type "nodes"\n'),
     ).toBe('cannot drain worker1: error: the server doesn\'t have a resource type "nodes"');
+  });
+
+  describe("when the node leaves the cluster (its NodeDrains are deleted)", () => {
+    /**
+     * Runs a command line with stand-ins for sudo and kubectl: kubectl records its arguments,
+     * knows worker1 when `registered`, and reports its Ready condition as `ready`.
+     */
+    function runLeave(command: string, node: { registered: boolean; ready: string }) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hardway-leave-"));
+      const write = (name: string, body: string) =>
+        fs.writeFileSync(path.join(dir, name), `#!/usr/bin/env bash\n${body}\n`, { mode: 0o755 });
+      write("sudo", 'exec "$@"');
+      write(
+        "kubectl",
+        [
+          `echo "$*" >> ${dir}/calls`,
+          'if [[ "$*" == *" get node "* ]]; then',
+          `  ${node.registered ? "" : "exit 1; "}[[ "$*" == *jsonpath* ]] && printf %s "${node.ready}"`,
+          "  exit 0",
+          "fi",
+        ].join("\n"),
+      );
+      const run = spawnSync("bash", ["-c", command], {
+        encoding: "utf8",
+        env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ""}` },
+      });
+      const calls = fs.existsSync(path.join(dir, "calls"))
+        ? fs.readFileSync(path.join(dir, "calls"), "utf8").trim().split("\n")
+        : [];
+      fs.rmSync(dir, { recursive: true, force: true });
+      return {
+        status: run.status,
+        stdout: run.stdout,
+        actions: calls.filter((c) => !/ get /.test(c)),
+      };
+    }
+    const [leaving] = leaveCommands({ ...state, verb: "uncordon" });
+    const admin = "--kubeconfig /etc/kubernetes/admin.conf";
+
+    it("drains a Ready node before its steps go, as an upgrade does (PodDisruptionBudgets waited for)", () => {
+      const run = runLeave(leaving, { registered: true, ready: "True" });
+      expect(run.status).toBe(0);
+      expect(run.actions).toEqual([
+        `${admin} drain worker1 --ignore-daemonsets --delete-emptydir-data --timeout=600s`,
+      ]);
+    });
+
+    it("only cordons a node that is not Ready: its kubelet cannot stop the pods a drain would wait for", () => {
+      for (const ready of ["False", "Unknown", ""]) {
+        const run = runLeave(leaving, { registered: true, ready });
+        expect(run.status).toBe(0);
+        expect(run.actions).toEqual([`${admin} cordon worker1`]);
+        expect(run.stdout).toContain("worker1 is not Ready: cordoned only");
+      }
+    });
+
+    it("does nothing for a node that never registered", () => {
+      const run = runLeave(leaving, { registered: false, ready: "" });
+      expect(run.status).toBe(0);
+      expect(run.actions).toEqual([]);
+      expect(run.stdout).toContain("node worker1 is not registered: nothing to drain");
+    });
+
+    it("deletes the Node object once the kubelet is gone, whether or not it is still there", () => {
+      const [remove] = leaveCommands(state);
+      expect(remove).toBe(
+        `sudo kubectl ${admin} delete node worker1 --ignore-not-found --timeout=600s`,
+      );
+      expect(runLeave(remove, { registered: false, ready: "" }).actions).toEqual([
+        `${admin} delete node worker1 --ignore-not-found --timeout=600s`,
+      ]);
+    });
+
+    it("passes shellcheck", () => {
+      for (const command of [...leaveCommands(state), leaving, ...drainCommands(state)]) {
+        const check = spawnSync("shellcheck", ["-s", "bash", "-"], {
+          input: `#!/usr/bin/env bash\n${command}\n`,
+          encoding: "utf8",
+        });
+        expect(check.stdout + check.stderr).toBe("");
+      }
+    });
+
+    it("skips everything when the control node does not answer (it went first)", async () => {
+      const unreachable = {
+        ...state,
+        // No sshd on loopback takes this key: ssh exits 255, as for a VM that is gone.
+        via: { ...state.via, host: "127.0.0.1" },
+      };
+      await expect(
+        nodeDrainProvider.delete!("uncordon@worker1", unreachable),
+      ).resolves.toBeUndefined();
+    });
   });
 });

@@ -199,13 +199,17 @@ describe("ordering", () => {
     expect(option("--client-cert")).toBe("/etc/kubernetes/pki/apiserver-kubelet-client.crt");
   });
 
-  it("starts each kubelet right after its own runtime and drain, not waiting for the API probe", () => {
+  it("starts each kubelet right after its own runtime, CNI config and drain, not waiting for the API probe", () => {
     const apiHealth = named("std-api-health").urn;
     for (const node of ["control0", "worker0", "worker2"]) {
       const deps = named(`std-kubelet-${node}`).dependencies;
       const steps = resources.filter((r) => r.type === NODE_STEP || r.type === NODE_DRAIN);
       expect(deps.filter((urn) => steps.some((r) => r.urn === urn)).sort()).toEqual(
-        [named(`std-runtime-${node}-containerd`).urn, named(`std-drains-${node}-drain`).urn].sort(),
+        [
+          named(`std-runtime-${node}-containerd`).urn,
+          named(`std-runtime-${node}-cni`).urn,
+          named(`std-drains-${node}-drain`).urn,
+        ].sort(),
       );
       expect(deps).not.toContain(apiHealth);
     }

@@ -5,6 +5,7 @@
  * (real keys and certificates from the PKI's own providers, see dynamicStandIn.ts) and fails
  * loudly on any invoke it does not know.
  */
+import { isDeepStrictEqual } from "node:util";
 import type * as PulumiModule from "@pulumi/pulumi";
 import { standIns } from "./dynamicStandIn";
 
@@ -88,7 +89,9 @@ export async function installMocks(
   pulumi: typeof PulumiModule,
   config: Readonly<Record<string, string>> = {},
   preview = false,
+  prior: readonly RecordedResource[] = [],
 ): Promise<RecordedResource[]> {
+  const priorByKey = new Map(prior.map((r) => [`${r.type}::${r.name}`, r]));
   const recorded: RecordedResource[] = [];
   const pending = new Map<
     string,
@@ -102,7 +105,14 @@ export async function installMocks(
         const secretInputs: string[] = [];
         const inputs = revealSecrets(args.inputs, "", secretInputs) as Record<string, unknown>;
         try {
-          const state = standIn ? await standIn(inputs) : { ...inputs };
+          // Like the engine on a stack with state: unchanged inputs keep the prior outputs.
+          const before = priorByKey.get(`${args.type}::${args.name}`);
+          const state =
+            before !== undefined && isDeepStrictEqual(before.inputs, inputs)
+              ? before.state
+              : standIn
+                ? await standIn(inputs)
+                : { ...inputs };
           pending.set(`${args.type}::${args.name}`, { inputs, state, secretInputs });
           return { id: `${args.name}-id`, state };
         } catch (err) {
@@ -196,13 +206,20 @@ async function settle(count: () => number): Promise<void> {
  */
 export async function runProgram(
   config: Readonly<Record<string, string>> = {},
-  options: { preview?: boolean } = {},
+  options: {
+    preview?: boolean;
+    /**
+     * The resources of an earlier run, as a stack's state: a resource whose inputs did not
+     * change keeps what it returned then (its keys, certificates), as the engine keeps them.
+     */
+    prior?: readonly RecordedResource[];
+  } = {},
 ): Promise<ProgramRun> {
   let run: ProgramRun | undefined;
   await jest.isolateModulesAsync(async () => {
     const pulumi = (await import("@pulumi/pulumi")) as typeof PulumiModule;
     failures.length = 0;
-    const resources = await installMocks(pulumi, config, options.preview ?? false);
+    const resources = await installMocks(pulumi, config, options.preview ?? false, options.prior);
     let exports: Record<string, unknown>;
     try {
       exports = await import("../../index");

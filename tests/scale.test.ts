@@ -1,0 +1,150 @@
+/**
+ * Changing a live cluster's node count, under mocks: the program runs once as the stack's state,
+ * then again with another `hardway:workers`, unchanged resources keeping their outputs (keys,
+ * certificates) as the engine keeps them. What differs is what `pulumi preview` would show:
+ * creations, deletions, and the inputs each update changes.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { isDeepStrictEqual } from "node:util";
+import { RecordedResource, byType, runProgram } from "./harness/mocks";
+
+interface Changes {
+  readonly created: string[];
+  readonly deleted: string[];
+  /** Resource name → the inputs that changed. */
+  readonly updated: Record<string, string[]>;
+}
+
+/** What a second run changes against the first, by resource name. */
+function changes(before: readonly RecordedResource[], after: readonly RecordedResource[]): Changes {
+  const key = (r: RecordedResource) => `${r.type}::${r.name}`;
+  const old = new Map(before.map((r) => [key(r), r]));
+  const now = new Set(after.map(key));
+  const updated: Record<string, string[]> = {};
+  const created: string[] = [];
+  for (const resource of after) {
+    const was = old.get(key(resource));
+    if (was === undefined) {
+      created.push(resource.name);
+      continue;
+    }
+    const fields = [...new Set([...Object.keys(was.inputs), ...Object.keys(resource.inputs)])];
+    const changed = fields.filter((f) => !isDeepStrictEqual(was.inputs[f], resource.inputs[f]));
+    if (changed.length > 0) {
+      updated[resource.name] = changed;
+    }
+  }
+  const deleted = before.filter((r) => !now.has(key(r))).map((r) => r.name);
+  return { created, deleted, updated };
+}
+
+// The e2e's small cluster: one control plane, emulated, through the nodes.
+const SMALL = {
+  "hardway:controlPlanes": "1",
+  "hardway:accelerator": "tcg",
+  "hardway:stopAfter": "nodes",
+};
+
+describe("changing the number of workers of a live cluster", () => {
+  // One life: a worker, then two, then one again, each run on the state of the one before.
+  let one: RecordedResource[];
+  let two: RecordedResource[];
+  let oneAgain: RecordedResource[];
+  beforeAll(async () => {
+    one = [...(await runProgram({ ...SMALL, "hardway:workers": "1" })).resources];
+    const grown = await runProgram({ ...SMALL, "hardway:workers": "2" }, { prior: one });
+    two = [...grown.resources];
+    const shrunk = await runProgram({ ...SMALL, "hardway:workers": "1" }, { prior: two });
+    oneAgain = [...shrunk.resources];
+  }, 300_000);
+
+  it("adds a worker: its own resources, and on the host only dnsmasq's leases and names", () => {
+    const { created, deleted, updated } = changes(one, two);
+    expect(deleted).toEqual([]);
+    // The dnsmasq config is the one file that lists every node; its change restarts dnsmasq on
+    // the host (leases are static, so no VM's address moves), no daemon on a VM.
+    expect(updated).toEqual({ "host-linux": ["stdin"] });
+    expect(created.filter((name) => !name.includes("worker1"))).toEqual([]);
+    expect(created.sort()).toEqual(
+      [
+        "k8s-drains-worker1-drain",
+        "k8s-drains-worker1-uncordon",
+        "k8s-kube-proxy-worker1",
+        "k8s-kubelet-worker1",
+        "k8s-releases-worker1",
+        "k8s-routes-worker1",
+        "k8s-runtime-worker1-cni",
+        "k8s-runtime-worker1-containerd",
+        "pki-kubelet-worker1",
+        "pki-kubelet-worker1-key",
+        "pki-worker1-host-key",
+        "vm-worker1",
+        "vm-worker1-qemu",
+      ].sort(),
+    );
+  });
+
+  it("removes a worker: exactly what adding it made, and the same dnsmasq change back", () => {
+    const { created, deleted, updated } = changes(two, oneAgain);
+    expect(created).toEqual([]);
+    expect(updated).toEqual({ "host-linux": ["stdin"] });
+    expect(deleted.sort()).toEqual(changes(one, two).created.sort());
+    // Back where it started: every resource as it was.
+    expect(changes(one, oneAgain)).toEqual({ created: [], deleted: [], updated: {} });
+  });
+
+  it("with the cluster services too, touches no release or object of the running cluster", async () => {
+    const three = await runProgram({ "hardway:accelerator": "tcg" });
+    const four = await runProgram(
+      { "hardway:accelerator": "tcg", "hardway:workers": "4" },
+      { prior: three.resources },
+    );
+    const { deleted, updated } = changes(three.resources, four.resources);
+    expect(deleted).toEqual([]);
+    expect(updated).toEqual({ "host-linux": ["stdin"] });
+  });
+
+  it("drains a leaving node through the API, except when the cluster's data goes too (destroy)", () => {
+    const etcd = one.find((r) => r.name === "k8s-etcd-members");
+    const drains = byType(one, "pulumi-nodejs:dynamic/cluster:NodeDrain");
+    expect(drains.map((d) => d.name).sort()).toEqual([
+      "k8s-drains-control0-drain",
+      "k8s-drains-control0-uncordon",
+      "k8s-drains-worker0-drain",
+      "k8s-drains-worker0-uncordon",
+    ]);
+    for (const drain of drains) {
+      expect(drain.deletedWith).toBe(etcd?.urn);
+    }
+    // Deleted in reverse: the uncordon (drain) before the node's kubelet, the Node object after.
+    const kubelet = one.find((r) => r.name === "k8s-kubelet-worker0");
+    const drain = drains.find((d) => d.name === "k8s-drains-worker0-drain");
+    const uncordon = drains.find((d) => d.name === "k8s-drains-worker0-uncordon");
+    expect(kubelet?.dependencies).toContain(drain?.urn);
+    expect(uncordon?.dependencies).toContain(kubelet?.urn);
+  });
+
+  it("stops a leaving node's kubelet before what its pods need: runtime, CNI config, pod images", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hardway-scale-"));
+    const archive = path.join(dir, "pause.tar");
+    fs.writeFileSync(archive, "");
+    const run = await runProgram({
+      ...SMALL,
+      "hardway:workers": "1",
+      "hardway:podImages": JSON.stringify([archive]),
+    });
+    fs.rmSync(dir, { recursive: true, force: true });
+    const urnOf = (name: string) => run.resources.find((r) => r.name === name)?.urn;
+    const kubelet = run.resources.find((r) => r.name === "k8s-kubelet-worker0");
+    for (const needed of [
+      "k8s-runtime-worker0-containerd",
+      "k8s-runtime-worker0-cni",
+      "k8s-images-worker0",
+    ]) {
+      expect(urnOf(needed)).toBeDefined();
+      expect(kubelet?.dependencies).toContain(urnOf(needed));
+    }
+  });
+});

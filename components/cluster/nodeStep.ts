@@ -3,7 +3,8 @@
  * run over SSH by assets/node/node-step.sh. Its life cycle, in one place:
  *
  *   check    at preview: a step that names its release (etcd, kube-apiserver) refuses an
- *            update that skips a minor or goes back one (kubernetesSupport.ts).
+ *            update that skips a minor or goes back one (kubernetesSupport.ts); etcd refuses
+ *            an update that changes its members (another number of control planes).
  *   create   on every target at once (nothing of the step runs anywhere yet): put the node
  *            scripts on the VM (the release files are there already: NodeReleases), then
  *            `node-step.sh apply` with the files on stdin, then the readiness check.
@@ -414,17 +415,45 @@ async function applyAll(state: NodeStepState, rolling: boolean): Promise<void> {
   }
 }
 
+/**
+ * Why an update cannot move etcd from the members it runs on to other ones, or undefined: a
+ * running cluster's members join and leave one at a time (`member add`, `member remove`, never
+ * below quorum), with every API server's certificate and flags following, and the steps do not
+ * do that yet. Other steps may gain and lose targets. Pure.
+ */
+export function membershipMoveProblem(
+  step: string,
+  from: readonly string[] | undefined,
+  to: readonly string[],
+): string | undefined {
+  if (step !== "etcd" || from === undefined || from.length === 0) {
+    return undefined;
+  }
+  if ([...from].sort().join() === [...to].sort().join()) {
+    return undefined;
+  }
+  return `etcd runs on ${from.join(", ")}, and this update would make its members ${to.join(", ")}: changing hardway:controlPlanes of a running cluster is not supported yet (members must join and leave etcd one at a time, and every API server's certificate and flags follow). Set it back to ${from.length}, or destroy the stack and bring it up again with the new count`;
+}
+
 /** Inputs whose change means another step, not a new version of this one. */
 const REPLACE_KEYS = ["step"] as const;
 
 export const nodeStepProvider: pulumi.dynamic.ResourceProvider<NodeStepState, NodeStepState> = {
   check(olds, news) {
-    const problem = releaseMoveProblem(olds?.release, news.release);
-    return Promise.resolve(
-      problem === undefined
-        ? { inputs: news }
-        : { inputs: news, failures: [{ property: "release", reason: problem }] },
+    const failures: pulumi.dynamic.CheckFailure[] = [];
+    const release = releaseMoveProblem(olds?.release, news.release);
+    if (release !== undefined) {
+      failures.push({ property: "release", reason: release });
+    }
+    const membership = membershipMoveProblem(
+      news.step,
+      olds?.targets?.map((t) => t.node),
+      news.targets.map((t) => t.node),
     );
+    if (membership !== undefined) {
+      failures.push({ property: "targets", reason: membership });
+    }
+    return Promise.resolve(failures.length === 0 ? { inputs: news } : { inputs: news, failures });
   },
 
   async create(inputs) {

@@ -263,3 +263,45 @@ describe("a step's release, at preview", () => {
     ).toBeUndefined();
   });
 });
+
+describe("a step's members, at preview", () => {
+  const on = (step: string, ...nodes: string[]): NodeStepState => ({
+    ...base,
+    step,
+    targets: nodes.map((node, i) => ({ ...base.targets[0], node, host: `192.168.234.${11 + i}` })),
+  });
+
+  it("refuses to change etcd's members (another hardway:controlPlanes), naming the way out", async () => {
+    const grown = await nodeStepProvider.check!(
+      on("etcd", "control0"),
+      on("etcd", "control0", "control1", "control2"),
+    );
+    expect(grown.failures).toEqual([
+      {
+        property: "targets",
+        reason:
+          "etcd runs on control0, and this update would make its members control0, control1, control2: changing hardway:controlPlanes of a running cluster is not supported yet (members must join and leave etcd one at a time, and every API server's certificate and flags follow). Set it back to 1, or destroy the stack and bring it up again with the new count",
+      },
+    ]);
+    const shrunk = await nodeStepProvider.check!(
+      on("etcd", "control0", "control1", "control2"),
+      on("etcd", "control0"),
+    );
+    expect(shrunk.failures?.[0].reason).toContain("Set it back to 3");
+  });
+
+  it("lets etcd keep its members in another order, a first create, and any other step's targets change", async () => {
+    const same = await nodeStepProvider.check!(
+      on("etcd", "control0", "control1"),
+      on("etcd", "control1", "control0"),
+    );
+    expect(same.failures ?? []).toEqual([]);
+    expect(
+      (await nodeStepProvider.check!({} as NodeStepState, on("etcd", "control0"))).failures ?? [],
+    ).toEqual([]);
+    expect(
+      (await nodeStepProvider.check!(on("kubelet", "worker0"), on("kubelet", "worker0", "worker1")))
+        .failures ?? [],
+    ).toEqual([]);
+  });
+});

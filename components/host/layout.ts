@@ -16,6 +16,11 @@ export function stackStateDir(stack: string, root = "/var/lib/hardway"): string 
   return `${root}/${stack}`;
 }
 
+/** Where one VM's disk, seed image, firmware variables, socket and logs live. */
+export function vmStateDir(stack: string, node: string, root?: string): string {
+  return `${stackStateDir(stack, root)}/vms/${node}`;
+}
+
 /** How QEMU attaches a VM's NIC to the host network, decided by the host network component. */
 export type VmNetwork =
   /** Linux: a tap device per VM, enslaved to this bridge. */

@@ -12,7 +12,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { SSH_USER } from "../cluster/outputs";
 import { Arch, VmSize } from "../config/schema";
 import { EnsuredScript } from "../host/ensured";
-import { VmNetwork, stackStateDir } from "../host/layout";
+import { VmNetwork, vmStateDir } from "../host/layout";
 import { NodeAddress } from "../network/addressPlan";
 import { SeedNetwork, renderSeed } from "./cloudInit";
 import {
@@ -125,7 +125,7 @@ export class VirtualMachine extends pulumi.ComponentResource {
   constructor(name: string, args: VirtualMachineArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:vm:VirtualMachine", name, {}, opts);
     const { node, size } = args;
-    const stateDir = `${args.stateRoot ?? stackStateDir(args.stack)}/vms/${node.name}`;
+    const stateDir = vmStateDir(args.stack, node.name, args.stateRoot);
     const files = vmFiles(stateDir);
     const firmware =
       args.kernel === undefined

@@ -4,8 +4,8 @@
  * Local mode (the default, `npm run e2e`, see local.ts): offline, on software-emulated VMs in
  * network and mount namespaces of its own, from a release mirror, a prebaked image and pod image
  * archives built here: a cold `up` of the release one minor below the pins, checks, a no-op
- * `up`, the minor upgrade to the pins (upgrade.ts), a host reboot and `destroy`, each phase
- * timed (CI's run, about 35 minutes on two cores). `npm run e2e -- --no-upgrade` installs the
+ * `up`, a worker added and removed again (scaleWorkers.ts), the minor upgrade to the pins
+ * (upgrade.ts), a host reboot and `destroy`, each phase timed (CI's run, about 35 minutes on two cores). `npm run e2e -- --no-upgrade` installs the
  * pins cold instead and skips the upgrade (about 15 minutes less). `npm run e2e -- --ha` runs
  * the three-control-plane topology
  * instead: cold `up`, checks, a no-op `up`, one control node stopped, a host reboot, a step back

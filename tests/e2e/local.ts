@@ -1,7 +1,7 @@
 /**
  * The end-to-end run in local mode: the program itself brings up a real cluster on software-
- * emulated (TCG) VMs, offline, on this machine, then lives through a no-op `up`, an upgrade, a
- * host reboot and its destruction. Everything it needs is built from Go modules and Debian
+ * emulated (TCG) VMs, offline, on this machine, then lives through a no-op `up`, a worker added
+ * and removed, an upgrade, a host reboot and its destruction. Everything it needs is built from Go modules and Debian
  * packages and cached: the Pulumi toolchain (tests/engine/toolchain.sh), the release mirror
  * (build-mirror.sh), a prebaked guest image (build-image.sh) and the pod image archives
  * (ociArchives.ts).
@@ -31,6 +31,7 @@ import { UPGRADE_FROM, buildMirror, cacheRoot } from "./mirror";
 import { buildPodImageArchives } from "./ociArchives";
 import { PhaseResult, errorDiagnostics, runPhase, stepSpans, summarize } from "./phases";
 import { FoundRun, RUN_RECORD, RunRecord, abandonedRuns, isWorkDir, parseRunRecord } from "./runs";
+import { Added, ScaleRun, addWorker, removeWorker } from "./scaleWorkers";
 import { UpgradeRun, minorUpgrade } from "./upgrade";
 
 /** A topology of the run: how many nodes, and what else it proves. */
@@ -224,6 +225,13 @@ export async function runInside(topology: Topology, prepared: Prepared): Promise
       },
       log,
     );
+    if (topology !== HA) {
+      await scalePhases(
+        results,
+        { cluster, stack, up: () => stream(stack, ["up", "--yes"]) },
+        topology,
+      );
+    }
     if (topology === HA) {
       await runPhase(
         results,
@@ -284,6 +292,37 @@ export async function runInside(topology: Topology, prepared: Prepared): Promise
     log(line);
   }
   return summary.ok;
+}
+
+/**
+ * One worker more, then one fewer (scaleWorkers.ts), on the release the cluster runs: before the
+ * upgrade, so the upgrade and the reboot see the topology they were measured with.
+ */
+async function scalePhases(results: PhaseResult[], run: ScaleRun, topology: Topology) {
+  let added: Added | undefined;
+  const grew = await runPhase(
+    results,
+    `workers ${topology.workers} → ${topology.workers + 1}`,
+    async () => {
+      const result = await addWorker(run, topology.workers);
+      added = result.added;
+      return result;
+    },
+    log,
+  );
+  if (added !== undefined) {
+    const node = added;
+    await runPhase(
+      results,
+      `workers ${topology.workers + 1} → ${topology.workers}`,
+      () => removeWorker(run, topology.workers, node),
+      log,
+    );
+  } else if (!grew) {
+    throw new Error(
+      "adding a worker failed; the later phases expect the topology they started with",
+    );
+  }
 }
 
 /** Destroys the stack (the small one with its VMs killed first) and looks for leftovers. */

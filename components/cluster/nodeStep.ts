@@ -198,6 +198,11 @@ export interface NodeStepState {
   readonly scripts: Readonly<Record<string, string>>;
   readonly scriptsHash: string;
   readonly targets: readonly TargetState[];
+  /**
+   * The targets' node names, in order: known at preview even while `targets` is not (a new
+   * VM's host key and instance id are known only once it runs). Absent in older states.
+   */
+  readonly nodes: readonly string[];
   /** Node name → file bundle. Secret. */
   readonly bundles: Readonly<Record<string, string>>;
   readonly uploads: readonly Upload[];
@@ -447,8 +452,8 @@ export const nodeStepProvider: pulumi.dynamic.ResourceProvider<NodeStepState, No
     }
     const membership = membershipMoveProblem(
       news.step,
-      olds?.targets?.map((t) => t.node),
-      news.targets.map((t) => t.node),
+      Array.isArray(olds?.targets) ? olds.targets.map((t) => t.node) : undefined,
+      news.nodes,
     );
     if (membership !== undefined) {
       failures.push({ property: "targets", reason: membership });
@@ -541,6 +546,7 @@ export class NodeStep extends pulumi.dynamic.Resource {
       privateKey: pulumi.secret(args.connection.privateKey),
       scripts,
       scriptsHash: scriptsHash(scripts),
+      nodes: args.targets.map((t) => t.node.name),
       targets: pulumi.all(
         args.targets.map((t, i) =>
           pulumi

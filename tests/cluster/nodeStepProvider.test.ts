@@ -30,6 +30,7 @@ const base: NodeStepState = {
       filesSha256: "a",
     },
   ],
+  nodes: ["control0"],
   bundles: { control0: "FILE /x 0644 eA==\n" },
   uploads: [],
   apply: nodeStepArgv(
@@ -268,6 +269,7 @@ describe("a step's members, at preview", () => {
   const on = (step: string, ...nodes: string[]): NodeStepState => ({
     ...base,
     step,
+    nodes,
     targets: nodes.map((node, i) => ({ ...base.targets[0], node, host: `192.168.234.${11 + i}` })),
   });
 
@@ -288,6 +290,16 @@ describe("a step's members, at preview", () => {
       on("etcd", "control0"),
     );
     expect(shrunk.failures?.[0].reason).toContain("Set it back to 3");
+  });
+
+  it("refuses at preview too, while a new VM's host key and instance are unknown", async () => {
+    // The engine hands a preview's unknown values to check as this sentinel.
+    const unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9" as unknown as NodeStepState["targets"];
+    const grown = { ...on("etcd", "control0", "control1", "control2"), targets: unknown };
+    const checked = await nodeStepProvider.check!(on("etcd", "control0"), grown);
+    expect(checked.failures?.[0].property).toBe("targets");
+    const created = await nodeStepProvider.check!({} as NodeStepState, grown);
+    expect(created.failures ?? []).toEqual([]);
   });
 
   it("lets etcd keep its members in another order, a first create, and any other step's targets change", async () => {

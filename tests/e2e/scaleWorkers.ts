@@ -287,6 +287,13 @@ export async function addWorker(
   if (ip === undefined) {
     throw new Error(`the stack's nodes output has no ${node} after the up`);
   }
+  // The up ends once the kubelet runs; it registers its Node a little later, and kubectl wait
+  // fails at once on an object that does not exist yet.
+  await cluster.kubectl(
+    ["wait", "--for=create", `node/${node}`, "--timeout=600s"],
+    undefined,
+    660_000,
+  );
   await cluster.kubectl(
     ["wait", "--for=condition=Ready", `node/${node}`, "--timeout=600s"],
     undefined,

@@ -9,7 +9,13 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { ETCD_CLIENT_PORT, EtcdTiming, renderEtcdUnit } from "../kubernetes/etcd";
+import {
+  ETCD_CLIENT_PORT,
+  EtcdTiming,
+  etcdLeaveCommand,
+  renderEtcdMembers,
+  renderEtcdUnit,
+} from "../kubernetes/etcd";
 import { CA_FILES, certFiles, NODE_PATHS, SYSTEMD_DIR } from "../kubernetes/paths";
 import { AddressPlan } from "../network/addressPlan";
 import { etcdPeerCertId, etcdServerCertId } from "../pki/certificates";
@@ -45,6 +51,14 @@ export interface EtcdArgs {
 /** assets/node/etcd-join.sh, which the etcd unit runs before each start of a member. */
 export function etcdJoinScript(dir: string = NODE_ASSETS_DIR): string {
   return fs.readFileSync(path.join(dir, "etcd-join.sh"), "utf8");
+}
+
+/**
+ * assets/node/etcd-member.sh: the unit runs it after each start (a learner is promoted); the
+ * step runs it on a member that leaves the cluster.
+ */
+export function etcdMemberScript(dir: string = NODE_ASSETS_DIR): string {
+  return fs.readFileSync(path.join(dir, "etcd-member.sh"), "utf8");
 }
 
 /** The etcd-health.sh command line (run on a control node) with the health-check client's files. */
@@ -107,6 +121,8 @@ export class Etcd extends pulumi.ComponentResource {
             caCertFile(pki, "etcd-ca"),
             ...etcdLeafCertIds(node.name).flatMap((id) => leafFiles(pki, id)),
             textFile(NODE_PATHS.etcdJoinScript, etcdJoinScript()),
+            textFile(NODE_PATHS.etcdMemberScript, etcdMemberScript()),
+            textFile(NODE_PATHS.etcdMembers, renderEtcdMembers(plan.controls)),
             textFile(
               `${SYSTEMD_DIR}/${ETCD_UNIT}`,
               renderEtcdUnit({
@@ -126,11 +142,18 @@ export class Etcd extends pulumi.ComponentResource {
         // A renewed certificate is not a restart: etcd loads its certificate and key again at
         // every TLS handshake (client/pkg/transport, GetCertificate), and the probe's client
         // pair is etcdctl's alone. A new CA, unit or binary still rolls the members.
-        // etcd-join.sh runs only when a member starts; a new one waits for the next start.
+        // etcd-join.sh and etcd-member.sh, and the members they read, matter only when a member
+        // starts (or leaves): a new one waits for the next start, and another number of
+        // members restarts none of those that stay.
         noRestart: [
           ...etcdNoRestartFiles(plan.controls.map((n) => n.name)),
           NODE_PATHS.etcdJoinScript,
+          NODE_PATHS.etcdMemberScript,
+          NODE_PATHS.etcdMembers,
         ],
+        // A member that leaves is removed from the cluster while it still runs, so the quorum
+        // of those that stay is counted without it before it stops.
+        beforeLeave: etcdLeaveCommand(),
         readiness: etcdHealthCommand("member", attempts, interval),
         finalCheck: etcdHealthCommand("cluster", attempts, interval),
       },

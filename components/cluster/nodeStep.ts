@@ -163,6 +163,12 @@ export interface NodeStepArgs {
   /** Run (as root) on the first target after every target is applied. @default none */
   readonly finalCheck?: readonly string[];
   /**
+   * Run (as root, from the scripts directory) on a target that leaves the step while the step
+   * stays (an update with fewer targets), before the step is removed from it; its failure
+   * stops the update. Not run when the whole step goes. @default none
+   */
+  readonly beforeLeave?: readonly string[];
+  /**
    * Seconds one command on a VM may take.
    * @default 1800 (software-emulated VMs are slow)
    */
@@ -211,6 +217,7 @@ export interface NodeStepState {
   readonly remove: readonly string[];
   readonly readiness: readonly string[];
   readonly finalCheck: readonly string[];
+  readonly beforeLeave: readonly string[];
   readonly timeoutSeconds: number;
   /** Absent in the state of steps made before releases were recorded. */
   readonly release?: StepRelease;
@@ -361,13 +368,23 @@ export function releaseMoveProblem(
     : kubernetesMoveProblem(from.version, to.version);
 }
 
-async function removeTarget(state: NodeStepState, target: TargetState): Promise<void> {
+async function removeTarget(
+  state: NodeStepState,
+  target: TargetState,
+  leaving = false,
+): Promise<void> {
   try {
     await withSsh(
       sshTarget(state, target),
       async (session) => {
         // Removal needs the scripts only, not the uploads.
         await stage(session, { ...state, uploads: [] });
+        const dir = remoteScriptsDir(state.user, state.scriptsHash);
+        // States recorded before the option existed have none.
+        const beforeLeave = state.beforeLeave ?? [];
+        if (leaving && beforeLeave.length > 0) {
+          await session.check(asRootIn(dir, beforeLeave), undefined, state.timeoutSeconds);
+        }
         await session.check(
           asRootIn(remoteScriptsDir(state.user, state.scriptsHash), state.remove),
           undefined,
@@ -452,7 +469,9 @@ export const nodeStepProvider: pulumi.dynamic.ResourceProvider<NodeStepState, No
     }
     const membership = membershipMoveProblem(
       news.step,
-      Array.isArray(olds?.targets) ? olds.targets.map((t) => t.node) : undefined,
+      Array.isArray(olds?.targets)
+        ? (olds.targets as readonly TargetState[]).map((t) => t.node)
+        : undefined,
       news.nodes,
     );
     if (membership !== undefined) {
@@ -485,7 +504,7 @@ export const nodeStepProvider: pulumi.dynamic.ResourceProvider<NodeStepState, No
   async update(_id, olds, news) {
     const kept = new Set(news.targets.map((t) => t.node));
     for (const gone of olds.targets.filter((t) => !kept.has(t.node))) {
-      await removeTarget(olds, gone);
+      await removeTarget(olds, gone, true);
     }
     await applyAll(news, true);
     return { outs: news };
@@ -577,6 +596,7 @@ export class NodeStep extends pulumi.dynamic.Resource {
         : staged.apply((list) => nodeStepArgv("remove", options, list)),
       readiness: [...(args.readiness ?? [])],
       finalCheck: [...(args.finalCheck ?? [])],
+      beforeLeave: [...(args.beforeLeave ?? [])],
       timeoutSeconds: args.timeoutSeconds ?? 1800,
       ...(args.release ? { release: args.release } : {}),
     };

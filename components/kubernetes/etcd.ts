@@ -32,6 +32,10 @@ export interface EtcdMemberArgs {
 
 export interface EtcdJoinFiles {
   readonly script: string;
+  /** The planned members, "NAME PEER-URL CLIENT-URL" lines (renderEtcdMembers). */
+  readonly membersFile: string;
+  /** etcd-member.sh: promotes a member that joined as a learner, and takes one out. */
+  readonly memberScript: string;
   readonly etcdctl: string;
   readonly envFile: string;
   /** A client certificate and key of the etcd CA: etcd-join.sh asks the other members. */
@@ -45,6 +49,8 @@ export function defaultEtcdJoinFiles(): EtcdJoinFiles {
   const client = certFiles("etcd-healthcheck-client");
   return {
     script: NODE_PATHS.etcdJoinScript,
+    membersFile: NODE_PATHS.etcdMembers,
+    memberScript: NODE_PATHS.etcdMemberScript,
     etcdctl: `${BIN_DIR}/etcdctl`,
     envFile: NODE_PATHS.etcdJoinEnv,
     clientCert: client.cert,
@@ -96,6 +102,19 @@ export function etcdClientUrls(members: readonly NodeAddress[]): string[] {
 
 export function etcdInitialCluster(members: readonly NodeAddress[]): string {
   return members.map((m) => `${m.name}=https://${m.ip}:${ETCD_PEER_PORT}`).join(",");
+}
+
+/**
+ * The planned members as etcd-join.sh and etcd-member.sh read them: "NAME PEER-URL CLIENT-URL"
+ * per line, in plan order. It is the one file of a member that names the others, so a change of
+ * members changes no unit and restarts no member. Pure.
+ */
+export function renderEtcdMembers(members: readonly NodeAddress[]): string {
+  return [
+    "# name peer-url client-url: the planned etcd members (etcd-join.sh, etcd-member.sh)",
+    ...members.map((m) => `${m.name} ${peerUrlOf(m)} https://${m.ip}:${ETCD_CLIENT_PORT}`),
+    "",
+  ].join("\n");
 }
 
 function checkMembers(args: EtcdMemberArgs): void {
@@ -165,7 +184,7 @@ export function etcdCommand(args: EtcdMemberArgs): string[] {
  * its data is gone, is removed).
  */
 export function etcdJoinCommand(args: EtcdMemberArgs): string[] {
-  const { member, members } = args;
+  const { member } = args;
   checkMembers(args);
   const join = joinFilesOf(args);
   const files = args.files ?? defaultEtcdFiles(member.name);
@@ -178,8 +197,8 @@ export function etcdJoinCommand(args: EtcdMemberArgs): string[] {
     peerUrlOf(member),
     "--data-dir",
     args.dataDir ?? NODE_PATHS.etcdDataDir,
-    "--initial-cluster",
-    etcdInitialCluster(members),
+    "--members",
+    join.membersFile,
     "--env-file",
     join.envFile,
     "--cacert",
@@ -190,9 +209,61 @@ export function etcdJoinCommand(args: EtcdMemberArgs): string[] {
     join.clientKey,
     "--etcdctl",
     join.etcdctl,
-    ...members
-      .filter((m) => m.name !== member.name)
-      .flatMap((m) => ["--endpoint", `https://${m.ip}:${ETCD_CLIENT_PORT}`]),
+  ];
+}
+
+/**
+ * The etcd-member.sh promote command line of one member (the unit's ExecStartPost): a member
+ * that joined a running cluster as a learner becomes a voting member once it has caught up.
+ */
+export function etcdPromoteCommand(args: EtcdMemberArgs): string[] {
+  const { member } = args;
+  const join = joinFilesOf(args);
+  const files = args.files ?? defaultEtcdFiles(member.name);
+  return [
+    "/bin/bash",
+    join.memberScript,
+    "promote",
+    "--name",
+    member.name,
+    "--endpoint",
+    `https://${member.ip}:${ETCD_CLIENT_PORT}`,
+    "--members",
+    join.membersFile,
+    "--cacert",
+    files.trustedCa,
+    "--cert",
+    join.clientCert,
+    "--key",
+    join.clientKey,
+    "--etcdctl",
+    join.etcdctl,
+  ];
+}
+
+/**
+ * The etcd-member.sh leave command line of a member that leaves a running cluster (a control
+ * plane fewer): the same on every member, which it finds by its host name; the cluster through
+ * the local member, or any other it planned. Pure.
+ */
+export function etcdLeaveCommand(): string[] {
+  const join = defaultEtcdJoinFiles();
+  return [
+    "bash",
+    join.memberScript,
+    "leave",
+    "--endpoint",
+    `https://127.0.0.1:${ETCD_CLIENT_PORT}`,
+    "--members",
+    join.membersFile,
+    "--cacert",
+    CA_FILES["etcd-ca"].cert,
+    "--cert",
+    join.clientCert,
+    "--key",
+    join.clientKey,
+    "--etcdctl",
+    join.etcdctl,
   ];
 }
 
@@ -215,6 +286,8 @@ export function etcdUnit(args: EtcdMemberArgs): ServiceUnit {
       // run before the file exists (without it the unit fails with result 'resources').
       environmentFile: `-${joinFilesOf(args).envFile}`,
       execStart: etcdCommand(args),
+      // A learner (a member that joined a running cluster) is active once it votes.
+      execStartPost: [etcdPromoteCommand(args)],
       restart: "always",
       restartSec: 5,
       limitNoFile: 65536,

@@ -32,6 +32,8 @@ export const NODE_PATHS = {
    * the unit's runtime directory (systemd creates it at start and removes it at stop).
    */
   etcdJoinScript: "/usr/local/lib/hardway/etcd-join.sh",
+  etcdMembers: "/etc/etcd/members",
+  etcdMemberScript: "/usr/local/lib/hardway/etcd-member.sh",
   etcdJoinEnv: "/run/etcd/join.env",
   kubeletDir: "/var/lib/kubelet",
   kubeletConfig: "/var/lib/kubelet/config.yaml",

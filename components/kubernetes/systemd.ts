@@ -25,6 +25,8 @@ export interface ServiceUnit {
     readonly timeoutStopSec?: number | "infinity";
     readonly execStartPre?: readonly CommandLine[];
     readonly execStart: CommandLine;
+    /** Run once the service is started (for Type=notify: once it said READY=1). */
+    readonly execStartPost?: readonly CommandLine[];
     readonly environment?: Readonly<Record<string, string>>;
     /**
      * Read before each command runs, ExecStartPre's included, so an ExecStartPre may write it
@@ -107,6 +109,7 @@ export function renderServiceUnit(spec: ServiceUnit): string {
     ...line("EnvironmentFile", s.environmentFile),
     ...(s.execStartPre ?? []).map((pre) => `ExecStartPre=${commandLine(pre)}`),
     `ExecStart=${commandLine(s.execStart)}`,
+    ...(s.execStartPost ?? []).map((post) => `ExecStartPost=${commandLine(post)}`),
     ...line("Restart", s.restart ?? "always"),
     ...line("RestartSec", s.restartSec ?? 5),
     ...line("LimitNOFILE", s.limitNoFile),

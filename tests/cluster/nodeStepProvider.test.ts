@@ -33,6 +33,7 @@ const base: NodeStepState = {
   nodes: ["control0"],
   bundles: { control0: "FILE /x 0644 eA==\n" },
   uploads: [],
+  beforeLeave: [],
   apply: nodeStepArgv(
     "apply",
     {

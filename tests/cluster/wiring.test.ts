@@ -111,16 +111,29 @@ describe("ordering", () => {
       all[i - 1] === "--no-restart" ? [word] : [],
     );
     expect(noRestart.sort()).toEqual([
+      // The planned members, and the scripts that read them below: only when a member starts
+      // (or leaves), so another number of members restarts none of those that stay.
+      "/etc/etcd/members",
       "/etc/kubernetes/pki/etcd/healthcheck-client.crt",
       "/etc/kubernetes/pki/etcd/healthcheck-client.key",
       "/etc/kubernetes/pki/etcd/peer.crt",
       "/etc/kubernetes/pki/etcd/peer.key",
       "/etc/kubernetes/pki/etcd/server.crt",
       "/etc/kubernetes/pki/etcd/server.key",
-      // Run only when a member starts.
       "/usr/local/lib/hardway/etcd-join.sh",
+      "/usr/local/lib/hardway/etcd-member.sh",
     ]);
     expect(etcd.inputs.finalCheck).toEqual(expect.arrayContaining(["--scope", "cluster"]));
+    // A member that leaves a cluster that stays is taken out of it first.
+    expect((etcd.inputs.beforeLeave as string[]).slice(0, 3)).toEqual([
+      "bash",
+      "/usr/local/lib/hardway/etcd-member.sh",
+      "leave",
+    ]);
+    const files = bundle(etcd, "control0").map((f) => f.path);
+    expect(files).toEqual(
+      expect.arrayContaining(["/etc/etcd/members", "/usr/local/lib/hardway/etcd-member.sh"]),
+    );
   });
 
   it("gives etcd Raft timing for slow members only when the VMs are emulated", () => {

@@ -28,6 +28,8 @@ import {
   EMULATED_ETCD_TIMING,
   etcdCommand,
   etcdJoinCommand,
+  etcdPromoteCommand,
+  renderEtcdMembers,
 } from "../../components/kubernetes/etcd";
 import { CA_FILES, certFiles, NODE_PATHS } from "../../components/kubernetes/paths";
 import {
@@ -85,13 +87,23 @@ describe("etcd flags", () => {
         const join = etcdJoinCommand(args);
         const option = (name: string) =>
           join.flatMap((word, i) => (join[i - 1] === name ? [word] : []));
-        expect(option("--initial-cluster")[0].split(",")).toEqual(
-          q.controls.map((c) => `${c.name}=https://${c.ip}:2380`),
+        // The other members are in the members file, never on a command line: another number of
+        // members changes that file alone, and no unit.
+        expect(option("--members")).toEqual(["/etc/etcd/members"]);
+        for (const other of q.controls.filter((c) => c !== member)) {
+          expect(join.join(" ")).not.toContain(`${other.ip}:`);
+        }
+        expect(renderEtcdMembers(q.controls).split("\n").slice(1, -1)).toEqual(
+          q.controls.map((c) => `${c.name} https://${c.ip}:2380 https://${c.ip}:2379`),
         );
         expect(option("--name")).toEqual([member.name]);
-        expect(option("--endpoint")).toEqual(
-          q.controls.filter((c) => c !== member).map((c) => `https://${c.ip}:2379`),
-        );
+        const promote = etcdPromoteCommand(args);
+        expect(promote.slice(0, 3)).toEqual([
+          "/bin/bash",
+          "/usr/local/lib/hardway/etcd-member.sh",
+          "promote",
+        ]);
+        expect(promote).toContain("/etc/etcd/members");
         expect(f.get("listen-client-urls")).toBe(
           `https://${member.ip}:2379,https://127.0.0.1:2379`,
         );

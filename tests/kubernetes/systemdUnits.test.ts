@@ -123,7 +123,7 @@ describe("rendered systemd units", () => {
 
   it("puts one ExecStart argument per continuation line", () => {
     const text = renderServiceUnit(units()["etcd.service"]);
-    const exec = text.slice(text.indexOf("ExecStart="), text.indexOf("\nRestart="));
+    const exec = text.slice(text.indexOf("ExecStart="), text.indexOf("\nExecStartPost="));
     const lines = exec.split(" \\\n  ");
     expect(lines[0]).toBe("ExecStart=/usr/local/bin/etcd");
     expect(lines.slice(1).every((l) => /^--[a-z0-9-]+=\S+$/.test(l))).toBe(true);
@@ -142,6 +142,14 @@ describe("rendered systemd units", () => {
       /ExecStartPre=\/bin\/bash \\\n {2}\/usr\/local\/lib\/hardway\/etcd-join.sh/,
     );
     expect(text).toContain("RuntimeDirectory=etcd");
+  });
+
+  it("promotes a member that joined a running cluster as a learner once it has started", () => {
+    const text = renderServiceUnit(units()["etcd.service"]);
+    expect(text).toMatch(
+      /ExecStartPost=\/bin\/bash \\\n {2}\/usr\/local\/lib\/hardway\/etcd-member.sh \\\n {2}promote/,
+    );
+    expect(text.indexOf("ExecStartPost=")).toBeGreaterThan(text.indexOf("ExecStart="));
   });
 
   it("lets etcd wait for its quorum however slow the other members boot", () => {

@@ -5,8 +5,9 @@
  * network and mount namespaces of its own, from a release mirror, a prebaked image and pod image
  * archives built here: a cold `up` of the release one minor below the pins, checks, a no-op
  * `up`, a worker added and removed again (scaleWorkers.ts), the minor upgrade to the pins
- * (upgrade.ts), a host reboot and `destroy`, each phase timed (CI's run, about 35 minutes on two cores). `npm run e2e -- --no-upgrade` installs the
- * pins cold instead and skips the upgrade (about 15 minutes less). `npm run e2e -- --ha` runs
+ * (upgrade.ts), a host reboot and `destroy`, each phase timed (CI's run, measured 55 minutes on
+ * two cores). `npm run e2e -- --no-upgrade` installs the pins cold instead and skips the upgrade
+ * (about 20 minutes less). `npm run e2e -- --ha` runs
  * the three-control-plane topology
  * instead: cold `up`, checks, a no-op `up`, one control node stopped, a host reboot, a step back
  * to an earlier stage and `destroy` (not part of CI: on two cores under TCG its cold `up` has

@@ -151,6 +151,24 @@ export function disruptionChanged(olds: NodeDrainState, news: NodeDrainState): b
   return JSON.stringify(olds.disruption) !== JSON.stringify(news.disruption);
 }
 
+const lastLines = (output: string) => output.trim().split("\n").slice(-10).join("\n");
+
+/** Runs the command lines on the control node in turn; the first that fails throws `failure`. */
+async function runOnControlNode(
+  state: NodeDrainState,
+  commands: readonly string[],
+  failure: (output: string) => string,
+): Promise<void> {
+  await withSsh(state.via, async (session) => {
+    for (const command of commands) {
+      const result = await session.run(command, undefined, state.timeoutSeconds + 60);
+      if (result.code !== 0) {
+        throw new Error(failure(`${result.stdout}\n${result.stderr}`));
+      }
+    }
+  });
+}
+
 export const nodeDrainProvider: pulumi.dynamic.ResourceProvider<NodeDrainState, NodeDrainState> = {
   create(inputs) {
     return Promise.resolve({ id: `${inputs.verb}@${inputs.node}`, outs: inputs });
@@ -166,38 +184,22 @@ export const nodeDrainProvider: pulumi.dynamic.ResourceProvider<NodeDrainState, 
 
   async update(_id, olds, news) {
     if (disruptionChanged(olds, news)) {
-      await withSsh(news.via, async (session) => {
-        for (const command of drainCommands(news)) {
-          const result = await session.run(command, undefined, news.timeoutSeconds + 60);
-          if (result.code !== 0) {
-            const output = `${result.stdout}\n${result.stderr}`;
-            throw new Error(
-              news.verb === "drain"
-                ? drainFailure(news.node, output)
-                : `cannot uncordon ${news.node}: ${output.trim().split("\n").slice(-10).join("\n")}`,
-            );
-          }
-        }
-      });
+      await runOnControlNode(news, drainCommands(news), (output) =>
+        news.verb === "drain"
+          ? drainFailure(news.node, output)
+          : `cannot uncordon ${news.node}: ${lastLines(output)}`,
+      );
     }
     return { outs: news };
   },
 
   async delete(_id, olds) {
     try {
-      await withSsh(olds.via, async (session) => {
-        for (const command of leaveCommands(olds)) {
-          const result = await session.run(command, undefined, olds.timeoutSeconds + 60);
-          if (result.code !== 0) {
-            const output = `${result.stdout}\n${result.stderr}`;
-            throw new Error(
-              olds.verb === "uncordon"
-                ? drainFailure(olds.node, output)
-                : `cannot delete node ${olds.node}: ${output.trim().split("\n").slice(-10).join("\n")}`,
-            );
-          }
-        }
-      });
+      await runOnControlNode(olds, leaveCommands(olds), (output) =>
+        olds.verb === "uncordon"
+          ? drainFailure(olds.node, output)
+          : `cannot delete node ${olds.node}: ${lastLines(output)}`,
+      );
     } catch (err) {
       if ((err as { unreachable?: boolean }).unreachable) {
         // The control node is gone: so is the API that would know the node.

@@ -177,6 +177,20 @@ export function etcdCommand(args: EtcdMemberArgs): string[] {
   ];
 }
 
+/** How etcd-join.sh and etcd-member.sh reach the cluster: CA, client pair and etcdctl. */
+function etcdctlOptions(trustedCa: string, join: EtcdJoinFiles): string[] {
+  return [
+    "--cacert",
+    trustedCa,
+    "--cert",
+    join.clientCert,
+    "--key",
+    join.clientKey,
+    "--etcdctl",
+    join.etcdctl,
+  ];
+}
+
 /**
  * The etcd-join.sh command line of one member (the unit's ExecStartPre): a member with data
  * starts as it was; one without joins the planned cluster if it is still forming (or nobody
@@ -201,14 +215,7 @@ export function etcdJoinCommand(args: EtcdMemberArgs): string[] {
     join.membersFile,
     "--env-file",
     join.envFile,
-    "--cacert",
-    files.trustedCa,
-    "--cert",
-    join.clientCert,
-    "--key",
-    join.clientKey,
-    "--etcdctl",
-    join.etcdctl,
+    ...etcdctlOptions(files.trustedCa, join),
   ];
 }
 
@@ -230,14 +237,7 @@ export function etcdPromoteCommand(args: EtcdMemberArgs): string[] {
     `https://${member.ip}:${ETCD_CLIENT_PORT}`,
     "--members",
     join.membersFile,
-    "--cacert",
-    files.trustedCa,
-    "--cert",
-    join.clientCert,
-    "--key",
-    join.clientKey,
-    "--etcdctl",
-    join.etcdctl,
+    ...etcdctlOptions(files.trustedCa, join),
   ];
 }
 
@@ -256,14 +256,7 @@ export function etcdLeaveCommand(): string[] {
     `https://127.0.0.1:${ETCD_CLIENT_PORT}`,
     "--members",
     join.membersFile,
-    "--cacert",
-    CA_FILES["etcd-ca"].cert,
-    "--cert",
-    join.clientCert,
-    "--key",
-    join.clientKey,
-    "--etcdctl",
-    join.etcdctl,
+    ...etcdctlOptions(CA_FILES["etcd-ca"].cert, join),
   ];
 }
 

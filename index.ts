@@ -106,12 +106,15 @@ const access =
           accelerator === "tcg" ? EMULATED_API_REQUEST_TIMEOUT_SECONDS : undefined,
       });
 
-// Chapters 7-8: Cilium (optional), CoreDNS, MetalLB and NFS storage, through the API.
+// Chapters 7-8: Cilium (optional), CoreDNS, MetalLB and NFS storage (as config says), through the API.
 if (access && kubernetes?.kubelet !== undefined && reached(config.stopAfter, "services")) {
   new ClusterServices("services", {
     plan,
     cni: config.cni,
+    services: config.services,
     charts: config.versions.charts,
+    chartMirror: config.chartMirror,
+    corednsVersion: config.versions.coredns,
     provider: access.provider,
     clusterData: kubernetes.etcd.members,
     nfsPath: hostNetwork.exportDir,

@@ -1,14 +1,17 @@
 /**
  * ClusterServices: what chapters 7-8 install through the Kubernetes API once it answers on the
- * VIP: Cilium (with cni=cilium), CoreDNS, MetalLB with its address pool, the NFS provisioner as
- * the default StorageClass, and the control-plane role label. Everything goes through ClusterAccess's
- * provider, which also made the RBAC the API needs earlier; how it previews, updates and deletes
- * is in provider.ts.
+ * VIP: Cilium (with cni=cilium), CoreDNS (typed objects, coredns.ts), MetalLB with its address
+ * pool, the NFS provisioner as the default StorageClass (each of the three as
+ * `hardway:services` says), and the control-plane role label. Everything goes through
+ * ClusterAccess's provider, which also made the RBAC the API needs earlier; how it previews,
+ * updates and deletes is in provider.ts.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { Cni, Versions } from "../config/schema";
+import { ChartSource, chartSource } from "../config/charts";
+import { Cni, Service, Versions } from "../config/schema";
 import { AddressPlan } from "../network/addressPlan";
+import { Coredns } from "./coredns";
 import {
   ADDONS_NAMESPACE,
   CONTROL_PLANE_ROLE_LABEL,
@@ -16,7 +19,6 @@ import {
   METALLB_L2_NAME,
   METALLB_POOL_NAME,
   ciliumValues,
-  corednsValues,
   l2AdvertisementSpec,
   metallbPoolSpec,
   metallbValues,
@@ -25,12 +27,10 @@ import {
 import { objectOptions } from "./provider";
 
 export type Charts = Versions["charts"];
-type ChartRef = Charts[keyof Charts];
 
 /** Seconds Helm waits for a release's resources; Cilium pulls the most and starts the slowest. */
 export const RELEASE_TIMEOUTS = {
   cilium: 900,
-  coredns: 600,
   metallb: 600,
   nfsProvisioner: 600,
 } as const;
@@ -43,8 +43,20 @@ export interface ClusterServicesArgs {
   readonly plan: AddressPlan;
   /** Cilium is installed only for `cilium`; with `bridge` the node CNI and kube-proxy serve. */
   readonly cni: Cni;
+  /**
+   * Which of CoreDNS, MetalLB and the NFS provisioner to install (config `services`).
+   * @default all three
+   */
+  readonly services?: readonly Service[];
   /** Pinned repository, chart and version of each release (config `versions.charts`). */
   readonly charts: Charts;
+  /**
+   * Where every chart comes from instead of its own repository (config `chartMirror`).
+   * @default "" (each chart's own repository)
+   */
+  readonly chartMirror?: string;
+  /** The CoreDNS release (config `versions.coredns`). */
+  readonly corednsVersion: string;
   /** The host directory exported over NFS (HostNetwork.exportDir). */
   readonly nfsPath: pulumi.Input<string>;
   /**
@@ -57,21 +69,26 @@ export interface ClusterServicesArgs {
 
 export interface ClusterServicesReleases {
   readonly cilium?: k8s.helm.v3.Release;
-  readonly coredns: k8s.helm.v3.Release;
-  readonly metallb: k8s.helm.v3.Release;
-  readonly nfsProvisioner: k8s.helm.v3.Release;
+  readonly metallb?: k8s.helm.v3.Release;
+  readonly nfsProvisioner?: k8s.helm.v3.Release;
 }
 
 export class ClusterServices extends pulumi.ComponentResource {
   readonly releases: ClusterServicesReleases;
-  readonly metallbPool: k8s.apiextensions.CustomResource;
-  readonly l2Advertisement: k8s.apiextensions.CustomResource;
+  /** When CoreDNS is one of the services. */
+  readonly coredns?: Coredns;
+  /** When MetalLB is one of the services: its address pool and L2 advertisement. */
+  readonly metallb?: {
+    readonly pool: k8s.apiextensions.CustomResource;
+    readonly l2Advertisement: k8s.apiextensions.CustomResource;
+  };
   /** By control node name. */
   readonly controlPlaneLabels: Readonly<Record<string, k8s.core.v1.NodePatch>>;
 
   constructor(name: string, args: ClusterServicesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:addons:ClusterServices", name, {}, opts);
     const { plan, charts } = args;
+    const services = new Set(args.services ?? SERVICES_BY_DEFAULT);
     const kubelets = args.kubelets ?? {};
     const missing = plan.controls.filter((n) => args.kubelets && !(n.name in kubelets));
     if (missing.length > 0) {
@@ -96,88 +113,119 @@ export class ClusterServices extends pulumi.ComponentResource {
     ) =>
       new k8s.helm.v3.Release(
         `${name}-${releaseName}`,
-        releaseArgs(releaseName, charts[key], values, RELEASE_TIMEOUTS[key]),
+        releaseArgs(
+          releaseName,
+          chartSource(charts[key], args.chartMirror ?? ""),
+          values,
+          RELEASE_TIMEOUTS[key],
+        ),
         k8sOpts([...podKubelet, ...after]),
       );
 
     const cilium =
-      args.cni === "cilium" ? release("cilium", "cilium", ciliumValues(plan), []) : undefined;
+      args.cni === "cilium"
+        ? release("cilium", "cilium", ciliumValues(plan, { metallb: services.has("metallb") }), [])
+        : undefined;
     // Every other workload needs pod networking, which with Cilium exists only once it runs.
     const afterCni = cilium ? [cilium] : [];
-    const coredns = release("coredns", "coredns", corednsValues(plan), afterCni);
-    const metallb = release("metallb", "metallb", metallbValues(plan), afterCni);
-    const nfsProvisioner = release(
-      "nfsProvisioner",
-      "nfs-provisioner",
-      pulumi.output(args.nfsPath).apply((exportDir) => nfsProvisionerValues({ plan, exportDir })),
-      afterCni,
-    );
-    this.releases = { cilium, coredns, metallb, nfsProvisioner };
+    this.coredns = services.has("coredns")
+      ? new Coredns(
+          `${name}-coredns`,
+          {
+            plan,
+            version: args.corednsVersion,
+            objectOptions: (dependsOn = []) => k8sOpts(dependsOn),
+            after: [...podKubelet, ...afterCni],
+          },
+          { parent: this },
+        )
+      : undefined;
+    const metallb = services.has("metallb")
+      ? release("metallb", "metallb", metallbValues(plan), afterCni)
+      : undefined;
+    const nfsProvisioner = services.has("nfsProvisioner")
+      ? release(
+          "nfsProvisioner",
+          "nfs-provisioner",
+          pulumi
+            .output(args.nfsPath)
+            .apply((exportDir) => nfsProvisionerValues({ plan, exportDir })),
+          afterCni,
+        )
+      : undefined;
+    this.releases = { cilium, metallb, nfsProvisioner };
 
-    // MetalLB's admission webhook rejects pools until its controller is up; the release waits for
-    // that (skipAwait is false), so the pool follows the release rather than racing it.
-    this.metallbPool = new k8s.apiextensions.CustomResource(
-      `${name}-metallb-pool`,
-      {
-        apiVersion: "metallb.io/v1beta1",
-        kind: "IPAddressPool",
-        metadata: { name: METALLB_POOL_NAME, namespace: ADDONS_NAMESPACE },
-        spec: metallbPoolSpec(plan),
-      },
-      k8sOpts([metallb]),
-    );
-    this.l2Advertisement = new k8s.apiextensions.CustomResource(
-      `${name}-metallb-l2`,
-      {
-        apiVersion: "metallb.io/v1beta1",
-        kind: "L2Advertisement",
-        metadata: { name: METALLB_L2_NAME, namespace: ADDONS_NAMESPACE },
-        spec: this.metallbPool.metadata.name.apply((pool) => l2AdvertisementSpec([pool])),
-      },
-      k8sOpts([metallb]),
-    );
+    if (metallb !== undefined) {
+      // MetalLB's admission webhook rejects pools until its controller is up; the release waits
+      // for that (skipAwait is false), so the pool follows the release rather than racing it.
+      const pool = new k8s.apiextensions.CustomResource(
+        `${name}-metallb-pool`,
+        {
+          apiVersion: "metallb.io/v1beta1",
+          kind: "IPAddressPool",
+          metadata: { name: METALLB_POOL_NAME, namespace: ADDONS_NAMESPACE },
+          spec: metallbPoolSpec(plan),
+        },
+        k8sOpts([metallb]),
+      );
+      const l2Advertisement = new k8s.apiextensions.CustomResource(
+        `${name}-metallb-l2`,
+        {
+          apiVersion: "metallb.io/v1beta1",
+          kind: "L2Advertisement",
+          metadata: { name: METALLB_L2_NAME, namespace: ADDONS_NAMESPACE },
+          spec: pool.metadata.name.apply((poolName) => l2AdvertisementSpec([poolName])),
+        },
+        k8sOpts([metallb]),
+      );
+      this.metallb = { pool, l2Advertisement };
+    }
 
     // A patch is a server-side apply, which creates a Node that does not exist yet; the kubelet
     // would then find it taken and never add its registerWithTaints. So each label waits for its
-    // node's kubelet step and for CoreDNS to be ready, which takes at least its 30 s readiness
-    // delay after nodes (started alongside this one) have registered.
+    // node's kubelet step, and (when it is installed) for CoreDNS to be ready, a sign that nodes
+    // started alongside this one have registered.
     const labels: Record<string, k8s.core.v1.NodePatch> = {};
     for (const node of plan.controls) {
       const kubelet = kubelets[node.name];
       labels[node.name] = new k8s.core.v1.NodePatch(
         `${name}-role-${node.name}`,
         { metadata: { name: node.name, labels: { [CONTROL_PLANE_ROLE_LABEL]: "" } } },
-        k8sOpts([...(kubelet ? [kubelet] : []), coredns]),
+        k8sOpts([
+          ...(kubelet ? [kubelet] : []),
+          ...(this.coredns ? [this.coredns.deployment] : []),
+        ]),
       );
     }
     this.controlPlaneLabels = labels;
 
     this.registerOutputs({
       cilium: cilium?.status,
-      coredns: coredns.status,
-      metallb: metallb.status,
-      nfsProvisioner: nfsProvisioner.status,
+      metallb: metallb?.status,
+      nfsProvisioner: nfsProvisioner?.status,
     });
   }
 }
 
+const SERVICES_BY_DEFAULT: readonly Service[] = ["coredns", "metallb", "nfsProvisioner"];
+
 /**
- * Helm release settings: pinned chart, fixed release name (CoreDNS's Service and the provisioner
- * name derive from it), and a wait for readiness that undoes a release which never got there, so
- * the next `pulumi up` installs it afresh instead of upgrading a broken one.
+ * Helm release settings: pinned chart, fixed release name (the provisioner name derives from
+ * it), and a wait for readiness that undoes a release which never got there, so the next
+ * `pulumi up` installs it afresh instead of upgrading a broken one.
  */
 export function releaseArgs(
   releaseName: string,
-  chart: ChartRef,
+  source: ChartSource,
   values: pulumi.Input<HelmValues>,
   timeoutSeconds: number,
 ): k8s.helm.v3.ReleaseArgs {
   return {
     name: releaseName,
     namespace: ADDONS_NAMESPACE,
-    chart: chart.chart,
-    version: chart.version,
-    repositoryOpts: { repo: chart.repository },
+    chart: source.chart,
+    ...(source.version === undefined ? {} : { version: source.version }),
+    ...(source.repo === undefined ? {} : { repositoryOpts: { repo: source.repo } }),
     values,
     skipAwait: false,
     atomic: true,

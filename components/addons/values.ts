@@ -1,7 +1,8 @@
 /**
  * Helm values and MetalLB custom resource specs for the cluster services of chapters 7-8, as
  * plain functions of the address plan. Every key below exists in the pinned chart's values.yaml
- * (cilium 1.18.12, coredns 1.46.2, metallb 0.16.1, nfs-subdir-external-provisioner 4.0.18).
+ * (cilium 1.20.2, metallb 0.16.2, nfs-subdir-external-provisioner 4.0.18). CoreDNS is not a
+ * chart here: coredns.ts has its objects.
  */
 import { CONTROL_PLANE_TAINT } from "../kubernetes/kubelet";
 import { AddressPlan } from "../network/addressPlan";
@@ -56,11 +57,15 @@ function nodePodPrefix(plan: AddressPlan): number {
  * only applies in standalone mode. So the operator hands out the /24s; which node gets which
  * may differ from the plan's podCidr, which matters only for the bridge CNI's host routes.
  *
+ * With MetalLB beside it, Cilium's own LoadBalancer IPAM is off (`enableLBIPAM: false`): both
+ * would otherwise assign Service addresses, and Cilium's operator has cleared addresses another
+ * IPAM gave (cilium/cilium#39805). MetalLB then assigns them and answers ARP for them.
+ *
  * Without kube-proxy nothing serves the `kubernetes` Service before Cilium runs, so the agent
  * talks to the API through the load balancer's VIP. The guide's `cgroup.automount` is not a key
  * of the chart (it is `autoMount`); the host already mounts cgroup2, so automount is off.
  */
-export function ciliumValues(plan: AddressPlan): HelmValues {
+export function ciliumValues(plan: AddressPlan, beside: { readonly metallb: boolean }): HelmValues {
   return {
     kubeProxyReplacement: true,
     k8sServiceHost: plan.apiVip,
@@ -75,42 +80,7 @@ export function ciliumValues(plan: AddressPlan): HelmValues {
     },
     // The operator's replicas repel each other per node; a one-node cluster fits only one.
     operator: { replicas: Math.min(2, plan.kubeletNodes.length) },
-  };
-}
-
-/**
- * CoreDNS on the address every kubelet hands pods as their nameserver. The chart's `servers`
- * list is replaced whole by Helm, so the default server block is restated here with the plan's
- * cluster domain in the kubernetes plugin.
- */
-export function corednsValues(plan: AddressPlan): HelmValues {
-  return {
-    replicaCount: 2,
-    service: { clusterIP: plan.clusterDnsIp },
-    servers: [
-      {
-        zones: [{ zone: ".", use_tcp: true }],
-        port: 53,
-        plugins: [
-          { name: "errors" },
-          { name: "health", configBlock: "lameduck 10s" },
-          { name: "ready" },
-          {
-            name: "kubernetes",
-            parameters: `${plan.clusterDomain} in-addr.arpa ip6.arpa`,
-            configBlock: "pods insecure\nfallthrough in-addr.arpa ip6.arpa\nttl 30",
-          },
-          { name: "prometheus", parameters: "0.0.0.0:9153" },
-          // The pod's dnsPolicy is Default: this is the node's resolver, the host's dnsmasq.
-          { name: "forward", parameters: ". /etc/resolv.conf" },
-          { name: "cache", parameters: 30 },
-          { name: "loop" },
-          { name: "reload" },
-          { name: "loadbalance" },
-        ],
-      },
-    ],
-    ...controlPlaneTolerations(plan),
+    ...(beside.metallb ? { enableLBIPAM: false } : {}),
   };
 }
 

@@ -7,6 +7,7 @@
  * - containerd 2.3 (LTS): RELEASES.md (v2.4.2) recommends 2.4 and 2.3 for Kubernetes 1.37, and
  *   2.4 reaches its end of life before 1.37 does;
  * - CRI-O and crictl of the same minor, 1.37; runc 1.5.3 (a security fix over 1.5.2);
+ * - CoreDNS 1.14.6: what kubeadm 1.37.2 deploys (CoreDNSVersion), as typed objects of our own;
  * - Cilium 1.20: its compatibility page e2e-tests Kubernetes 1.33-1.36; no release tests 1.37
  *   yet, so cni=cilium warns.
  * A test fails when the pinned minor goes out of support.
@@ -19,9 +20,9 @@ export const defaultVersions = {
   runc: "1.5.3",
   cniPlugins: "1.9.1",
   crictl: "1.37.0",
+  coredns: "1.14.6",
   charts: {
     cilium: { repository: "https://helm.cilium.io/", chart: "cilium", version: "1.20.2" },
-    coredns: { repository: "https://coredns.github.io/helm", chart: "coredns", version: "1.46.2" },
     metallb: {
       repository: "https://metallb.github.io/metallb",
       chart: "metallb",

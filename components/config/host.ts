@@ -16,6 +16,7 @@ import {
   rangeContains,
   rangesOverlap,
 } from "../network/ipv4";
+import { chartSource, installedCharts } from "./charts";
 import { HardwayConfig, HostFacts, PROJECT, hostArch } from "./schema";
 
 /** What the checks need to know about the host. */
@@ -75,6 +76,18 @@ export function missingFiles(config: HardwayConfig, env: HostEnvironment): strin
     ["image.kernel", config.image.kernel],
     ["image.initrd", config.image.initrd],
     ...config.podImages.map((p, i): [string, string] => [`podImages[${i}]`, p]),
+    ...Object.entries(config.registryMirrors).map(
+      ([registry, mirror]): [string, string | undefined] => [
+        `registryMirrors["${registry}"].ca`,
+        mirror.ca,
+      ],
+    ),
+    // A chart from a local directory is loaded at preview already.
+    ...installedCharts(config).flatMap((name): [string, string][] => {
+      const { chart } = chartSource(config.versions.charts[name], config.chartMirror);
+      const key = config.chartMirror ? "chartMirror" : `versions.charts.${name}.repository`;
+      return chart.startsWith("/") ? [[key, chart]] : [];
+    }),
   ];
   return wanted
     .filter(([, file]) => file !== undefined && !env.exists(file))

@@ -27,12 +27,15 @@ export const ACCELERATORS = ["auto", "hvf", "kvm", "tcg"] as const;
 /** The guide's stages, in order; a stack stops after one of them. */
 export const STAGES = ["vms", "controlPlane", "nodes", "services"] as const;
 export const MAX_WORKERS = 40;
+/** The cluster services of chapter 7 a stack may leave out; Cilium is `cni`'s business. */
+export const SERVICES = ["coredns", "metallb", "nfsProvisioner"] as const;
 
 export type Arch = (typeof ARCHES)[number];
 export type ContainerRuntime = (typeof CONTAINER_RUNTIMES)[number];
 export type Cni = (typeof CNIS)[number];
 export type Accelerator = (typeof ACCELERATORS)[number];
 export type Stage = (typeof STAGES)[number];
+export type Service = (typeof SERVICES)[number];
 
 /** Whether a stack that stops after `stopAfter` builds `stage`. */
 export function reached(stopAfter: Stage, stage: Stage): boolean {
@@ -124,10 +127,44 @@ const sha256 = z
   .string()
   .regex(/^[0-9a-f]{64}$/, { error: "expected 64 lowercase hex digits (a sha256 digest)" });
 
+/**
+ * Where charts come from: an http(s) Helm repository (its index.yaml), an OCI registry path
+ * (`oci://registry/path`, the chart is `<path>/<chart>`) or a local directory holding packaged
+ * charts (`<directory>/<chart>-<version>.tgz`, as `helm package` names them).
+ */
+const chartRepository = z.string().regex(/^(https?:\/\/[^\s]+|oci:\/\/[^\s]+|\/[^\0]*)$/, {
+  error:
+    "expected an https:// Helm repository, an oci:// registry path or the absolute path of a directory of packaged charts",
+});
+
+/** A registry as image names start with it: docker.io, registry.k8s.io, 10.0.0.1:5000. */
+const registryName = z.string().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/, {
+  error: "expected a registry host such as docker.io or registry.example:5000",
+});
+
+const registryMirror = object({
+  /** Tried in order before the registry itself; http:// for a registry without TLS. */
+  endpoints: z
+    .array(
+      z.string().regex(/^https?:\/\/[a-z0-9.-]+(:\d{1,5})?(\/[^\s]*)?$/, {
+        error: "expected an http:// or https:// registry URL such as https://mirror.lab:5000",
+      }),
+      { error: "expected a JSON list of http:// or https:// registry URLs" },
+    )
+    .min(1, { error: "expected at least one endpoint" }),
+  /** The PEM file (on this host) of the CA that signed the endpoints' certificates. */
+  ca: absolutePath("a CA certificate file (PEM)").optional(),
+});
+
 const chart = (d: { repository: string; chart: string; version: string }) =>
   object({
-    repository: z.url({ error: "expected the URL of a Helm repository" }).default(d.repository),
-    chart: z.string().min(1).default(d.chart),
+    repository: chartRepository.default(d.repository),
+    chart: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, {
+        error: "expected a chart name such as metallb",
+      })
+      .default(d.chart),
     // An exact version: "latest" or a range would install whatever the repository has today.
     version: z
       .string()
@@ -151,9 +188,9 @@ const versions = object({
   runc: version(defaultVersions.runc),
   cniPlugins: version(defaultVersions.cniPlugins),
   crictl: version(defaultVersions.crictl),
+  coredns: version(defaultVersions.coredns),
   charts: object({
     cilium: chart(defaultVersions.charts.cilium),
-    coredns: chart(defaultVersions.charts.coredns),
     metallb: chart(defaultVersions.charts.metallb),
     nfsProvisioner: chart(defaultVersions.charts.nfsProvisioner),
   }).prefault({}),
@@ -246,6 +283,22 @@ export const configSchema = z.strictObject({
   /** "": the upstream release hosts. */
   releaseMirror: z.union([z.literal(""), mirrorBase]).default(""),
   stopAfter: z.enum(STAGES, { error: oneOf(STAGES) }).default("services"),
+  services: z
+    .array(z.enum(SERVICES, { error: oneOf(SERVICES) }), {
+      error: `expected a JSON list of services, each one of ${SERVICES.join(", ")}`,
+    })
+    .refine((list) => new Set(list).size === list.length, {
+      error: "expected each service at most once",
+    })
+    .default([...SERVICES]),
+  /** "": each chart's own `versions.charts.<name>.repository`. */
+  chartMirror: z.union([z.literal(""), chartRepository]).default(""),
+  /** Registry (docker.io, registry.k8s.io, host:port) → where its images are pulled from first. */
+  registryMirrors: z
+    .record(registryName, registryMirror, {
+      error: 'expected a JSON object such as {"docker.io": {"endpoints": ["https://mirror:5000"]}}',
+    })
+    .default({}),
   podImages: z
     .array(absolutePath("an OCI image archive"), {
       error: "expected a JSON list of absolute paths of OCI image archives",
@@ -282,8 +335,20 @@ export function hostArch(host: HostFacts): Arch | undefined {
   return host.cpu === "x64" ? "amd64" : host.cpu === "arm64" ? "arm64" : undefined;
 }
 
+/**
+ * A config key as `pulumi config set --path` takes it: `hardway:vm.worker.memory`, a list item as
+ * `hardway:services[1]`, a field whose name has dots as `hardway:registryMirrors["docker.io"]`.
+ */
 function key(path: readonly PropertyKey[]): string {
-  return `${PROJECT}:${path.map(String).join(".")}`;
+  const [first, ...rest] = path.map(String);
+  const segments = rest.map((s) =>
+    /^\d+$/.test(s)
+      ? `[${s}]`
+      : /^[A-Za-z_][A-Za-z0-9_]*$/.test(s)
+        ? `.${s}`
+        : `[${JSON.stringify(s)}]`,
+  );
+  return `${PROJECT}:${first ?? ""}${segments.join("")}`;
 }
 
 function describe(value: unknown): string {
@@ -377,6 +442,13 @@ function checkOthers(c: Parsed): string[] {
     );
   }
   problems.push(...versionProblems(c.versions));
+  for (const [registry, mirror] of Object.entries(c.registryMirrors)) {
+    if (mirror.ca !== undefined && !mirror.endpoints.some((e) => e.startsWith("https://"))) {
+      problems.push(
+        `${key(["registryMirrors", registry, "ca"])}: a CA only checks https:// endpoints, and ${registry} has none`,
+      );
+    }
+  }
   if (c.podImages.length > 0 && c.containerRuntime !== "containerd") {
     problems.push(
       `${key(["podImages"])} are loaded into containerd only; with ${key(["containerRuntime"])} "${c.containerRuntime}" leave it empty`,

@@ -62,7 +62,10 @@ async function build(p: typeof PulumiModule, s: Scenario): Promise<void> {
   new ClusterServices(`${s.prefix}-addons`, {
     plan,
     cni: config.cni,
+    services: config.services,
     charts: config.versions.charts,
+    chartMirror: config.chartMirror,
+    corednsVersion: config.versions.coredns,
     provider: access.provider,
     clusterData: etcd,
     nfsPath: p.output(EXPORT_DIR),
@@ -90,11 +93,28 @@ const SCENARIOS: Scenario[] = [
   },
 ];
 
+/** Stacks that leave services out or take charts from a mirror. */
+const CHOICES: Scenario[] = [
+  {
+    prefix: "oci",
+    raw: { cni: "cilium", services: ["metallb"], chartMirror: "oci://mirror.lab:5000/charts/" },
+    apiReadyAs: "output",
+    secretKubeconfig: false,
+  },
+  {
+    prefix: "dir",
+    raw: { services: ["nfsProvisioner"], chartMirror: "/srv/charts" },
+    apiReadyAs: "output",
+    secretKubeconfig: false,
+  },
+  { prefix: "none", raw: { services: [] }, apiReadyAs: "output", secretKubeconfig: false },
+];
+
 let resources: RecordedResource[];
 
 beforeAll(async () => {
   resources = await installMocks(pulumi);
-  for (const scenario of SCENARIOS) {
+  for (const scenario of [...SCENARIOS, ...CHOICES]) {
     await build(pulumi, scenario);
   }
   await settled(resources);
@@ -121,7 +141,11 @@ describe.each(SCENARIOS.map((s) => [s.prefix, s] as const))("%s", (prefix) => {
         name: r.name,
         provider: providers[0].urn,
       });
-      expect([named(`${prefix}-addons`).urn, named(`${prefix}-access`).urn]).toContain(r.parentUrn);
+      expect([
+        named(`${prefix}-addons`).urn,
+        named(`${prefix}-addons-coredns`).urn,
+        named(`${prefix}-access`).urn,
+      ]).toContain(r.parentUrn);
     }
   });
 
@@ -178,7 +202,7 @@ describe.each(SCENARIOS.map((s) => [s.prefix, s] as const))("%s", (prefix) => {
     expect(patches.map((r) => r.name).sort()).toEqual(
       ["control0", "control1", "control2"].map((n) => `${prefix}-addons-role-${n}`),
     );
-    const coredns = named(`${prefix}-addons-coredns`).urn;
+    const coredns = named(`${prefix}-addons-coredns-deployment`).urn;
     for (const node of ["control0", "control1", "control2"]) {
       const patch = named(`${prefix}-addons-role-${node}`);
       expect(patch.inputs.metadata).toEqual({
@@ -195,17 +219,17 @@ describe.each(SCENARIOS.map((s) => [s.prefix, s] as const))("%s", (prefix) => {
 
 describe("releases", () => {
   const release = (name: string) => named(name).inputs;
+  const releaseNames = (prefix: string) =>
+    inScenario(prefix)
+      .filter((r) => r.type === RELEASE)
+      .map((r) => r.inputs.name)
+      .sort();
 
-  it("installs Cilium only with cni=cilium, and CoreDNS after it", () => {
-    const releaseNames = (prefix: string) =>
-      inScenario(prefix)
-        .filter((r) => r.type === RELEASE)
-        .map((r) => r.inputs.name)
-        .sort();
-    expect(releaseNames("bri")).toEqual(["coredns", "metallb", "nfs-provisioner"]);
-    expect(releaseNames("cil")).toEqual(["cilium", "coredns", "metallb", "nfs-provisioner"]);
+  it("installs Cilium only with cni=cilium, and every other workload after it", () => {
+    expect(releaseNames("bri")).toEqual(["metallb", "nfs-provisioner"]);
+    expect(releaseNames("cil")).toEqual(["cilium", "metallb", "nfs-provisioner"]);
     const cilium = named("cil-addons-cilium").urn;
-    for (const other of ["coredns", "metallb", "nfs-provisioner"]) {
+    for (const other of ["metallb", "nfs-provisioner", "coredns-deployment"]) {
       expect(named(`cil-addons-${other}`).dependencies).toContain(cilium);
     }
   });
@@ -229,13 +253,44 @@ describe("releases", () => {
     });
   });
 
-  it("fills values from the address plan of the scenario", () => {
+  it("takes every chart from the chart mirror: an OCI registry path or a directory of packages", () => {
+    const defaults = parseConfig({}, HOST).versions.charts;
+    const oci = release("oci-addons-metallb");
+    expect(oci).toMatchObject({
+      chart: "oci://mirror.lab:5000/charts/metallb",
+      version: defaults.metallb.version,
+    });
+    expect(oci).not.toHaveProperty("repositoryOpts");
+    expect(release("oci-addons-cilium").chart).toBe("oci://mirror.lab:5000/charts/cilium");
+    const local = release("dir-addons-nfs-provisioner");
+    expect(local.chart).toBe(
+      `/srv/charts/nfs-subdir-external-provisioner-${defaults.nfsProvisioner.version}.tgz`,
+    );
+    expect(local).not.toHaveProperty("repositoryOpts");
+    expect(local).not.toHaveProperty("version");
+  });
+
+  it("installs only the services the stack names, and labels the control nodes without CoreDNS", () => {
+    expect(releaseNames("oci")).toEqual(["cilium", "metallb"]);
+    expect(releaseNames("dir")).toEqual(["nfs-provisioner"]);
+    expect(releaseNames("none")).toEqual([]);
+    for (const prefix of ["oci", "dir", "none"]) {
+      expect(inScenario(prefix).filter((r) => r.name.includes("-coredns"))).toEqual([]);
+      const patch = named(`${prefix}-addons-role-control0`);
+      expect(patch.dependencies).toContain(named(`${prefix}-kubelet-control0`).urn);
+    }
+    expect(inScenario("dir").filter((r) => r.type === POOL || r.type === L2)).toEqual([]);
+    // Without MetalLB, Cilium keeps its own LoadBalancer IPAM; with it, Cilium's is off.
+    expect(release("cil-addons-cilium").values).toMatchObject({ enableLBIPAM: false });
+  });
+
+  it("fills values and objects from the address plan of the scenario", () => {
     expect(release("cil-addons-cilium").values).toMatchObject({
       k8sServiceHost: "10.77.5.20",
       k8sServicePort: 6443,
     });
-    expect(release("bri-addons-coredns").values).toMatchObject({
-      service: { clusterIP: "10.32.0.10" },
+    expect(named("bri-addons-coredns-service").inputs.spec).toMatchObject({
+      clusterIP: "10.32.0.10",
     });
     expect(release("cil-addons-nfs-provisioner").values).toMatchObject({
       nfs: { server: "10.77.5.1", path: EXPORT_DIR },
@@ -244,6 +299,28 @@ describe("releases", () => {
     expect(named("cil-addons-metallb-pool").inputs.spec).toEqual({
       addresses: ["10.77.5.200-10.77.5.250"],
     });
+  });
+
+  it("creates CoreDNS's Deployment after its RBAC, its Corefile and the first kubelet", () => {
+    const deployment = named("bri-addons-coredns-deployment");
+    for (const before of ["coredns-binding", "coredns-config"]) {
+      expect(deployment.dependencies).toContain(named(`bri-addons-${before}`).urn);
+    }
+    expect(deployment.dependencies).toContain(named("bri-kubelet-worker0").urn);
+    expect(
+      inScenario("bri")
+        .filter((r) => r.parentUrn === named("bri-addons-coredns").urn)
+        .map((r) => r.type)
+        .sort(),
+    ).toEqual([
+      "kubernetes:apps/v1:Deployment",
+      "kubernetes:core/v1:ConfigMap",
+      "kubernetes:core/v1:Service",
+      "kubernetes:core/v1:ServiceAccount",
+      "kubernetes:policy/v1:PodDisruptionBudget",
+      "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole",
+      "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
+    ]);
   });
 });
 
@@ -257,6 +334,7 @@ describe("arguments", () => {
           plan: addressPlan(config),
           cni: "bridge",
           charts: config.versions.charts,
+          corednsVersion: config.versions.coredns,
           provider: new k8s.Provider("partial-k8s", { kubeconfig: KUBECONFIG }),
           clusterData: new pulumi.ComponentResource("test:cluster:Etcd", "partial-etcd"),
           nfsPath: EXPORT_DIR,
@@ -284,7 +362,8 @@ describe("preview of a new stack", () => {
     expect(names).toEqual(
       expect.arrayContaining([
         "pre-addons-cilium",
-        "pre-addons-coredns",
+        "pre-addons-coredns-deployment",
+        "pre-addons-coredns-service",
         "pre-addons-metallb",
         "pre-addons-nfs-provisioner",
         "pre-addons-metallb-pool",

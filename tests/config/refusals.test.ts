@@ -122,6 +122,55 @@ const REFUSED: [string, Record<string, unknown>, RegExp][] = [
     /^hardway:versions\.charts\.cilium\.version: expected an exact chart version such as 1\.2\.3 \(got "latest"\)$/,
   ],
   [
+    "a service that is not one of the three",
+    { services: ["coredns", "traefik"] },
+    /^hardway:services\[1\]: expected one of coredns, metallb, nfsProvisioner \(got "traefik"\)$/,
+  ],
+  [
+    "a service named twice",
+    { services: ["metallb", "metallb"] },
+    /^hardway:services: expected each service at most once/,
+  ],
+  [
+    "services given as one string",
+    { services: "coredns" },
+    /^hardway:services: expected a JSON list of services, each one of coredns, metallb, nfsProvisioner \(got "coredns"\)$/,
+  ],
+  [
+    "a chart repository that is none of the three kinds",
+    { versions: { charts: { metallb: { repository: "charts/metallb" } } } },
+    /^hardway:versions\.charts\.metallb\.repository: expected an https:\/\/ Helm repository, an oci:\/\/ registry path or the absolute path of a directory of packaged charts \(got "charts\/metallb"\)$/,
+  ],
+  [
+    "a chart mirror directory without the packaged chart",
+    { chartMirror: "/srv/charts", services: ["metallb"] },
+    /^hardway:chartMirror: no file at \/srv\/charts\/metallb-0\.16\.2\.tgz on this host$/,
+  ],
+  [
+    "a registry mirror without endpoints",
+    { registryMirrors: { "docker.io": { endpoints: [] } } },
+    /^hardway:registryMirrors\["docker\.io"\]\.endpoints: expected at least one endpoint/,
+  ],
+  [
+    "a registry mirror endpoint that is not a URL",
+    { registryMirrors: { "quay.io": { endpoints: ["mirror.lab:5000"] } } },
+    /^hardway:registryMirrors\["quay\.io"\]\.endpoints\[0\]: expected an http:\/\/ or https:\/\/ registry URL such as https:\/\/mirror\.lab:5000 \(got "mirror\.lab:5000"\)$/,
+  ],
+  [
+    "a registry mirror CA for plain http endpoints",
+    {
+      registryMirrors: {
+        "registry.k8s.io": { endpoints: ["http://10.0.0.5:5000"], ca: "/srv/images/pause.tar" },
+      },
+    },
+    /^hardway:registryMirrors\["registry\.k8s\.io"\]\.ca: a CA only checks https:\/\/ endpoints, and registry\.k8s\.io has none$/,
+  ],
+  [
+    "a registry mirror CA that is not there",
+    { registryMirrors: { "docker.io": { endpoints: ["https://m.lab"], ca: "/srv/ca.pem" } } },
+    /^hardway:registryMirrors\["docker\.io"\]\.ca: no file at \/srv\/ca\.pem on this host$/,
+  ],
+  [
     "a nested field set without --path",
     { "vm.worker.memory": 4096 },
     /^hardway:vm\.worker\.memory: not a key but a field of hardway:vm; set it with --path: pulumi config set --path 'hardway:vm\.worker\.memory' <value>$/,

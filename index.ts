@@ -3,6 +3,7 @@
  * Read config once, derive the address plan, then build the cluster chapter by chapter, up to
  * the stage `hardway:stopAfter` names.
  */
+import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterAccess } from "./components/addons/clusterAccess";
 import { ClusterServices } from "./components/addons/clusterServices";
@@ -12,6 +13,7 @@ import { loadConfig } from "./components/config/load";
 import { reached } from "./components/config/schema";
 import { HostNetwork } from "./components/host/hostNetwork";
 import { EMULATED_API_REQUEST_TIMEOUT_SECONDS } from "./components/kubernetes/controlPlane";
+import { registryMirrors } from "./components/kubernetes/runtime";
 import { VmnetDnsRebind } from "./components/host/vmnetDnsRebind";
 import { addressPlan } from "./components/network/addressPlan";
 import { Pki } from "./components/pki/pki";
@@ -87,6 +89,9 @@ const kubernetes = reached(config.stopAfter, "controlPlane")
         ),
       },
       through: reached(config.stopAfter, "nodes") ? "nodes" : "controlPlane",
+      registryMirrors: registryMirrors(config.registryMirrors, (file) =>
+        fs.readFileSync(file, "utf8"),
+      ),
       networkReady: hostNetwork,
       emulated: accelerator === "tcg",
     })

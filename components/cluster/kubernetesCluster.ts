@@ -32,6 +32,7 @@ import { ControlPlane } from "./controlPlane";
 import { Etcd } from "./etcd";
 import { KubeProxy } from "./kubeProxy";
 import { Kubelet } from "./kubelet";
+import { RegistryMirror } from "../kubernetes/runtime";
 import { NodeRuntime } from "./nodeRuntime";
 import { NodeDrains } from "./nodeDrains";
 import { NodeReleases } from "./nodeReleases";
@@ -58,6 +59,8 @@ export interface KubernetesClusterArgs {
    * @default "nodes"
    */
   readonly through?: "controlPlane" | "nodes";
+  /** Registries' mirrors for the container runtimes (config `registryMirrors`). @default none */
+  readonly registryMirrors?: readonly RegistryMirror[];
   /** The host network: pod routes go through its bridge. @default none */
   readonly networkReady?: pulumi.Resource;
   /**
@@ -165,6 +168,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
           cni: config.cni,
           cluster: nodes,
           artifacts: cache,
+          registryMirrors: args.registryMirrors,
         },
         parent,
       );

@@ -17,6 +17,9 @@ import {
   CONTAINERS_POLICY_PATH,
   REGISTRIES_CONF_PATH,
   RUNTIME_SERVICES,
+  RegistryMirror,
+  containerdMirrorFiles,
+  crioMirrorFiles,
   renderContainersPolicy,
   renderCrioUnit,
   renderContainerdConfig,
@@ -31,12 +34,16 @@ import { ClusterNodes, NodeStep, targetFor } from "./nodeStep";
 import { textFile } from "./pkiFiles";
 import { RemoteFileInput } from "./remoteFiles";
 
-/** The runtime's own files (configuration, unit), without the CNI conflist. */
-export function runtimeFiles(runtime: ContainerRuntime): RemoteFileInput[] {
+/** The runtime's own files (configuration, unit, registry mirrors), without the CNI conflist. */
+export function runtimeFiles(
+  runtime: ContainerRuntime,
+  mirrors: readonly RegistryMirror[] = [],
+): RemoteFileInput[] {
   const common = [textFile(NODE_PATHS.crictlConfig, renderCrictlConfig(runtime))];
   if (runtime === "containerd") {
     return [
       textFile(NODE_PATHS.containerdConfig, renderContainerdConfig()),
+      ...containerdMirrorFiles(mirrors).map((f) => textFile(f.path, f.content)),
       textFile(`${SYSTEMD_DIR}/${RUNTIME_SERVICES.containerd}`, renderContainerdUnit()),
       ...common,
     ];
@@ -44,7 +51,8 @@ export function runtimeFiles(runtime: ContainerRuntime): RemoteFileInput[] {
   return [
     textFile(NODE_PATHS.crioDropIn, renderCrioDropIn()),
     textFile(CONTAINERS_POLICY_PATH, renderContainersPolicy()),
-    textFile(REGISTRIES_CONF_PATH, renderRegistriesConf()),
+    textFile(REGISTRIES_CONF_PATH, renderRegistriesConf(mirrors)),
+    ...crioMirrorFiles(mirrors).map((f) => textFile(f.path, f.content)),
     textFile(`${SYSTEMD_DIR}/${RUNTIME_SERVICES["cri-o"]}`, renderCrioUnit()),
     ...common,
   ];
@@ -64,6 +72,8 @@ export interface NodeRuntimeArgs {
   readonly cni: Cni;
   readonly cluster: ClusterNodes;
   readonly artifacts: ArtifactCache;
+  /** Registries' mirrors (config `registryMirrors`, CAs read). @default none */
+  readonly registryMirrors?: readonly RegistryMirror[];
 }
 
 export interface NodeRuntimeSteps {
@@ -87,7 +97,9 @@ export class NodeRuntime extends pulumi.ComponentResource {
         {
           step: args.runtime,
           connection: args.cluster.connection,
-          targets: [targetFor(args.cluster, node, runtimeFiles(args.runtime))],
+          targets: [
+            targetFor(args.cluster, node, runtimeFiles(args.runtime, args.registryMirrors)),
+          ],
           artifacts: fetched,
           units: [RUNTIME_SERVICES[args.runtime]],
         },

@@ -45,7 +45,7 @@ import { artifacts } from "../../components/kubernetes/artifacts";
 import { defaultVersions } from "../../components/config/defaults";
 import { containerdFromMirror, kubernetesBinaryFromMirror } from "../e2e/mirror";
 import { itIfAvailable, missingPrograms } from "../harness/prerequisites";
-import { config, plan, run } from "./fixtures";
+import { config, parseToml, plan, run } from "./fixtures";
 
 const p = plan();
 const single = plan({ controlPlanes: 1 });
@@ -60,17 +60,6 @@ function flagMap(command: readonly string[]): Map<string, string> {
 /** A parsed YAML or JSON document, typed only as far as the assertions need. */
 function doc(text: string): Record<string, unknown> {
   return parse(text) as Record<string, unknown>;
-}
-
-/** TOML parsed by Python's standard tomllib, an independent TOML 1.0 reader. */
-function parseToml(text: string): Record<string, unknown> {
-  return doc(
-    run(
-      "python3",
-      ["-c", "import sys, json, tomllib; print(json.dumps(tomllib.loads(sys.stdin.read())))"],
-      text,
-    ),
-  );
 }
 
 describe("etcd flags", () => {
@@ -486,6 +475,7 @@ describe("container runtime configs", () => {
     expect(runtime.containerd.runtimes.runc.options.SystemdCgroup).toBe(true);
     expect(c.plugins["io.containerd.cri.v1.images"]).toEqual({
       pinned_images: { sandbox: SANDBOX_IMAGE },
+      registry: { config_path: "/etc/containerd/certs.d" },
     });
   });
 
@@ -513,6 +503,7 @@ describe("container runtime configs", () => {
       expect(dump.stdout).toMatch(/^version = 4$/m);
       expect(dump.stdout).toContain(`sandbox = '${SANDBOX_IMAGE}'`);
       expect(dump.stdout).toMatch(/SystemdCgroup = true/);
+      expect(dump.stdout).toContain("config_path = '/etc/containerd/certs.d'");
     },
   );
 

@@ -19,3 +19,14 @@ export function which(command: string): string | undefined {
 export function run(command: string, args: readonly string[], input?: string): string {
   return execFileSync(command, args, { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"] });
 }
+
+/** TOML parsed by Python's standard tomllib, an independent TOML 1.0 reader. */
+export function parseToml(text: string): Record<string, unknown> {
+  return JSON.parse(
+    run(
+      "python3",
+      ["-c", "import sys, json, tomllib; print(json.dumps(tomllib.loads(sys.stdin.read())))"],
+      text,
+    ),
+  ) as Record<string, unknown>;
+}

@@ -145,6 +145,31 @@ export function containerdFromMirror(
   return { dir: path.join(dest, "bin") };
 }
 
+/** crictl of that version, unpacked from the mirror into `dest`. */
+export function crictlFromMirror(
+  version: string,
+  dest: string,
+  arch = "amd64",
+): { file: string } | { missing: string } {
+  const tarball = path.join(
+    mirrorDir(),
+    "github.com/kubernetes-sigs/cri-tools/releases/download",
+    `v${version}`,
+    `crictl-v${version}-linux-${arch}.tar.gz`,
+  );
+  if (!fs.existsSync(tarball)) {
+    return {
+      missing: `${tarball} is not built yet; \`npm run toolchain\` builds the release mirror`,
+    };
+  }
+  fs.mkdirSync(dest, { recursive: true });
+  const untar = spawnSync("tar", ["-xzf", tarball, "-C", dest], { encoding: "utf8" });
+  if (untar.status !== 0) {
+    throw new Error(`cannot unpack ${tarball}: ${untar.stderr}`);
+  }
+  return { file: path.join(dest, "crictl") };
+}
+
 /** `npm run toolchain`'s second half: the release mirror, or why it cannot be built here. */
 if (require.main === module) {
   if (spawnSync("sh", ["-c", "command -v go"]).status !== 0) {

@@ -21,7 +21,7 @@ import {
   renderContainerdConfig,
   renderRegistriesConf,
 } from "../../components/kubernetes/runtime";
-import { containerdFromMirror, mirrorDir } from "../e2e/mirror";
+import { containerdFromMirror, crictlFromMirror } from "../e2e/mirror";
 import { removeNetworkNamespace } from "../harness/namespaces";
 import { itIfAvailable } from "../harness/prerequisites";
 import { parseToml } from "./fixtures";
@@ -137,25 +137,8 @@ describe("from the stack configuration", () => {
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "hw-mirrors-"));
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
-/** crictl from the release mirror, unpacked into `dest`. */
-function crictlFromMirror(dest: string): { file: string } | { missing: string } {
-  const version = defaultVersions.crictl;
-  const tarball = path.join(
-    mirrorDir(),
-    "github.com/kubernetes-sigs/cri-tools/releases/download",
-    `v${version}`,
-    `crictl-v${version}-linux-amd64.tar.gz`,
-  );
-  if (!fs.existsSync(tarball)) {
-    return { missing: `${tarball} is not built yet; \`npm run toolchain\` builds it` };
-  }
-  fs.mkdirSync(dest, { recursive: true });
-  spawnSync("tar", ["-xzf", tarball, "-C", dest]);
-  return { file: path.join(dest, "crictl") };
-}
-
 const containerd = containerdFromMirror(defaultVersions.containerd, work);
-const crictl = crictlFromMirror(path.join(work, "crictl"));
+const crictl = crictlFromMirror(defaultVersions.crictl, path.join(work, "crictl"));
 const missing =
   process.getuid?.() !== 0
     ? "needs root to run containerd"

@@ -13,6 +13,18 @@ const variants: [string, Record<string, string>][] = [
   ["1 control plane", { "hardway:controlPlanes": "1" }],
   ["5 control planes", { "hardway:controlPlanes": "5" }],
   ["0 workers", { "hardway:workers": "0" }],
+  [
+    "air-gapped (cilium, MetalLB only, charts and images from mirrors)",
+    {
+      "hardway:cni": "cilium",
+      "hardway:services": '["metallb"]',
+      "hardway:chartMirror": "oci://mirror.lab:5000/charts",
+      "hardway:registryMirrors": JSON.stringify({
+        "quay.io": { endpoints: ["http://mirror.lab:5000"] },
+        "registry.k8s.io": { endpoints: ["http://mirror.lab:5000"] },
+      }),
+    },
+  ],
 ];
 
 describe("pulumi preview on a fresh stack", () => {

@@ -134,7 +134,8 @@ export class ClusterServices extends pulumi.ComponentResource {
           {
             plan,
             version: args.corednsVersion,
-            objectOptions: (dependsOn = []) => k8sOpts(dependsOn),
+            provider: args.provider,
+            clusterData: args.clusterData,
             after: [...podKubelet, ...afterCni],
           },
           { parent: this },

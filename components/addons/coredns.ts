@@ -13,6 +13,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { CONTROL_PLANE_TAINT } from "../kubernetes/kubelet";
 import { AddressPlan } from "../network/addressPlan";
+import { objectOptions } from "./provider";
 import { ADDONS_NAMESPACE } from "./values";
 
 export const COREDNS_NAME = "coredns";
@@ -238,9 +239,14 @@ export function corednsObjects(args: CorednsObjectsArgs): CorednsObjects {
 }
 
 export interface CorednsArgs extends CorednsObjectsArgs {
-  /** Options of every object (objectOptions: the cluster's provider, deleted with etcd). */
-  readonly objectOptions: (dependsOn?: pulumi.Resource[]) => pulumi.CustomResourceOptions;
-  /** What pods need before they can run: the first kubelet, Cilium when it is the CNI. */
+  /** ClusterAccess.provider: gated on API health, named by the cluster. */
+  readonly provider: k8s.Provider;
+  /** The etcd step (Etcd.members): every object here is deleted with it. */
+  readonly clusterData: pulumi.Resource;
+  /**
+   * What CoreDNS's pods need before they can run: the first kubelet, Cilium when it is the CNI.
+   * @default [] (only the provider's API health gate)
+   */
   readonly after?: readonly pulumi.Resource[];
 }
 
@@ -252,10 +258,8 @@ export class Coredns extends pulumi.ComponentResource {
   constructor(name: string, args: CorednsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:addons:Coredns", name, {}, opts);
     const o = corednsObjects(args);
-    const options = (dependsOn: pulumi.Resource[] = []) => ({
-      ...args.objectOptions(dependsOn),
-      parent: this,
-    });
+    const options = (dependsOn: pulumi.Resource[] = []) =>
+      objectOptions(args.provider, this, args.clusterData, dependsOn);
     const serviceAccount = new k8s.core.v1.ServiceAccount(
       `${name}-sa`,
       o.serviceAccount,

@@ -9,7 +9,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ChartSource, chartSource } from "../config/charts";
-import { Cni, Service, Versions } from "../config/schema";
+import { Cni, SERVICES, Service, Versions } from "../config/schema";
 import { AddressPlan } from "../network/addressPlan";
 import { Coredns } from "./coredns";
 import {
@@ -88,7 +88,7 @@ export class ClusterServices extends pulumi.ComponentResource {
   constructor(name: string, args: ClusterServicesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:addons:ClusterServices", name, {}, opts);
     const { plan, charts } = args;
-    const services = new Set(args.services ?? SERVICES_BY_DEFAULT);
+    const services = new Set<Service>(args.services ?? SERVICES);
     const kubelets = args.kubelets ?? {};
     const missing = plan.controls.filter((n) => args.kubelets && !(n.name in kubelets));
     if (missing.length > 0) {
@@ -207,8 +207,6 @@ export class ClusterServices extends pulumi.ComponentResource {
     });
   }
 }
-
-const SERVICES_BY_DEFAULT: readonly Service[] = ["coredns", "metallb", "nfsProvisioner"];
 
 /**
  * Helm release settings: pinned chart, fixed release name (the provisioner name derives from

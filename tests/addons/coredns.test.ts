@@ -134,6 +134,6 @@ describeIfAvailable(apiServerLabMissing(), "CoreDNS objects on a real kube-apise
       JSON.stringify(misspelt),
     );
     expect(applied.status).not.toBe(0);
-    expect(applied.stderr).toContain('unknown field "dta"');
+    expect(applied.stderr).toContain(".dta: field not declared in schema");
   }, 120_000);
 });

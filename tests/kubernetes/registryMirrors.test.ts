@@ -251,6 +251,10 @@ itIfAvailable(
       const busybox = pull("docker.io/library/busybox:1.36");
       const pause = pull("registry.k8s.io/pause:3.10.2");
       const manifests = (r: Recording) => r.asked().filter((u) => u.includes("/manifests/"));
+      // The registries' lines reach this process once its event loop runs again.
+      await until("the second mirror's log", () => manifests(second).length >= 2, 10).catch(
+        () => undefined,
+      );
       const context = { busybox: busybox.stderr, pause: pause.stderr, containerd: log.join("") };
       // Neither mirror has the images, so both pulls fail, but only after asking each mirror.
       expect({ ...context, first: manifests(first) }).toEqual({

@@ -8,8 +8,8 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { ChartSource, chartSource } from "../config/charts";
-import { Cni, SERVICES, Service, Versions } from "../config/schema";
+import { ChartName, ChartSource, Charts, chartSource } from "../config/charts";
+import { Cni, SERVICES, Service } from "../config/schema";
 import { AddressPlan } from "../network/addressPlan";
 import { Coredns } from "./coredns";
 import {
@@ -25,8 +25,6 @@ import {
   nfsProvisionerValues,
 } from "./values";
 import { objectOptions } from "./provider";
-
-export type Charts = Versions["charts"];
 
 /** Seconds Helm waits for a release's resources; Cilium pulls the most and starts the slowest. */
 export const RELEASE_TIMEOUTS = {
@@ -106,7 +104,7 @@ export class ClusterServices extends pulumi.ComponentResource {
     const podNode = (plan.workers[0] ?? plan.controls[0]).name;
     const podKubelet = kubelets[podNode] === undefined ? [] : [kubelets[podNode]];
     const release = (
-      key: keyof Charts,
+      key: ChartName,
       releaseName: string,
       values: pulumi.Input<HelmValues>,
       after: pulumi.Resource[],

@@ -183,9 +183,10 @@ if (require.main === module) {
     const started = Date.now();
     // --no-upgrade: without Kubernetes and crictl one minor below, which only the upgrade e2e
     // installs; it builds them itself when it runs (prepare in local.ts).
-    const mirror = buildMirror({ minorUpgrade: !process.argv.includes("--no-upgrade") });
+    const minorUpgrade = !process.argv.includes("--no-upgrade");
+    const mirror = buildMirror({ minorUpgrade });
     console.error(
-      `[mirror] ${mirror} holds every release npm test and npm run e2e install (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+      `[mirror] ${mirror} holds every release npm test and npm run e2e${minorUpgrade ? "" : " -- --no-upgrade"} install (${((Date.now() - started) / 1000).toFixed(0)} s)`,
     );
   }
 }

@@ -3,7 +3,8 @@
  * ServiceAccount, a ClusterRole to read Services, EndpointSlices, Pods and Namespaces and its
  * binding, the Corefile in a ConfigMap, a Deployment of two replicas, and the `kube-dns` Service
  * on the address every kubelet hands pods as their nameserver. Beyond kubeadm, a
- * PodDisruptionBudget keeps one replica running while a node is drained.
+ * PodDisruptionBudget keeps one replica running while a node is drained, where a second node can
+ * take the evicted one.
  *
  * Every object is a plain function of the address plan here, so it reads in one place and a real
  * API server can validate it (tests/addons/coredns.test.ts); the component below only creates
@@ -82,7 +83,18 @@ export interface CorednsObjects {
   readonly configMap: Input.core.v1.ConfigMap;
   readonly deployment: Input.apps.v1.Deployment;
   readonly service: Input.core.v1.Service;
-  readonly podDisruptionBudget: Input.policy.v1.PodDisruptionBudget;
+  /** Only where two nodes take pods (podDisruptionBudgetFits). */
+  readonly podDisruptionBudget?: Input.policy.v1.PodDisruptionBudget;
+}
+
+/**
+ * Whether a PodDisruptionBudget can be honoured: only when a replica evicted from a draining node
+ * has another node to start on. On a one-node cluster both replicas share the node, and a budget
+ * of one would block every drain of it (an upgrade across a minor drains each node). CoreDNS
+ * tolerates the control-plane taint, so every kubelet node counts.
+ */
+export function podDisruptionBudgetFits(plan: AddressPlan): boolean {
+  return plan.kubeletNodes.length >= 2;
 }
 
 /** Every CoreDNS object for a plan. */
@@ -95,12 +107,11 @@ export function corednsObjects(args: CorednsObjectsArgs): CorednsObjects {
     { name: "dns-tcp", port: 53, protocol: "TCP" },
     { name: "metrics", port: METRICS_PORT, protocol: "TCP" },
   ];
-  // With no workers the control nodes are the only ones; they carry the control-plane taint.
+  // As kubeadm's: control nodes take CoreDNS even beside workers, so the cluster's DNS has a
+  // second node to run on (and a drained worker's replica somewhere to go) with one worker.
   const tolerations = [
     { key: "CriticalAddonsOnly", operator: "Exists" },
-    ...(plan.workers.length === 0
-      ? [{ key: CONTROL_PLANE_TAINT.key, operator: "Exists", effect: CONTROL_PLANE_TAINT.effect }]
-      : []),
+    { key: CONTROL_PLANE_TAINT.key, operator: "Exists", effect: CONTROL_PLANE_TAINT.effect },
   ];
   return {
     serviceAccount: {
@@ -229,12 +240,16 @@ export function corednsObjects(args: CorednsObjectsArgs): CorednsObjects {
         ports: dnsPorts.map((p) => ({ ...p, targetPort: p.port })),
       },
     },
-    podDisruptionBudget: {
-      apiVersion: "policy/v1",
-      kind: "PodDisruptionBudget",
-      metadata: namespaced(COREDNS_NAME),
-      spec: { maxUnavailable: 1, selector: { matchLabels: labels } },
-    },
+    ...(podDisruptionBudgetFits(plan)
+      ? {
+          podDisruptionBudget: {
+            apiVersion: "policy/v1",
+            kind: "PodDisruptionBudget",
+            metadata: namespaced(COREDNS_NAME),
+            spec: { maxUnavailable: 1, selector: { matchLabels: labels } },
+          },
+        }
+      : {}),
   };
 }
 
@@ -278,7 +293,9 @@ export class Coredns extends pulumi.ComponentResource {
       options([binding, configMap, ...(args.after ?? [])]),
     );
     this.service = new k8s.core.v1.Service(`${name}-service`, o.service, options());
-    new k8s.policy.v1.PodDisruptionBudget(`${name}-pdb`, o.podDisruptionBudget, options());
+    if (o.podDisruptionBudget !== undefined) {
+      new k8s.policy.v1.PodDisruptionBudget(`${name}-pdb`, o.podDisruptionBudget, options());
+    }
     this.registerOutputs({ clusterIP: this.service.spec.clusterIP });
   }
 }

@@ -85,14 +85,17 @@ export function ciliumValues(plan: AddressPlan, beside: { readonly metallb: bool
 }
 
 /**
- * MetalLB in layer-2 mode. The 0.16 chart enables the frr-k8s BGP backend by default, a further
- * DaemonSet and images that an L2-only lab does not use. Address pools are not chart values:
- * they are the custom resources below.
+ * MetalLB in layer-2 mode, with neither of its BGP backends: the 0.16 chart enables frr-k8s by
+ * default (a further DaemonSet), and charts before 0.16 ran FRR itself beside each speaker
+ * (`speaker.frr`, three more containers). Both bring images an L2-only lab does not use, which an
+ * air-gapped mirror would have to carry. Address pools are not chart values: they are the custom
+ * resources below.
  */
 export function metallbValues(plan: AddressPlan): HelmValues {
   return {
     frrk8s: { enabled: false },
     controller: { ...controlPlaneTolerations(plan) },
+    speaker: { frr: { enabled: false } },
   };
 }
 

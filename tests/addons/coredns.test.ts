@@ -42,13 +42,20 @@ describe("CoreDNS objects", () => {
     ]);
   });
 
-  it("tolerates the control-plane taint only when there are no workers", () => {
+  it("tolerates the control-plane taint as kubeadm's does, with or without workers", () => {
     const keys = (plan: AddressPlan) =>
       (at(objects(plan).deployment, "spec.template.spec.tolerations") as { key: string }[]).map(
         (t) => t.key,
       );
-    expect(keys(standard)).toEqual(["CriticalAddonsOnly"]);
+    expect(keys(standard)).toEqual(["CriticalAddonsOnly", "node-role.kubernetes.io/control-plane"]);
     expect(keys(moved)).toEqual(["CriticalAddonsOnly", "node-role.kubernetes.io/control-plane"]);
+  });
+
+  it("keeps a disruption budget only where an evicted replica has a second node to go to", () => {
+    // One control node and nothing else: a budget would block every drain of that node.
+    expect(objects(planFor({ controlPlanes: 1, workers: 0 })).podDisruptionBudget).toBeUndefined();
+    expect(objects(planFor({ controlPlanes: 1, workers: 1 })).podDisruptionBudget).toBeDefined();
+    expect(objects(planFor({ controlPlanes: 3, workers: 0 })).podDisruptionBudget).toBeDefined();
   });
 
   it("selects its own pods the same way in the Deployment, the Service and the budget", () => {

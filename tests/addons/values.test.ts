@@ -53,6 +53,8 @@ const CHART_MODULES = {
     module: `go.universe.tf/metallb@v${defaultVersions.charts.metallb.version}`,
     dir: "charts/metallb",
   },
+  // The release the e2e installs where the pin cannot be built (tests/e2e/serviceArtifacts.ts).
+  metallbRun: { module: `go.universe.tf/metallb@v${METALLB_RUN_VERSION}`, dir: "charts/metallb" },
 } as const;
 
 /** The chart's values.yaml from its module (downloaded once into Go's module cache). */
@@ -162,8 +164,12 @@ describe("MetalLB", () => {
     expect(l2AdvertisementSpec(["hardway-pool"])).toEqual({ ipAddressPools: ["hardway-pool"] });
   });
 
-  it("leaves the frr-k8s BGP backend out of a layer-2 install", () => {
-    expect(metallbValues(standard)).toEqual({ frrk8s: { enabled: false }, controller: {} });
+  it("leaves both BGP backends (frr-k8s, FRR beside the speaker) out of a layer-2 install", () => {
+    expect(metallbValues(standard)).toEqual({
+      frrk8s: { enabled: false },
+      controller: {},
+      speaker: { frr: { enabled: false } },
+    });
   });
 });
 

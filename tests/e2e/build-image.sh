@@ -58,6 +58,10 @@ packages=(
   ipvsadm ldirectord
   # every kubelet node: NFS client and the tools the kubelet and kube-proxy use
   nfs-common conntrack socat ipset iptables ebtables ethtool
+  # the node's resolver, as on Ubuntu's cloud images: netplan's nameservers (the host) reach
+  # /run/systemd/resolve/resolv.conf, which the kubelet gives pods of dnsPolicy Default, CoreDNS
+  # among them (it forwards names outside the cluster there). Without it resolv.conf is empty.
+  systemd-resolved
 )
 
 mkdir -p "$out"
@@ -95,7 +99,8 @@ say "  packages: done in $((SECONDS - started)) s"
 rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_*
 # minbase has no hosts file: etcd would look localhost up over DNS. cloud-init adds the name.
 printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
-: >"$root/etc/resolv.conf"
+# The build's own resolv.conf goes; names come from systemd-resolved's stub, as on Ubuntu.
+ln -sfn ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
 printf '/dev/vda / ext4 defaults 0 1\n' >"$root/etc/fstab"
 cat >"$root/etc/cloud/cloud.cfg.d/90-hardway.cfg" <<'EOF'
 # The seed is a NoCloud disk; nothing else is looked for (no metadata server here).

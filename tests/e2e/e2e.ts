@@ -2,9 +2,10 @@
  * `npm run e2e`: the whole life of a throwaway stack.
  *
  * Local mode (the default, `npm run e2e`, see local.ts): offline, on software-emulated VMs in
- * network and mount namespaces of its own, from a release mirror, a prebaked image and pod image
- * archives built here: a cold `up` of the release one minor below the pins, checks, a no-op
- * `up`, a worker added and removed again (scaleWorkers.ts), the minor upgrade to the pins
+ * network and mount namespaces of its own, from a release mirror, a prebaked image, pod image
+ * archives and the services' images (served by a registry in the namespace) and chart, all built
+ * here: a cold `up` of the release one minor below the pins, checks, CoreDNS's and MetalLB's
+ * checks (serviceChecks.ts), a no-op `up`, a worker added and removed again (scaleWorkers.ts), the minor upgrade to the pins
  * (upgrade.ts), a host reboot and `destroy`, each phase timed (CI's run, measured 55 minutes on
  * two cores). `npm run e2e -- --no-upgrade` installs the pins cold instead and skips the upgrade
  * (about 20 minutes less). `npm run e2e -- --ha` runs

@@ -1,10 +1,12 @@
 /**
  * The end-to-end run in local mode: the program itself brings up a real cluster on software-
- * emulated (TCG) VMs, offline, on this machine, then lives through a no-op `up`, a worker added
- * and removed, an upgrade, a host reboot and its destruction. Everything it needs is built from Go modules and Debian
- * packages and cached: the Pulumi toolchain (tests/engine/toolchain.sh), the release mirror
- * (build-mirror.sh), a prebaked guest image (build-image.sh) and the pod image archives
- * (ociArchives.ts).
+ * emulated (TCG) VMs, offline, on this machine, with chapter 7's CoreDNS and MetalLB, then lives
+ * through a no-op `up`, a worker added and removed, an upgrade, a host reboot and its destruction.
+ * Everything it needs is built from Go modules and Debian packages and cached: the Pulumi
+ * toolchain (tests/engine/toolchain.sh), the release mirror (build-mirror.sh), a prebaked guest
+ * image (build-image.sh), the pod image archives (ociArchives.ts), and the services' images, chart
+ * and registry (serviceArtifacts.ts), the registry running inside the run's namespace
+ * (registry.ts) as the mirror of every registry the images name.
  *
  * The whole cluster runs inside a network namespace and a mount namespace this run makes: the
  * bridge, dnsmasq, NAT, routes and VMs never touch the host's own network, and /var/lib/hardway,
@@ -17,7 +19,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { defaultVersions } from "../../components/config/defaults";
-import { DEFAULT_CLUSTER_CIDR } from "../../components/config/schema";
+import { DEFAULT_CLUSTER_CIDR, Service, parseConfig } from "../../components/config/schema";
+import { addressPlan } from "../../components/network/addressPlan";
 import { EngineStack, lastChanges, newStack, parsePreview, toolchainEnv } from "../engine/engine";
 import { inSandbox, makeSandbox, removeSandbox } from "../harness/namespaces";
 import { onePathFrom } from "../harness/scriptOutput";
@@ -30,6 +33,19 @@ import { logNodeStates } from "./nodeState";
 import { UPGRADE_FROM, buildMirror, cacheRoot } from "./mirror";
 import { buildPodImageArchives } from "./ociArchives";
 import { PhaseResult, errorDiagnostics, runPhase, stepSpans, summarize } from "./phases";
+import { REGISTRY_PORT, RunningRegistry, pushImages, startRegistry } from "./registry";
+import {
+  ImageArchive,
+  METALLB_RUN_REASON,
+  PROGRAMS,
+  RUN_VERSIONS,
+  buildProgram,
+  buildServiceImages,
+  mirroredRegistries,
+  packageMetallbChart,
+  serviceImages,
+} from "./serviceArtifacts";
+import { serviceChecks } from "./serviceChecks";
 import { FoundRun, RUN_RECORD, RunRecord, abandonedRuns, isWorkDir, parseRunRecord } from "./runs";
 import { Added, ScaleRun, addWorker, removeWorker } from "./scaleWorkers";
 import { UpgradeRun, minorUpgrade } from "./upgrade";
@@ -63,7 +79,22 @@ interface Prepared {
   readonly mirror: string;
   readonly image: string;
   readonly archives: { readonly pause: string; readonly echo: string };
+  readonly services: {
+    readonly images: readonly ImageArchive[];
+    /** The directory of packaged charts (hardway:chartMirror). */
+    readonly charts: string;
+    readonly registry: string;
+    readonly crane: string;
+  };
 }
+
+/**
+ * The services the run installs: CoreDNS and MetalLB. Not the NFS provisioner: neither its chart
+ * nor its image is in any module the Go module proxy serves, and this host's kernel has no nfsd.
+ */
+export const RUN_SERVICES: readonly Service[] = ["coredns", "metallb"];
+const NOT_RUN =
+  "NFS provisioner not installed (no chart or image from the Go module proxy, no nfsd in this kernel)";
 
 const E2E_DIR = __dirname;
 const timed = async <T>(what: string, body: () => T | Promise<T>): Promise<T> => {
@@ -103,8 +134,23 @@ export async function prepare(topologies: readonly Topology[]): Promise<Prepared
   const archives = await timed("pod image archives", () =>
     buildPodImageArchives(path.join(cacheRoot(), "e2e", "pod-images"), defaultVersions.kubernetes),
   );
-  return { mirror, image, archives };
+  const cache = path.join(cacheRoot(), "e2e");
+  const services = await timed("service images, chart and registry", () => ({
+    images: buildServiceImages(cache, log),
+    charts: packageMetallbChart(path.join(cache, "charts")),
+    registry: buildProgram(cache, PROGRAMS.registry, log),
+    crane: buildProgram(cache, PROGRAMS.crane, log),
+  }));
+  return {
+    mirror,
+    image,
+    archives,
+    services: { ...services, charts: path.dirname(services.charts) },
+  };
 }
+
+/** The host's address on the run's VM network, where the nodes reach the registry. */
+const HOST_IP = addressPlan(parseConfig({}, { os: "linux", cpu: "x64" })).hostIp;
 
 /** The throwaway stack's configuration for a topology. */
 export function stackConfig(topology: Topology, prepared: Prepared): Record<string, string> {
@@ -113,7 +159,16 @@ export function stackConfig(topology: Topology, prepared: Prepared): Record<stri
     "hardway:accelerator": "tcg",
     "hardway:controlPlanes": String(topology.controlPlanes),
     "hardway:workers": String(topology.workers),
-    "hardway:stopAfter": "nodes",
+    "hardway:services": JSON.stringify(RUN_SERVICES),
+    "hardway:chartMirror": prepared.services.charts,
+    "hardway:registryMirrors": JSON.stringify(
+      Object.fromEntries(
+        mirroredRegistries(serviceImages()).map((registry) => [
+          registry,
+          { endpoints: [`http://${HOST_IP}:${REGISTRY_PORT}`] },
+        ]),
+      ),
+    ),
     "hardway:releaseMirror": prepared.mirror,
     "hardway:podImages": JSON.stringify([prepared.archives.pause, prepared.archives.echo]),
     "hardway:image": JSON.stringify({
@@ -123,8 +178,11 @@ export function stackConfig(topology: Topology, prepared: Prepared): Record<stri
       kernel: path.join(prepared.image, "vmlinuz"),
       initrd: path.join(prepared.image, "initrd.img"),
     }),
-    // One minor below the pins: the minor upgrade moves it to them.
-    ...(topology.minorUpgrade ? { "hardway:versions": JSON.stringify(UPGRADE_FROM) } : {}),
+    // One minor below the pins (the minor upgrade moves it to them), and the run's MetalLB.
+    "hardway:versions": JSON.stringify({
+      ...(topology.minorUpgrade ? UPGRADE_FROM : {}),
+      ...RUN_VERSIONS,
+    }),
     "hardway:vm": JSON.stringify({
       gateway: { cpus: 1, memory: 512, disk: 8 },
       control: { cpus: 2, memory: 2048, disk: 12 },
@@ -183,9 +241,25 @@ export async function runInside(topology: Topology, prepared: Prepared): Promise
   const stack = newStack(`e2e-${topology.name}`, stackConfig(topology, prepared));
   const cluster = new Cluster(stack, prepared.mirror);
   log(
-    `stack ${stack.name}, topology ${topology.name}: ${topology.controlPlanes} control plane(s), ${topology.workers} worker(s)`,
+    `stack ${stack.name}, topology ${topology.name}: ${topology.controlPlanes} control plane(s), ${topology.workers} worker(s), services ${RUN_SERVICES.join(", ")}; ${METALLB_RUN_REASON}`,
   );
+  let registry: RunningRegistry | undefined;
   try {
+    registry = await timed("registry started and filled", async () => {
+      const started = await startRegistry(
+        prepared.services.registry,
+        path.join(os.tmpdir(), "registry"),
+      );
+      pushImages(prepared.services.crane, started, prepared.services.images, os.tmpdir());
+      return started;
+    });
+    const running = registry;
+    const services = () =>
+      serviceChecks(cluster, {
+        images: prepared.services.images.map((i) => i.ref),
+        registryLog: running.accessLog,
+        notes: [METALLB_RUN_REASON, NOT_RUN],
+      });
     const up = await runPhase(
       results,
       "up (cold)",
@@ -204,6 +278,7 @@ export async function runInside(topology: Topology, prepared: Prepared): Promise
       async () => ({ ok: true, detail: await clusterChecks(cluster, topology) }),
       log,
     );
+    await runPhase(results, "services", async () => ({ ok: true, detail: await services() }), log);
     if (process.env.HARDWAY_E2E_KEEP === "1") {
       // For debugging the run itself: the cluster stays up in its namespace.
       log(
@@ -261,10 +336,11 @@ export async function runInside(topology: Topology, prepared: Prepared): Promise
           .map((s) => s.urn.split("::").pop());
         const result = stream(stack, ["up", "--yes"]);
         const checks = await clusterChecks(cluster, topology);
+        const served = await services();
         const value = (await cluster.etcdctl("get /hardway/reboot --print-value-only")).trim();
         return {
           ok: value === written,
-          detail: `preview repairs ${planned.join(", ")}; up ${result.seconds.toFixed(0)} s; ${checks}; etcd key ${value === written ? "kept" : "LOST"}`,
+          detail: `preview repairs ${planned.join(", ")}; up ${result.seconds.toFixed(0)} s; ${checks}; services: ${served}; etcd key ${value === written ? "kept" : "LOST"}`,
         };
       },
       log,
@@ -283,6 +359,7 @@ export async function runInside(topology: Topology, prepared: Prepared): Promise
     }
     if (process.env.HARDWAY_E2E_KEEP !== "1") {
       await destroyAndCheck(results, topology, stack, cluster);
+      registry?.stop();
     }
   }
   if (process.env.HARDWAY_E2E_KEEP === "1") {

@@ -34,6 +34,15 @@ interface ImageSpec {
   readonly entrypoint: readonly string[];
 }
 
+/** tar's options for an archive whose bytes depend only on the files' contents and modes. */
+export const REPRODUCIBLE_TAR = [
+  "--sort=name",
+  "--owner=0",
+  "--group=0",
+  "--numeric-owner",
+  "--mtime=@0",
+] as const;
+
 const sha256 = (data: Buffer | string) => crypto.createHash("sha256").update(data).digest("hex");
 
 /** Writes an OCI image layout for `spec` as a tar archive at `out`. */
@@ -52,18 +61,7 @@ export function writeOciArchive(spec: ImageSpec, out: string, arch = "amd64"): v
       }
     }
     const layerTar = path.join(work, "layer.tar");
-    execFileSync("tar", [
-      "--sort=name",
-      "--owner=0",
-      "--group=0",
-      "--numeric-owner",
-      "--mtime=@0",
-      "-C",
-      rootfs,
-      "-cf",
-      layerTar,
-      ".",
-    ]);
+    execFileSync("tar", [...REPRODUCIBLE_TAR, "-C", rootfs, "-cf", layerTar, "."]);
     const layer = fs.readFileSync(layerTar);
     const layerGz = zlib.gzipSync(layer);
     const config = JSON.stringify({

@@ -14,6 +14,10 @@ import { EngineStack, lastChanges, parsePreview } from "../engine/engine";
 import { Cluster, log, podOf } from "./cluster";
 import { UPGRADE_FROM } from "./mirror";
 import { StepSpan } from "./phases";
+import { RUN_VERSIONS } from "./serviceArtifacts";
+
+/** The pins, with the run's own MetalLB (serviceArtifacts.ts): what the upgrade goes to. */
+const PINS = JSON.stringify(RUN_VERSIONS);
 
 /** The daemons whose running version is sampled on each node that has them. */
 export const SAMPLED_UNITS = [
@@ -187,7 +191,7 @@ export async function minorUpgrade(
   await cluster.etcdctl(`put /hardway/e2e ${written}`);
   const echoBefore = await podOf(cluster, "echo");
 
-  stack.must(["config", "set", "--config-file", stack.configFile, "hardway:versions", "{}"]);
+  stack.must(["config", "set", "--config-file", stack.configFile, "hardway:versions", PINS]);
   // One hour less of validity: every leaf certificate is issued again.
   stack.must([
     "config",
@@ -282,10 +286,10 @@ export async function minorUpgrade(
     "--config-file",
     stack.configFile,
     "hardway:versions",
-    JSON.stringify({ kubernetes: UPGRADE_FROM.kubernetes }),
+    JSON.stringify({ ...RUN_VERSIONS, kubernetes: UPGRADE_FROM.kubernetes }),
   ]);
   const back = stack.pulumi(["preview"], { timeoutMs: 1_800_000 });
-  stack.must(["config", "set", "--config-file", stack.configFile, "hardway:versions", "{}"]);
+  stack.must(["config", "set", "--config-file", stack.configFile, "hardway:versions", PINS]);
   const refusal = /goes back a minor[^\n]*/.exec(`${back.stdout}${back.stderr}`)?.[0];
   if (back.status === 0 || refusal === undefined) {
     problems.push(

@@ -22,6 +22,7 @@ import {
   metallbValues,
   nfsProvisionerValues,
 } from "../../components/addons/values";
+import { METALLB_RUN_VERSION } from "../e2e/serviceArtifacts";
 
 const HOST = { os: "linux", cpu: "x64" } as const;
 const planFor = (raw: Record<string, unknown>): AddressPlan => addressPlan(parseConfig(raw, HOST));
@@ -82,13 +83,14 @@ function keyPaths(value: unknown, prefix = ""): string[] {
 describe("keys", () => {
   itIfAvailable(
     missingPrograms(["go"]),
-    "sets only keys the pinned Cilium and MetalLB charts have in their values.yaml",
+    "sets only keys the pinned Cilium and MetalLB charts (and the e2e's MetalLB) have in their values.yaml",
     () => {
       const set = {
         cilium: keyPaths(ciliumValues(planFor({ workers: 0 }), { metallb: true })),
         metallb: keyPaths(metallbValues(planFor({ workers: 0 }))),
+        metallbRun: keyPaths(metallbValues(planFor({ workers: 0 }))),
       };
-      for (const chart of ["cilium", "metallb"] as const) {
+      for (const chart of ["cilium", "metallb", "metallbRun"] as const) {
         const chartKeys = new Set(keyPaths(chartValues(chart)));
         // Keys whose chart default is a list or an empty map are leaves there too.
         const unknown = set[chart].filter(

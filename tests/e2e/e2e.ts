@@ -8,7 +8,8 @@
  * checks (serviceChecks.ts), a no-op `up`, a worker added and removed again (scaleWorkers.ts), the minor upgrade to the pins
  * (upgrade.ts), a host reboot and `destroy`, each phase timed (CI's run, measured 55 minutes on
  * two cores). `npm run e2e -- --no-upgrade` installs the pins cold instead and skips the upgrade
- * (about 20 minutes less). `npm run e2e -- --ha` runs
+ * (about 20 minutes less). `npm run e2e -- --prepare` only makes the run's one-time builds
+ * (CI makes them in the time a cold machine has left). `npm run e2e -- --ha` runs
  * the three-control-plane topology
  * instead: cold `up`, checks, a no-op `up`, one control node stopped, a host reboot, a step back
  * to an earlier stage and `destroy` (not part of CI: on two cores under TCG its cold `up` has
@@ -30,7 +31,7 @@ import { smokeFromOutputs, PROJECT_DIR } from "../smoke/smoke";
 import { StackOutputs, parseStackOutputs } from "../smoke/stackOutputs";
 import { findLeaks, readHostState } from "./leaks";
 import { PhaseResult, noChangesVerdict, runPhase, summarize } from "./phases";
-import { HA, SMALL, UPGRADE, inside, runLocal } from "./local";
+import { HA, SMALL, UPGRADE, inside, prepareLocal, runLocal } from "./local";
 import { preflight, realPreflightEnv } from "./preflight";
 
 const log = (line: string) => console.log(`[e2e ${new Date().toISOString()}] ${line}`);
@@ -43,6 +44,9 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (argv.includes("--workstation")) {
     return workstation();
+  }
+  if (argv.includes("--prepare")) {
+    return prepareLocal(argv.includes("--no-upgrade") ? [SMALL] : [UPGRADE]);
   }
   if (argv.includes("--ha")) {
     return runLocal([HA]);

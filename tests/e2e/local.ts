@@ -450,10 +450,10 @@ async function destroyAndCheck(
 
 // ---- the outer run: namespaces around --inside -------------------------------------------------
 
-export async function runLocal(topologies: readonly Topology[]): Promise<number> {
+/** Why the local run cannot run on this machine, or undefined when it can. */
+function localMissing(): string | undefined {
   if (process.getuid?.() !== 0) {
-    console.error("e2e (local) needs root: it makes network and mount namespaces, taps and VMs");
-    return 2;
+    return "e2e (local) needs root: it makes network and mount namespaces, taps and VMs";
   }
   const missing = [
     "qemu-system-x86_64",
@@ -468,10 +468,15 @@ export async function runLocal(topologies: readonly Topology[]): Promise<number>
     "ssh",
     "curl",
   ].filter((tool) => spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0);
-  if (missing.length > 0) {
-    console.error(
-      `e2e (local) cannot run; missing ${missing.join(", ")} (sudo bash .ci/run installs them)`,
-    );
+  return missing.length > 0
+    ? `e2e (local) cannot run; missing ${missing.join(", ")} (sudo bash .ci/run installs them)`
+    : undefined;
+}
+
+export async function runLocal(topologies: readonly Topology[]): Promise<number> {
+  const missing = localMissing();
+  if (missing !== undefined) {
+    console.error(missing);
     return 2;
   }
   removeAbandonedRuns();
@@ -481,6 +486,20 @@ export async function runLocal(topologies: readonly Topology[]): Promise<number>
     ok = (await inNamespaces(topology, prepared)) && ok;
   }
   return ok ? 0 : 1;
+}
+
+/**
+ * `npm run e2e -- --prepare`: only the one-time builds of the run (prepare), so CI can make them
+ * in the time a cold machine has left and run the cluster itself next time.
+ */
+export async function prepareLocal(topologies: readonly Topology[]): Promise<number> {
+  const missing = localMissing();
+  if (missing !== undefined) {
+    console.error(missing);
+    return 2;
+  }
+  await prepare(topologies);
+  return 0;
 }
 
 async function inNamespaces(topology: Topology, prepared: Prepared): Promise<boolean> {

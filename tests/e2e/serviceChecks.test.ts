@@ -37,6 +37,10 @@ describe("corednsPlacement", () => {
           pod("d", undefined, false, "Pending"),
         ],
       }),
-    ).toEqual({ readyNodes: ["control0", "worker0"], others: ["d Pending on no node"] });
+    ).toEqual({
+      ready: 3,
+      readyNodes: ["control0", "worker0"],
+      others: ["d Pending on no node"],
+    });
   });
 });

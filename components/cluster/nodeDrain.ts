@@ -119,20 +119,44 @@ export function leaveCommands(state: KubectlState): string[] {
 }
 
 /**
- * What a failed drain could not move, from kubectl's output: pods a PodDisruptionBudget kept,
- * and pods no controller would re-create (kubectl deletes those only with --force, which would
- * lose them). Pure.
+ * The last reason kubectl gave for each pod it could not evict, keyed `namespace/name`: a retried
+ * refusal (HTTP 429: a PodDisruptionBudget, or the API server shedding load) rather than the
+ * final "global timeout reached" when both are there. Pure.
+ */
+export function evictionRefusals(output: string): Map<string, string> {
+  const reasons = new Map<string, string>();
+  // kubectl lists several pods' errors on one line, in brackets and separated by commas.
+  const pattern =
+    /error when evicting pods\/"([^"]+)" -n "([^"]+)"(?: \(will retry after [^)]*\))?: ((?:(?!, error when evicting)[^\n\]])+)/g;
+  for (const match of output.matchAll(pattern)) {
+    const pod = `${match[2]}/${match[1]}`;
+    const reason = match[3].replace(/, continuing command\.\.\.$/, "").trim();
+    if (!reason.startsWith("global timeout reached") || !reasons.has(pod)) {
+      reasons.set(pod, reason);
+    }
+  }
+  return reasons;
+}
+
+/**
+ * What a failed drain could not move, from kubectl's output: each pod whose eviction the API
+ * refused, with the API's own reason (a PodDisruptionBudget allowing no disruption is the usual
+ * one), and pods no controller would re-create (kubectl deletes those only with --force, which
+ * would lose them). Pure.
  */
 export function drainFailure(node: string, output: string): string {
-  const kept = new Set<string>();
-  for (const match of output.matchAll(/pods\/"([^"]+)" -n "([^"]+)"/g)) {
-    kept.add(`${match[2]}/${match[1]}`);
-  }
+  const refused = evictionRefusals(output);
   const uncontrolled = /cannot delete Pods that declare no controller[^:]*: ([^\n]+)/.exec(output);
   const parts: string[] = [];
-  if (kept.size > 0) {
+  if (refused.size > 0) {
+    const pods = [...refused.keys()].sort().map((pod) => `${pod} (${refused.get(pod)})`);
+    const budget = [...refused.values()].some((r) => /disruption budget/i.test(r));
     parts.push(
-      `the eviction of ${[...kept].sort().join(", ")} was refused until the timeout (a PodDisruptionBudget allows no disruption now); make room for them elsewhere or relax the budget, then run pulumi up again`,
+      `the eviction of ${pods.join(", ")} was refused until the timeout; ${
+        budget
+          ? "where a PodDisruptionBudget allows no disruption now, make room for its pods elsewhere or relax it"
+          : "the API said why"
+      }, then run pulumi up again`,
     );
   }
   if (uncontrolled) {

@@ -12,6 +12,7 @@ import {
   disruptionChanged,
   drainCommands,
   drainFailure,
+  evictionRefusals,
   leaveCommands,
   nodeDrainProvider,
 } from "../../components/cluster/nodeDrain";
@@ -76,7 +77,35 @@ describe("NodeDrain", () => {
       'error: unable to drain node "worker1" due to error: error when evicting pods/"web-7d4b9c-abcde" -n "default": global timeout reached: 10m0s, continuing command...',
     ].join("\n");
     expect(drainFailure("worker1", output)).toBe(
-      "cannot drain worker1: the eviction of default/web-7d4b9c-abcde was refused until the timeout (a PodDisruptionBudget allows no disruption now); make room for them elsewhere or relax the budget, then run pulumi up again",
+      "cannot drain worker1: the eviction of default/web-7d4b9c-abcde (Cannot evict pod as it would violate the pod's disruption budget.) was refused until the timeout; where a PodDisruptionBudget allows no disruption now, make room for its pods elsewhere or relax it, then run pulumi up again",
+    );
+  });
+
+  it("quotes the API's own reason for a pod no budget covers", () => {
+    // The API server's priority and fairness answers 429 too when it sheds load.
+    const output = [
+      'error when evicting pods/"client-5f6d" -n "default" (will retry after 5s): Too many requests, please try your request again later.',
+      'error when evicting pods/"coredns-7b9c-x2" -n "kube-system" (will retry after 5s): Cannot evict pod as it would violate the pod\'s disruption budget.',
+      'error: unable to drain node "control0" due to error: [error when evicting pods/"client-5f6d" -n "default": global timeout reached: 10m0s, error when evicting pods/"coredns-7b9c-x2" -n "kube-system": global timeout reached: 10m0s], continuing command...',
+    ].join("\n");
+    const reasons = evictionRefusals(output);
+    expect(Object.fromEntries(reasons)).toEqual({
+      "default/client-5f6d": "Too many requests, please try your request again later.",
+      "kube-system/coredns-7b9c-x2":
+        "Cannot evict pod as it would violate the pod's disruption budget.",
+    });
+    // A pod named only in kubectl's final list of errors.
+    expect([...evictionRefusals(output.split("\n")[2]).keys()]).toEqual([
+      "default/client-5f6d",
+      "kube-system/coredns-7b9c-x2",
+    ]);
+    expect(
+      drainFailure(
+        "control0",
+        'error when evicting pods/"a" -n "b": etcdserver: request timed out\n',
+      ),
+    ).toBe(
+      "cannot drain control0: the eviction of b/a (etcdserver: request timed out) was refused until the timeout; the API said why, then run pulumi up again",
     );
   });
 

@@ -70,20 +70,54 @@ export function roleSysctls(role: Role): Record<string, string> {
     "net.bridge.bridge-nf-call-iptables": "1",
     "net.bridge.bridge-nf-call-ip6tables": "1",
   };
-  if (role === "control") {
-    return {
-      ...node,
-      // The API VIP sits on lo for IPVS direct routing: answer ARP only for addresses on the
-      // receiving interface, and never announce the VIP as a source, or nodes steal the VIP.
-      "net.ipv4.conf.all.arp_ignore": "1",
-      "net.ipv4.conf.all.arp_announce": "2",
-    };
-  }
   return node;
 }
 
+/**
+ * A control node holds the API VIP on lo for IPVS direct routing: it answers ARP only for
+ * addresses of the interface a request came in on, and never uses the VIP as the source of its
+ * own ARP requests. Otherwise it answers for the VIP on its NIC and clients send the VIP's
+ * packets to it instead of the gateway. VIP_UNIT applies them before the VIP exists.
+ */
+export const VIP_ARP_SYSCTLS: Readonly<Record<string, string>> = {
+  "net.ipv4.conf.all.arp_ignore": "1",
+  "net.ipv4.conf.all.arp_announce": "2",
+};
+
 const MODULES_FILE = "/etc/modules-load.d/hardway.conf";
 const SYSCTL_FILE = "/etc/sysctl.d/60-hardway.conf";
+export const VIP_SYSCTL_FILE = "/etc/sysctl.d/61-hardway-api-vip.conf";
+export const VIP_UNIT = "hardway-api-vip.service";
+
+const sysctlFile = (sysctls: Readonly<Record<string, string>>) =>
+  Object.entries(sysctls)
+    .map(([k, v]) => `${k} = ${v}\n`)
+    .join("");
+
+/**
+ * The unit that puts the API VIP on a control node's lo, always after the ARP settings: at
+ * every boot after systemd-sysctl has read VIP_SYSCTL_FILE, and at the first boot (when
+ * cloud-init writes that file only after the network is up) by applying it itself first.
+ * Netplan would add the VIP as soon as the network comes up, before any of that.
+ */
+export function renderVipUnit(apiVip: string): string {
+  return [
+    "[Unit]",
+    "Description=The API VIP on lo for IPVS direct routing, after the ARP settings that keep it unannounced",
+    "After=systemd-sysctl.service",
+    "",
+    "[Service]",
+    "Type=oneshot",
+    "RemainAfterExit=yes",
+    `ExecStart=sysctl -p ${VIP_SYSCTL_FILE}`,
+    `ExecStart=ip address replace ${apiVip}/32 dev lo`,
+    `ExecStop=ip address delete ${apiVip}/32 dev lo`,
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
 
 /** The `#cloud-config` user-data of one node. */
 export function renderUserData(input: SeedInput): string {
@@ -96,14 +130,19 @@ export function renderUserData(input: SeedInput): string {
   ];
   const runcmd: string[][] = [["modprobe", "-a", ...modules]];
   if (Object.keys(sysctls).length > 0) {
-    writeFiles.push({
-      path: SYSCTL_FILE,
-      permissions: "0644",
-      content: Object.entries(sysctls)
-        .map(([k, v]) => `${k} = ${v}\n`)
-        .join(""),
-    });
+    writeFiles.push({ path: SYSCTL_FILE, permissions: "0644", content: sysctlFile(sysctls) });
     runcmd.push(["sysctl", "-p", SYSCTL_FILE]);
+  }
+  if (node.role === "control") {
+    writeFiles.push(
+      { path: VIP_SYSCTL_FILE, permissions: "0644", content: sysctlFile(VIP_ARP_SYSCTLS) },
+      {
+        path: `/etc/systemd/system/${VIP_UNIT}`,
+        permissions: "0644",
+        content: renderVipUnit(input.network.apiVip),
+      },
+    );
+    runcmd.push(["systemctl", "enable", "--now", VIP_UNIT]);
   }
   const config = {
     hostname: node.name,
@@ -158,9 +197,9 @@ export function renderMetaData(node: NodeAddress): string {
 
 /**
  * Netplan v2: a static address on the NIC with the node's MAC, the host as router and DNS
- * server. The gateway, IPVS's director, owns the API VIP on its NIC and answers ARP for it;
- * control nodes hold the VIP on lo (IPVS direct routing delivers packets addressed to the VIP
- * unchanged, so the node must own it without announcing it).
+ * server. The gateway, IPVS's director, owns the API VIP on its NIC and answers ARP for it.
+ * Control nodes hold the VIP on lo too (IPVS direct routing delivers packets addressed to the
+ * VIP unchanged, so the node must own it without announcing it), but from VIP_UNIT, not here.
  */
 export function renderNetworkConfig(node: NodeAddress, network: SeedNetwork): string {
   const ethernets: Record<string, unknown> = {
@@ -177,9 +216,6 @@ export function renderNetworkConfig(node: NodeAddress, network: SeedNetwork): st
       nameservers: { addresses: [network.hostIp], search: [network.domain] },
     },
   };
-  if (node.role === "control") {
-    ethernets.lo = { match: { name: "lo" }, addresses: [`${network.apiVip}/32`] };
-  }
   return stringify({ network: { version: 2, ethernets } });
 }
 

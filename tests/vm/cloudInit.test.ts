@@ -5,7 +5,13 @@ import * as path from "node:path";
 import { parse } from "yaml";
 import { parseConfig } from "../../components/config/schema";
 import { addressPlan } from "../../components/network/addressPlan";
-import { renderSeed } from "../../components/vm/cloudInit";
+import { itIfAvailable, missingPrograms } from "../harness/prerequisites";
+import {
+  VIP_SYSCTL_FILE,
+  VIP_UNIT,
+  renderSeed,
+  renderVipUnit,
+} from "../../components/vm/cloudInit";
 
 const plan = addressPlan(parseConfig({}, { os: "linux", cpu: "x64" }));
 const KEY =
@@ -63,12 +69,8 @@ describe.each(cases)("the cloud-init seed of $node.name", ({ node, seed }) => {
       routes: [{ to: "default", via: plan.hostIp }],
       nameservers: { addresses: [plan.hostIp], search: [plan.domain] },
     });
-    const lo = config.network.ethernets.lo;
-    if (node.role === "control") {
-      expect(lo).toEqual({ match: { name: "lo" }, addresses: [`${plan.apiVip}/32`] });
-    } else {
-      expect(lo).toBeUndefined();
-    }
+    // A control node's VIP on lo comes from VIP_UNIT, after its ARP settings (below).
+    expect(config.network.ethernets.lo).toBeUndefined();
   });
 
   it("installs the role's packages and applies kernel modules and sysctls now and at boot", () => {
@@ -93,13 +95,61 @@ describe.each(cases)("the cloud-init seed of $node.name", ({ node, seed }) => {
     expect(files["/etc/modules-load.d/hardway.conf"]).toBe("overlay\nbr_netfilter\n");
     expect(sysctl).toContain("net.ipv4.ip_forward = 1\n");
     expect(sysctl).toContain("net.bridge.bridge-nf-call-iptables = 1\n");
-    expect(userData.runcmd).toEqual([
+    expect(userData.runcmd.slice(0, 2)).toEqual([
       ["modprobe", "-a", "overlay", "br_netfilter"],
       ["sysctl", "-p", "/etc/sysctl.d/60-hardway.conf"],
     ]);
-    const arp =
-      sysctl.includes("net.ipv4.conf.all.arp_ignore = 1\n") &&
-      sysctl.includes("net.ipv4.conf.all.arp_announce = 2\n");
-    expect(arp).toBe(node.role === "control");
+  });
+
+  it("puts the API VIP on a control node's lo only after the ARP settings that keep it unannounced", () => {
+    const files = Object.fromEntries(userData.write_files.map((f) => [f.path, f.content]));
+    const unit = files[`/etc/systemd/system/${VIP_UNIT}`];
+    if (node.role !== "control") {
+      expect(unit).toBeUndefined();
+      expect(files[VIP_SYSCTL_FILE]).toBeUndefined();
+      return;
+    }
+    expect(files[VIP_SYSCTL_FILE]).toBe(
+      "net.ipv4.conf.all.arp_ignore = 1\nnet.ipv4.conf.all.arp_announce = 2\n",
+    );
+    // The unit applies the ARP settings, then adds the VIP: in this order in one unit, at the
+    // first boot (enabled and started by runcmd) and at every boot after.
+    const exec = unit.split("\n").filter((l) => l.startsWith("ExecStart="));
+    expect(exec).toEqual([
+      `ExecStart=sysctl -p ${VIP_SYSCTL_FILE}`,
+      `ExecStart=ip address replace ${plan.apiVip}/32 dev lo`,
+    ]);
+    expect(userData.runcmd[userData.runcmd.length - 1]).toEqual([
+      "systemctl",
+      "enable",
+      "--now",
+      VIP_UNIT,
+    ]);
+  });
+});
+
+describe("the API VIP unit", () => {
+  const noSystemdAnalyze = missingPrograms(["systemd-analyze", "sysctl", "ip"]);
+  /** systemd-analyze verify's complaints about a unit, without those about units of this machine. */
+  const verify = (unit: string) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hw-vip-unit-"));
+    try {
+      const file = path.join(dir, VIP_UNIT);
+      fs.writeFileSync(file, unit);
+      const result = spawnSync("systemd-analyze", ["verify", file], { encoding: "utf8" });
+      const ours = `${result.stdout}${result.stderr}`
+        .split("\n")
+        .filter((l) => l.trim() !== "" && !/^\/(usr\/)?lib\/systemd\/system\//.test(l));
+      return { status: result.status, ours };
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  itIfAvailable(noSystemdAnalyze, "passes systemd-analyze verify without a warning", () => {
+    expect(verify(renderVipUnit(plan.apiVip))).toEqual({ status: 0, ours: [] });
+    // The check has teeth: a misspelt setting fails it.
+    const broken = verify(renderVipUnit(plan.apiVip).replace("Type=oneshot", "Type=oneshott"));
+    expect(broken.ours.join("\n")).toMatch(/oneshott/);
   });
 });

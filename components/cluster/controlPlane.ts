@@ -46,9 +46,11 @@ export interface ControlPlaneArgs {
   readonly apiRequestTimeoutSeconds?: number;
   /** kube-apiserver's etcd check timeouts (ApiServerArgs). @default the server's own */
   readonly etcdCheckTimeoutSeconds?: number;
+  /** How long an API server may take to be ready after a (re)start. @default API_START_TIMEOUT_SECONDS */
+  readonly apiStartTimeoutSeconds?: number;
 }
 
-/** Seconds between api-ready.sh's /readyz probes; it probes for API_START_TIMEOUT_SECONDS. */
+/** Seconds between api-ready.sh's /readyz probes; it probes for the API start timeout. */
 const API_READY_INTERVAL_SECONDS = 5;
 
 export class ControlPlane extends pulumi.ComponentResource {
@@ -102,6 +104,16 @@ export class ControlPlane extends pulumi.ComponentResource {
         artifacts: args.artifacts.get(["kube-apiserver", "kubectl"], this),
         release: { software: "Kubernetes", version: args.kubernetesVersion },
         units: ["kube-apiserver.service"],
+        // The first API server of a new cluster writes its bootstrap objects (RBAC roles and
+        // bindings, priority classes) alone, as kubeadm's init comes before any join; the others
+        // then find them written. Three racing to write them each took 8-10 s a write on
+        // emulated guests (set only with several control nodes: one node's state stays as is).
+        ...(plan.controls.length > 1 ? { firstAlone: true } : {}),
+        // The readiness wait's bound: each /readyz attempt may take its 5 s curl timeout beside
+        // the interval, and the OpenAPI document as long again.
+        ...(args.apiStartTimeoutSeconds === undefined
+          ? {}
+          : { timeoutSeconds: 2 * args.apiStartTimeoutSeconds + 600 }),
         // The unit has no start timeout (apiServerUnit): api-ready.sh bounds the wait.
         startNoBlock: ["kube-apiserver.service"],
         // Ready once /readyz answers ok and the server has built its OpenAPI document, which
@@ -117,7 +129,12 @@ export class ControlPlane extends pulumi.ComponentResource {
           "--client-key",
           certFiles(APISERVER_KUBELET_CLIENT).key,
           "--attempts",
-          String(API_START_TIMEOUT_SECONDS / API_READY_INTERVAL_SECONDS),
+          String(
+            Math.ceil(
+              (args.apiStartTimeoutSeconds ?? API_START_TIMEOUT_SECONDS) /
+                API_READY_INTERVAL_SECONDS,
+            ),
+          ),
           "--interval",
           String(API_READY_INTERVAL_SECONDS),
         ],

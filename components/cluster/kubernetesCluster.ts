@@ -20,6 +20,7 @@ import { minorOf } from "../config/kubernetesSupport";
 import { artifacts, nodeArtifacts } from "../kubernetes/artifacts";
 import {
   EMULATED_API_REQUEST_TIMEOUT_SECONDS,
+  EMULATED_API_START_TIMEOUT_SECONDS,
   EMULATED_ETCD_CHECK_TIMEOUT_SECONDS,
   EMULATED_LEADER_ELECTION,
 } from "../kubernetes/controlPlane";
@@ -143,6 +144,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         apiRequestTimeoutSeconds: args.emulated ? EMULATED_API_REQUEST_TIMEOUT_SECONDS : undefined,
         leaderElection: args.emulated ? EMULATED_LEADER_ELECTION : undefined,
         etcdCheckTimeoutSeconds: args.emulated ? EMULATED_ETCD_CHECK_TIMEOUT_SECONDS : undefined,
+        apiStartTimeoutSeconds: args.emulated ? EMULATED_API_START_TIMEOUT_SECONDS : undefined,
       },
       parent,
     );

@@ -163,6 +163,12 @@ export interface NodeStepArgs {
   /** Run (as root) on the first target after every target is applied. @default none */
   readonly finalCheck?: readonly string[];
   /**
+   * A create applies the first target alone (its readiness check included), then the others at
+   * once, instead of all at once: for a daemon whose first instance sets the cluster up, as
+   * kubeadm's init comes before any join. @default false
+   */
+  readonly firstAlone?: boolean;
+  /**
    * Run (as root, from the scripts directory) on a target that leaves the step while the step
    * stays (an update with fewer targets), before the step is removed from it; its failure
    * stops the update. Not run when the whole step goes. @default none
@@ -219,6 +225,8 @@ export interface NodeStepState {
   readonly finalCheck: readonly string[];
   readonly beforeLeave: readonly string[];
   readonly timeoutSeconds: number;
+  /** Set only when true (NodeStepArgs.firstAlone): other steps' states stay as they were. */
+  readonly firstAlone?: boolean;
   /** Absent in the state of steps made before releases were recorded. */
   readonly release?: StepRelease;
 }
@@ -404,20 +412,30 @@ async function removeTarget(
 }
 
 /**
- * Runs `body` on every target: one at a time when `rolling` (an update: the previous target's
- * daemon is back before the next one restarts), otherwise all at once, waiting for every target
- * and failing with every target's error.
+ * How a step goes over its targets: `rolling` one at a time (an update: the previous target's
+ * daemon is back before the next one restarts), `parallel` all at once, `first-alone` the first
+ * target, then the others at once (a create of a step whose first daemon sets the cluster up).
+ */
+export type TargetOrder = "rolling" | "parallel" | "first-alone";
+
+/**
+ * Runs `body` on every target in `order`, waiting for every target of a parallel part and failing
+ * with every target's error; a rolling part stops at the first failure.
  */
 export async function forEachTarget<T>(
   targets: readonly T[],
-  rolling: boolean,
+  order: TargetOrder,
   body: (target: T) => Promise<void>,
 ): Promise<void> {
-  if (rolling) {
+  if (order === "rolling") {
     for (const target of targets) {
       await body(target);
     }
     return;
+  }
+  if (order === "first-alone" && targets.length > 1) {
+    await body(targets[0]);
+    return forEachTarget(targets.slice(1), "parallel", body);
   }
   const settled = await Promise.allSettled(targets.map(body));
   const failed = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected");
@@ -426,8 +444,8 @@ export async function forEachTarget<T>(
   }
 }
 
-async function applyAll(state: NodeStepState, rolling: boolean): Promise<void> {
-  await forEachTarget(state.targets, rolling, (target) => applyTarget(state, target));
+async function applyAll(state: NodeStepState, order: TargetOrder): Promise<void> {
+  await forEachTarget(state.targets, order, (target) => applyTarget(state, target));
   if (state.finalCheck.length > 0 && state.targets.length > 0) {
     const first = state.targets[0];
     await withSsh(sshTarget(state, first), async (session) => {
@@ -483,7 +501,7 @@ export const nodeStepProvider: pulumi.dynamic.ResourceProvider<NodeStepState, No
   async create(inputs) {
     const id = `${inputs.step}@${inputs.targets.map((t) => t.node).join(",")}`;
     try {
-      await applyAll(inputs, false);
+      await applyAll(inputs, inputs.firstAlone === true ? "first-alone" : "parallel");
     } catch (err) {
       // Keep what is half installed in the state, so `up` finishes it and `destroy` removes it.
       throw Object.assign(new Error((err as Error).message), {
@@ -506,7 +524,7 @@ export const nodeStepProvider: pulumi.dynamic.ResourceProvider<NodeStepState, No
     for (const gone of olds.targets.filter((t) => !kept.has(t.node))) {
       await removeTarget(olds, gone, true);
     }
-    await applyAll(news, true);
+    await applyAll(news, "rolling");
     return { outs: news };
   },
 
@@ -599,6 +617,7 @@ export class NodeStep extends pulumi.dynamic.Resource {
       beforeLeave: [...(args.beforeLeave ?? [])],
       timeoutSeconds: args.timeoutSeconds ?? 1800,
       ...(args.release ? { release: args.release } : {}),
+      ...(args.firstAlone === true ? { firstAlone: true } : {}),
     };
     super(
       nodeStepProvider,

@@ -162,6 +162,14 @@ export function apiServerCommand(args: ApiServerArgs): string[] {
 /** Seconds api-ready.sh waits for an API server to answer /readyz after a (re)start. */
 export const API_START_TIMEOUT_SECONDS = 600;
 
+/**
+ * The same on emulated (TCG) control nodes. The first API server of a cluster writes its
+ * bootstrap RBAC roles and bindings (about 150 objects) one after another before it is ready;
+ * with three one-vCPU members on a two-core host each write took 8-10 s and the server was not
+ * ready after 20 minutes.
+ */
+export const EMULATED_API_START_TIMEOUT_SECONDS = 1800;
+
 /** Seconds an API server keeps serving after it started to shut down (and failed /readyz). */
 export const API_SHUTDOWN_DELAY_SECONDS = 15;
 

@@ -7,6 +7,7 @@
 import { execFileSync } from "node:child_process";
 import {
   NodeStepState,
+  TargetOrder,
   forEachTarget,
   nodeStepArgv,
   nodeStepProvider,
@@ -153,11 +154,11 @@ describe("SSH options, as OpenSSH reads them", () => {
 
 describe("forEachTarget", () => {
   /** Runs forEachTarget over three nodes whose bodies take a tick; records the overlap. */
-  function run(rolling: boolean, failing: readonly string[] = []) {
+  function run(order: TargetOrder, failing: readonly string[] = []) {
     const events: string[] = [];
     let running = 0;
     let most = 0;
-    const outcome = forEachTarget(["control0", "control1", "control2"], rolling, async (node) => {
+    const outcome = forEachTarget(["control0", "control1", "control2"], order, async (node) => {
       running++;
       most = Math.max(most, running);
       events.push(`start ${node}`);
@@ -172,7 +173,7 @@ describe("forEachTarget", () => {
   }
 
   it("updates one target at a time, in order (etcd keeps quorum, the API keeps serving)", async () => {
-    const r = run(true);
+    const r = run("rolling");
     await r.outcome;
     expect(r.most()).toBe(1);
     expect(r.events).toEqual([
@@ -186,19 +187,30 @@ describe("forEachTarget", () => {
   });
 
   it("stops a rolling update at the first failure", async () => {
-    const r = run(true, ["control1"]);
+    const r = run("rolling", ["control1"]);
     await expect(r.outcome).rejects.toThrow("control1: exit 1");
     expect(r.events).not.toContain("start control2");
   });
 
+  it("creates on the first target alone, then on the others at once, when the first sets the cluster up", async () => {
+    const r = run("first-alone");
+    await r.outcome;
+    expect(r.events.slice(0, 2)).toEqual(["start control0", "end control0"]);
+    expect(r.events.slice(2, 4)).toEqual(["start control1", "start control2"]);
+    expect(r.most()).toBe(2);
+    const failed = run("first-alone", ["control0"]);
+    await expect(failed.outcome).rejects.toThrow("control0: exit 1");
+    expect(failed.events).not.toContain("start control1");
+  });
+
   it("creates on every target at once", async () => {
-    const r = run(false);
+    const r = run("parallel");
     await r.outcome;
     expect(r.most()).toBe(3);
   });
 
   it("waits for every target of a create and reports each failure", async () => {
-    const r = run(false, ["control0", "control2"]);
+    const r = run("parallel", ["control0", "control2"]);
     await expect(r.outcome).rejects.toThrow("control0: exit 1\ncontrol2: exit 1");
     expect(r.events.filter((e) => e.startsWith("end"))).toHaveLength(3);
   });

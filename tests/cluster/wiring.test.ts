@@ -7,6 +7,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { defaultVersions } from "../../components/config/defaults";
 import { longestChain } from "../../components/cluster/graph";
 import { parseFileBundle } from "../../components/cluster/remoteFiles";
+import {
+  API_START_TIMEOUT_SECONDS,
+  EMULATED_API_START_TIMEOUT_SECONDS,
+} from "../../components/kubernetes/controlPlane";
 import { RecordedResource, installMocks } from "../harness/mocks";
 import { buildScenario, settled } from "./fixtures";
 
@@ -172,6 +176,19 @@ describe("ordering", () => {
     expect(ldirectord("crio")).toContain("checkinterval=4\n");
   });
 
+  it("gives an emulated API server longer to be ready after a start, and its step the time to wait", () => {
+    const attempts = (prefix: string) => {
+      const readiness = named(`${prefix}-control-kube-apiserver`).inputs.readiness as string[];
+      return Number(readiness[readiness.indexOf("--attempts") + 1]);
+    };
+    expect(attempts("std")).toBe(API_START_TIMEOUT_SECONDS / 5);
+    expect(attempts("crio")).toBe(EMULATED_API_START_TIMEOUT_SECONDS / 5);
+    expect(named("std-control-kube-apiserver").inputs.timeoutSeconds).toBe(1800);
+    expect(named("crio-control-kube-apiserver").inputs.timeoutSeconds).toBeGreaterThanOrEqual(
+      2 * EMULATED_API_START_TIMEOUT_SECONDS,
+    );
+  });
+
   it("gives the controller managers and schedulers long leader leases only when the VMs are emulated", () => {
     const manager = (prefix: string) =>
       bundle(named(`${prefix}-control-control0-kube-controller-manager`), "control0").find(
@@ -188,6 +205,14 @@ describe("ordering", () => {
     // One control plane: nobody to hand over to, so no lease to lose.
     expect(manager("one")).toContain("--leader-elect=false");
     expect(scheduler("one")).toContain("leaderElect: false");
+  });
+
+  it("creates the first API server alone, so it writes the cluster's bootstrap objects without a race", () => {
+    expect(named("std-control-kube-apiserver").inputs.firstAlone).toBe(true);
+    expect(named("five-control-kube-apiserver").inputs.firstAlone).toBe(true);
+    // One control node: nothing to order, and its step's state stays as it was.
+    expect(named("one-control-kube-apiserver").inputs).not.toHaveProperty("firstAlone");
+    expect(named("std-etcd-members").inputs).not.toHaveProperty("firstAlone");
   });
 
   it("starts the API servers, one step rolling over the control nodes, only after etcd", () => {

@@ -33,7 +33,7 @@ interface Outputs {
   readonly kubeconfig: string;
   readonly sshPrivateKey: string;
   readonly caCertPem: string;
-  readonly nodes: Record<string, { ip: string; role: string }>;
+  readonly nodes: Record<string, { ip: string; role: string; mac: string }>;
 }
 
 /** How long a request that never reached the cluster is asked again. */

@@ -30,24 +30,36 @@ export const BUILD_MIRROR_SCRIPT = path.resolve(__dirname, "build-mirror.sh");
 export const UPGRADE_FROM = { kubernetes: "1.36.5", etcd: "3.6.16", crictl: "1.36.0" } as const;
 
 /**
+ * What the HA run installs first and then upgrades from, a patch below the pins (a rolling
+ * upgrade of every member and API server that stays within the minor): k8s.io/kubernetes v1.37.1
+ * and go.etcd.io/etcd/server/v3 v3.7.2, both served by the Go module proxy.
+ */
+export const PATCH_FROM = { kubernetes: "1.37.1", etcd: "3.7.2" } as const;
+
+/** Which releases below the pins a run installs before upgrading to them. */
+export interface MirrorOptions {
+  readonly minorUpgrade: boolean;
+  readonly patchUpgrade?: boolean;
+}
+
+/**
  * build-mirror.sh's options for the releases the tiers install: the pins, and etcd at
  * UPGRADE_FROM (npm test upgrades a real etcd cluster from it). Kubernetes and crictl at
  * UPGRADE_FROM only with `minorUpgrade`: `npm run e2e -- --no-upgrade` never installs them,
- * and Kubernetes is the longest build of a cold machine (about 5 minutes a release).
+ * and Kubernetes is the longest build of a cold machine (about 5 minutes a release). Kubernetes
+ * and etcd at PATCH_FROM only with `patchUpgrade` (the HA run).
  */
-export function mirrorArgs(
-  mirror: string,
-  options: { readonly minorUpgrade: boolean },
-  v = defaultVersions,
-): string[] {
+export function mirrorArgs(mirror: string, options: MirrorOptions, v = defaultVersions): string[] {
   const from = (version: string, pin: string) => (options.minorUpgrade ? `${version},${pin}` : pin);
+  const patch = (version: string) => (options.patchUpgrade === true ? [version] : []);
+  const list = (...versions: string[]) => [...new Set(versions)].join(",");
   return [
     "--mirror",
     mirror,
     "--kubernetes",
-    from(UPGRADE_FROM.kubernetes, v.kubernetes),
+    list(...patch(PATCH_FROM.kubernetes), from(UPGRADE_FROM.kubernetes, v.kubernetes)),
     "--etcd",
-    `${UPGRADE_FROM.etcd},${v.etcd}`,
+    list(UPGRADE_FROM.etcd, ...patch(PATCH_FROM.etcd), v.etcd),
     "--containerd",
     v.containerd,
     "--runc",
@@ -64,7 +76,7 @@ export function mirrorArgs(
  * its progress on stderr; returns the mirror's directory.
  */
 export function buildMirror(
-  options: { readonly minorUpgrade: boolean } = { minorUpgrade: false },
+  options: MirrorOptions = { minorUpgrade: false },
   mirror = mirrorDir(),
 ): string {
   const built = spawnSync("bash", [BUILD_MIRROR_SCRIPT, ...mirrorArgs(mirror, options)], {

@@ -1,0 +1,95 @@
+import { defaultVersions } from "../../components/config/defaults";
+import { longestOutage, lostWrites, minimums, parseWrites } from "./highAvailability";
+import { PATCH_FROM, UPGRADE_FROM, mirrorArgs } from "./mirror";
+
+describe("longestOutage", () => {
+  it("is zero when every request answered", () => {
+    expect(
+      longestOutage([
+        { at: 0, ok: true },
+        { at: 1, ok: true },
+      ]),
+    ).toEqual({ seconds: 0, from: 0 });
+  });
+
+  it("runs from the first failed request to the first answered one after it", () => {
+    const polls = [
+      { at: 0, ok: true },
+      { at: 5.2, ok: false },
+      { at: 6.3, ok: false },
+      { at: 7.4, ok: true },
+      { at: 20, ok: false },
+      { at: 21, ok: true },
+    ];
+    expect(longestOutage(polls)).toEqual({ seconds: 7.4 - 5.2, from: 5.2 });
+  });
+
+  it("counts an outage that never ended up to the last request", () => {
+    const polls = [
+      { at: 0, ok: true },
+      { at: 1, ok: false },
+      { at: 2, ok: true },
+      { at: 10, ok: false },
+      { at: 30, ok: false },
+    ];
+    expect(longestOutage(polls)).toEqual({ seconds: 20, from: 10 });
+  });
+});
+
+describe("the failover writer", () => {
+  const output = "ok 1\nok 2\nfail 3\nok 4\n";
+
+  it("reads which puts etcd acknowledged", () => {
+    expect(parseWrites(output)).toEqual({ acknowledged: [1, 2, 4], failed: 1 });
+  });
+
+  it("finds acknowledged keys etcd no longer has", () => {
+    const keys = "/hardway/failover/1\n\n/hardway/failover/4\n";
+    expect(lostWrites([1, 2, 4], keys, "/hardway/failover/")).toEqual([2]);
+    expect(lostWrites([1, 4], keys, "/hardway/failover/")).toEqual([]);
+  });
+});
+
+describe("minimums", () => {
+  it("is the lowest count of each kind over the samples", () => {
+    expect(
+      minimums([
+        { api: 3, etcd: 3 },
+        { api: 2, etcd: 3 },
+        { api: 3, etcd: 2 },
+      ]),
+    ).toEqual({ api: 2, etcd: 2, samples: 3 });
+  });
+});
+
+describe("the HA run's mirror", () => {
+  const option = (args: string[], name: string) => args[args.indexOf(name) + 1].split(",");
+
+  it("has Kubernetes and etcd a patch below the pins, in the same minor", () => {
+    const args = mirrorArgs("/m", { minorUpgrade: false, patchUpgrade: true });
+    expect(option(args, "--kubernetes")).toEqual([
+      PATCH_FROM.kubernetes,
+      defaultVersions.kubernetes,
+    ]);
+    expect(option(args, "--etcd")).toEqual([
+      UPGRADE_FROM.etcd,
+      PATCH_FROM.etcd,
+      defaultVersions.etcd,
+    ]);
+    const minor = (v: string) => v.split(".").slice(0, 2).join(".");
+    const patch = (v: string) => Number(v.split(".")[2]);
+    for (const [from, pin] of [
+      [PATCH_FROM.kubernetes, defaultVersions.kubernetes],
+      [PATCH_FROM.etcd, defaultVersions.etcd],
+    ]) {
+      expect(minor(from)).toBe(minor(pin));
+      expect(patch(from)).toBeLessThan(patch(pin));
+    }
+  });
+
+  it("is not built for the other runs", () => {
+    const args = mirrorArgs("/m", { minorUpgrade: false });
+    expect(option(args, "--kubernetes")).toEqual([defaultVersions.kubernetes]);
+    expect(option(args, "--etcd")).not.toContain(PATCH_FROM.etcd);
+  });
+});

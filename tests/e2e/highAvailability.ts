@@ -1,0 +1,397 @@
+/**
+ * The HA run's phases (issue 17): what three control planes behind the VIP must survive. Each
+ * phase returns its verdict and what it measured; `local.ts` sequences them.
+ *
+ * - haChecks: etcd 3/3 healthy, every API server's own /readyz, the `kubernetes` Service's
+ *   EndpointSlice listing every API server.
+ * - failover: one control VM's QEMU killed while /readyz through the VIP is asked every second
+ *   and etcd takes writes through the members left; the longest window of failed requests, and
+ *   that no acknowledged write was lost.
+ * - recovery: `up` restarts the killed VM and its member and API server come back.
+ * - replacement: a control VM's disk deleted, so it comes back empty; `up` removes its old
+ *   etcd member and adds it again (a new member ID), and a key written before is read after.
+ * - rollingUpgrade: a patch upgrade of Kubernetes and etcd while the ready API servers and the
+ *   healthy members are sampled: never fewer than two of either.
+ */
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { defaultVersions } from "../../components/config/defaults";
+import { vmStateDir } from "../../components/host/layout";
+import { ETCD_CLIENT_PORT } from "../../components/kubernetes/etcd";
+import { CA_FILES, certFiles } from "../../components/kubernetes/paths";
+import { EngineStack, parsePreview } from "../engine/engine";
+import { waitFor } from "../smoke/checks";
+import { runCommand } from "../smoke/run";
+import { Cluster, POLLING, log } from "./cluster";
+import { killVms } from "./hostFaults";
+import { PATCH_FROM } from "./mirror";
+
+export interface Verdict {
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+/** One request of a poll: when it was made (seconds into the phase) and whether it succeeded. */
+export interface Poll {
+  readonly at: number;
+  readonly ok: boolean;
+}
+
+/**
+ * The longest outage in a series of polls: from the first failed request to the first
+ * successful one after it (to the last request when none succeeded again). Pure.
+ */
+export function longestOutage(polls: readonly Poll[]): { seconds: number; from: number } {
+  let longest = { seconds: 0, from: 0 };
+  let failingSince: number | undefined;
+  for (const poll of polls) {
+    if (!poll.ok && failingSince === undefined) {
+      failingSince = poll.at;
+    } else if (poll.ok && failingSince !== undefined) {
+      if (poll.at - failingSince > longest.seconds) {
+        longest = { seconds: poll.at - failingSince, from: failingSince };
+      }
+      failingSince = undefined;
+    }
+  }
+  const last = polls[polls.length - 1];
+  if (failingSince !== undefined && last.at - failingSince >= longest.seconds) {
+    longest = { seconds: last.at - failingSince, from: failingSince };
+  }
+  return longest;
+}
+
+/**
+ * The writer's output (`ok N` or `fail N`, a line per put) read back: which keys etcd
+ * acknowledged and how many puts failed. Pure.
+ */
+export function parseWrites(output: string): { acknowledged: number[]; failed: number } {
+  const acknowledged: number[] = [];
+  let failed = 0;
+  for (const line of output.split("\n")) {
+    const match = /^(ok|fail) (\d+)$/.exec(line.trim());
+    if (match?.[1] === "ok") {
+      acknowledged.push(Number(match[2]));
+    } else if (match?.[1] === "fail") {
+      failed++;
+    }
+  }
+  return { acknowledged, failed };
+}
+
+/** The keys of `get --prefix --keys-only` that are missing from it, of those acknowledged. Pure. */
+export function lostWrites(
+  acknowledged: readonly number[],
+  keys: string,
+  prefix: string,
+): number[] {
+  const stored = new Set(
+    keys
+      .split("\n")
+      .map((k) => k.trim())
+      .filter((k) => k.startsWith(prefix))
+      .map((k) => Number(k.slice(prefix.length))),
+  );
+  return acknowledged.filter((n) => !stored.has(n));
+}
+
+/** The minimum of each sampled count, and how many samples there were. Pure. */
+export function minimums(samples: readonly { readonly api: number; readonly etcd: number }[]): {
+  api: number;
+  etcd: number;
+  samples: number;
+} {
+  return {
+    api: Math.min(...samples.map((s) => s.api)),
+    etcd: Math.min(...samples.map((s) => s.etcd)),
+    samples: samples.length,
+  };
+}
+
+/** etcdctl on a control node through every member's client URL, with the health-check client. */
+function etcdctlCommand(cluster: Cluster, args: string): string {
+  const client = certFiles("etcd-healthcheck-client");
+  const endpoints = cluster
+    .controls()
+    .map((n) => `https://${cluster.outputs.nodes[n].ip}:${ETCD_CLIENT_PORT}`)
+    .join(",");
+  return `sudo /usr/local/bin/etcdctl --endpoints=${endpoints} --cacert=${CA_FILES["etcd-ca"].cert} --cert=${client.cert} --key=${client.key} --dial-timeout=5s --command-timeout=10s ${args}`;
+}
+
+/** Each control node's own /readyz (anonymous, from the host), asked once. */
+async function readyApiServers(cluster: Cluster): Promise<string[]> {
+  const answers = await Promise.all(
+    cluster.controls().map(async (node) => {
+      const result = await runCommand("curl", [
+        "-sS",
+        "--max-time",
+        "5",
+        "--cacert",
+        path.join(cluster.dir, "ca.crt"),
+        `https://${cluster.outputs.nodes[node].ip}:6443/readyz`,
+      ]);
+      return result.code === 0 && result.stdout.trim() === "ok" ? node : undefined;
+    }),
+  );
+  return answers.filter((n): n is string => n !== undefined);
+}
+
+/** How many members answer healthy, asked once from `via` through every member's URL. */
+async function healthyMembers(cluster: Cluster, via: string): Promise<number> {
+  try {
+    const out = await cluster.ssh(
+      via,
+      `${etcdctlCommand(cluster, "endpoint health -w json")} || true`,
+      30_000,
+    );
+    const health = JSON.parse(out.trim() || "[]") as { health: boolean }[];
+    return health.filter((h) => h.health).length;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * etcd 3/3 healthy, every API server ready on its own address, and all of them in the
+ * `kubernetes` Service's EndpointSlice (each API server adds itself there once it is ready).
+ */
+export async function haChecks(cluster: Cluster): Promise<string> {
+  cluster.refreshOutputs();
+  const controls = cluster.controls();
+  const health = await cluster.etcdctl("endpoint health --cluster");
+  const healthy = health.match(/is healthy/g)?.length ?? 0;
+  if (healthy !== controls.length) {
+    throw new Error(`etcd: ${healthy} of ${controls.length} members healthy:\n${health}`);
+  }
+  const ready = await waitFor(POLLING, "every API server's /readyz", 600_000, async () => {
+    const answering = await readyApiServers(cluster);
+    return answering.length === controls.length
+      ? { done: true, value: answering }
+      : { done: false, state: `ready: ${answering.join(", ") || "none"}` };
+  });
+  const expected = controls.map((n) => cluster.outputs.nodes[n].ip).sort();
+  const listed = await waitFor(POLLING, "the kubernetes EndpointSlice", 300_000, async () => {
+    const out = await cluster.kubectl([
+      "get",
+      "endpointslice",
+      "-n",
+      "default",
+      "-l",
+      "kubernetes.io/service-name=kubernetes",
+      "-o",
+      "jsonpath={.items[*].endpoints[*].addresses[*]}",
+    ]);
+    const addresses = out.trim().split(/\s+/).filter(Boolean).sort();
+    return addresses.join(",") === expected.join(",")
+      ? { done: true, value: addresses }
+      : { done: false, state: `lists ${addresses.join(", ") || "nothing"}` };
+  });
+  const arp = await vipNeighbour(cluster);
+  return `etcd ${healthy}/${controls.length} healthy; /readyz ok on ${ready.join(", ")}; EndpointSlice kubernetes lists ${listed.join(", ")}; ${arp}`;
+}
+
+/**
+ * Who answered the host's ARP request for the VIP: the gateway, never a control node that holds
+ * the VIP on lo (their ARP settings come first, renderVipUnit).
+ */
+async function vipNeighbour(cluster: Cluster): Promise<string> {
+  const vip = new URL(
+    JSON.parse(cluster.stack.must(["stack", "output", "apiServer", "--json"]).stdout) as string,
+  ).hostname;
+  // Forget what the host knew, then ask once through the VIP.
+  await runCommand("ip", ["neigh", "flush", "to", vip]);
+  await runCommand("curl", ["-sS", "-k", "--max-time", "10", `https://${vip}/healthz`]);
+  const neigh = await runCommand("ip", ["neigh", "show", "to", vip]);
+  const mac = /lladdr (\S+)/.exec(neigh.stdout)?.[1]?.toLowerCase();
+  const owner = Object.entries(cluster.outputs.nodes).find(([, n]) => n.mac.toLowerCase() === mac);
+  if (owner?.[1].role !== "gateway") {
+    throw new Error(
+      `the host's ARP entry for the VIP ${vip} is ${neigh.stdout.trim() || "missing"}: ${owner === undefined ? "no node's MAC" : `${owner[0]}'s, not the gateway's`}`,
+    );
+  }
+  return `the VIP's ARP answered by ${owner[0]} (${mac})`;
+}
+
+/** Seconds the failover phase writes to etcd and polls the VIP. */
+const FAILOVER_SECONDS = 90;
+const FAILOVER_PREFIX = "/hardway/failover/";
+
+/**
+ * Kills `node`'s QEMU while /readyz through the VIP is asked every second and a writer on
+ * `writer` puts a key every second through every member's URL.
+ */
+export async function failover(
+  cluster: Cluster,
+  stackName: string,
+  node: string,
+  writer: string,
+): Promise<Verdict> {
+  const vip = new URL(
+    JSON.parse(cluster.stack.must(["stack", "output", "apiServer", "--json"]).stdout) as string,
+  );
+  // One shell loop on the writer node: a put a second, each acknowledged or not.
+  const put = etcdctlCommand(cluster, `put ${FAILOVER_PREFIX}$i $i`);
+  const writes = cluster.ssh(
+    writer,
+    `for i in $(seq 1 ${FAILOVER_SECONDS}); do if ${put} >/dev/null 2>&1; then echo "ok $i"; else echo "fail $i"; fi; sleep 1; done`,
+    (FAILOVER_SECONDS * 15 + 60) * 1000,
+  );
+  const started = Date.now();
+  const polls: Poll[] = [];
+  let killed = 0;
+  while ((Date.now() - started) / 1000 < FAILOVER_SECONDS) {
+    const at = (Date.now() - started) / 1000;
+    if (killed === 0 && at >= 5) {
+      // The trailing space: control1, not control10.
+      await killVms(stackName, `${node} `);
+      killed = (Date.now() - started) / 1000;
+      log(`failover: ${node}'s QEMU killed at ${killed.toFixed(1)} s`);
+    }
+    const result = await runCommand("curl", [
+      "-sS",
+      "--max-time",
+      "5",
+      "--cacert",
+      path.join(cluster.dir, "ca.crt"),
+      `https://${vip.host}/readyz`,
+    ]);
+    polls.push({ at, ok: result.code === 0 && result.stdout.trim() === "ok" });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  const { acknowledged, failed } = parseWrites(await writes);
+  const keys = await cluster.etcdctl(`get ${FAILOVER_PREFIX} --prefix --keys-only`);
+  const lost = lostWrites(acknowledged, keys, FAILOVER_PREFIX);
+  const outage = longestOutage(polls);
+  const failedPolls = polls.filter((p) => !p.ok).length;
+  const afterKill = polls.filter((p) => p.at >= killed);
+  const answering = afterKill.slice(-10).every((p) => p.ok);
+  return {
+    ok: lost.length === 0 && acknowledged.length > 0 && answering,
+    detail: `${node} killed at ${killed.toFixed(1)} s; ${failedPolls} of ${polls.length} /readyz through the VIP failed, the longest window ${outage.seconds.toFixed(1)} s (from ${outage.from.toFixed(1)} s); the last 10 ${answering ? "answered" : "did NOT all answer"}; etcd: ${acknowledged.length} writes acknowledged, ${failed} refused, ${lost.length === 0 ? "none lost" : `LOST ${lost.join(", ")}`}`,
+  };
+}
+
+/** After `up` brought a stopped control node back: its member and API server serve again. */
+export async function recovery(cluster: Cluster, up: () => { seconds: number }): Promise<Verdict> {
+  const result = up();
+  return { ok: true, detail: `up ${result.seconds.toFixed(0)} s; ${await haChecks(cluster)}` };
+}
+
+interface Member {
+  readonly ID: number | string;
+  readonly name: string;
+  readonly clientURLs?: string[];
+}
+
+async function members(cluster: Cluster): Promise<Member[]> {
+  const out = await cluster.etcdctl("member list -w json");
+  return (JSON.parse(out) as { members: Member[] }).members;
+}
+
+/**
+ * `node` comes back with an empty disk: its etcd member is removed and added again under a new
+ * ID, and the data written before is still read.
+ */
+export async function replacement(
+  cluster: Cluster,
+  stack: EngineStack,
+  node: string,
+  up: () => { seconds: number },
+): Promise<Verdict> {
+  const written = crypto.randomBytes(8).toString("hex");
+  await cluster.etcdctl(`put /hardway/replacement ${written}`);
+  const before = (await members(cluster)).find((m) => m.name === node);
+  await killVms(stack.name, `${node} `);
+  const disk = path.join(vmStateDir(stack.name, node), "disk.qcow2");
+  fs.rmSync(disk);
+  log(`replacement: ${node}'s QEMU killed and ${disk} deleted`);
+  const preview = stack.must(["preview", "--json"], { timeoutMs: 1_800_000 });
+  const planned = parsePreview(preview.stdout).steps.filter((s) => s.op !== "same");
+  const notUpdates = planned.filter((s) => s.op !== "update");
+  const result = up();
+  const after = await members(cluster);
+  const now = after.find((m) => m.name === node);
+  const value = (await cluster.etcdctl("get /hardway/replacement --print-value-only")).trim();
+  const checks = await haChecks(cluster);
+  const problems = [
+    ...(notUpdates.length > 0
+      ? [
+          `the preview plans ${notUpdates.map((s) => `${s.op} ${s.urn.split("::").pop()}`).join(", ")}`,
+        ]
+      : []),
+    ...(now === undefined ? [`${node} is no member`] : []),
+    ...(now !== undefined && before !== undefined && String(now.ID) === String(before.ID)
+      ? [`${node} kept its member ID ${String(before.ID)}`]
+      : []),
+    ...(after.length !== cluster.controls().length ? [`${after.length} members`] : []),
+    ...(value !== written ? ["the key written before is LOST"] : []),
+  ];
+  return {
+    ok: problems.length === 0,
+    detail: `preview: ${planned.length} updates (${planned.filter((s) => s.urn.includes(node)).length} of ${node}); up ${result.seconds.toFixed(0)} s; member ${node} ${before === undefined ? "?" : BigInt(before.ID).toString(16)} → ${now === undefined ? "none" : BigInt(now.ID).toString(16)}; key ${value === written ? "kept" : "LOST"}; ${checks}${problems.length > 0 ? `; PROBLEMS: ${problems.join("; ")}` : ""}`,
+  };
+}
+
+/**
+ * The patch upgrade from PATCH_FROM to the pins while `up` runs: the ready API servers (each
+ * one's /readyz) and the healthy members (through every member's URL) sampled until it ends.
+ */
+export async function rollingUpgrade(
+  cluster: Cluster,
+  stack: EngineStack,
+  pins: string,
+  up: () => Promise<{ status: number | null; seconds: number; errors: readonly string[] }>,
+): Promise<Verdict> {
+  stack.must(["config", "set", "--config-file", stack.configFile, "hardway:versions", pins]);
+  const preview = stack.must(["preview", "--json"], { timeoutMs: 1_800_000 });
+  const planned = parsePreview(preview.stdout).steps.filter((s) => s.op !== "same");
+  const started = Date.now();
+  const samples: { at: number; api: number; etcd: number }[] = [];
+  let finished: Awaited<ReturnType<typeof up>> | undefined;
+  const running = up().then((r) => (finished = r));
+  while (finished === undefined) {
+    const [api, etcd] = await Promise.all([
+      readyApiServers(cluster),
+      healthyMembers(cluster, cluster.controls()[0]),
+    ]);
+    const at = (Date.now() - started) / 1000;
+    samples.push({ at, api: api.length, etcd });
+    if (api.length < 2 || etcd < 2) {
+      log(
+        `rolling upgrade at ${at.toFixed(0)} s: API servers ready ${api.join(", ") || "none"}, etcd healthy ${etcd}`,
+      );
+    }
+    await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 3_000))]);
+  }
+  const result: Awaited<ReturnType<typeof up>> = finished;
+  const status = JSON.parse(await cluster.etcdctl("endpoint status --cluster -w json")) as {
+    Status: { version: string };
+  }[];
+  const etcdVersions = status.map((s) => s.Status.version);
+  const apiVersions = await Promise.all(
+    cluster
+      .controls()
+      .map(async (n) =>
+        (await cluster.ssh(n, "/usr/local/bin/kube-apiserver --version"))
+          .trim()
+          .replace(/^Kubernetes /, ""),
+      ),
+  );
+  const low = minimums(samples);
+  const problems = [
+    ...(result.status !== 0 ? [`up exited ${result.status}: ${result.errors.join("; ")}`] : []),
+    ...(low.api < 2 ? [`only ${low.api} API server(s) ready at one sample`] : []),
+    ...(low.etcd < 2 ? [`only ${low.etcd} member(s) healthy at one sample`] : []),
+    ...(!etcdVersions.every((v) => v === defaultVersions.etcd)
+      ? [`etcd runs ${etcdVersions.join(", ")}`]
+      : []),
+    ...(!apiVersions.every((v) => v === `v${defaultVersions.kubernetes}`)
+      ? [`kube-apiserver runs ${apiVersions.join(", ")}`]
+      : []),
+  ];
+  return {
+    ok: problems.length === 0,
+    detail: `${PATCH_FROM.kubernetes} → ${defaultVersions.kubernetes}, etcd ${PATCH_FROM.etcd} → ${defaultVersions.etcd}: preview ${planned.length} changes; up ${result.seconds.toFixed(0)} s; ${low.samples} samples, at least ${low.api} API servers ready and ${low.etcd} members healthy at every one${problems.length > 0 ? `; PROBLEMS: ${problems.join("; ")}` : ""}`,
+  };
+}

@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ldirectordConfig } from "../../components/kubernetes/loadBalancer";
+import { EMULATED_CHECKS, ldirectordConfig } from "../../components/kubernetes/loadBalancer";
 import { podRouteArgs } from "../../components/cluster/podRoutes";
 import { podRoutes } from "../../components/kubernetes/podRoutes";
 import { renderToml } from "../../components/kubernetes/toml";
@@ -59,6 +59,16 @@ describe("ldirectord config", () => {
     // One slow answer does not drop a server; three failed checks in a row do.
     expect(lines).toEqual(expect.arrayContaining(["failurecount=3", "negotiatetimeout=10"]));
   });
+
+  itIfAvailable(
+    missingPrograms(["ldirectord"]),
+    "leaves etcd's checks out of an emulated guest's probe: every server shares one etcd",
+    () => {
+      const emulated = ldirectordConfig({ plan: p, ...EMULATED_CHECKS });
+      expect(emulated).toContain('\trequest="/readyz?exclude=etcd&exclude=etcd-readiness"\n');
+      expect(ldirectordStatus(emulated).status).toBe(3);
+    },
+  );
 
   it("follows the number of control nodes", () => {
     const one = ldirectordConfig({ plan: plan({ controlPlanes: 1 }) });

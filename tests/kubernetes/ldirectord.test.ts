@@ -21,6 +21,7 @@ import {
   EMULATED_CHECKS,
   LdirectordChecks,
   ldirectordConfig,
+  readyzRequest,
 } from "../../components/kubernetes/loadBalancer";
 import { removeNetworkNamespace } from "../harness/namespaces";
 import { describeIfAvailable, missingPrograms } from "../harness/prerequisites";
@@ -92,8 +93,15 @@ const deletedAt = (server: string, since: number) =>
     .filter(([at, what, who]) => what === "delete" && who === server && Number(at) >= since)
     .map(([at]) => Number(at))
     .pop();
-const setReadyz = (i: number, body: string) =>
-  fs.writeFileSync(path.join(work, `server${i}`, "readyz"), body);
+/**
+ * What server i answers on /readyz, whichever checks the probe leaves out: openssl s_server
+ * -WWW serves the file named by the whole request path, query string included.
+ */
+const setReadyz = (i: number, body: string) => {
+  for (const request of new Set([readyzRequest({}), readyzRequest(EMULATED_CHECKS)])) {
+    fs.writeFileSync(path.join(work, `server${i}`, request.slice(1)), body);
+  }
+};
 
 async function until(what: string, test: () => boolean, timeoutMs: number): Promise<number> {
   const start = Date.now();

@@ -1,5 +1,5 @@
 import { defaultVersions } from "../../components/config/defaults";
-import { longestOutage, lostWrites, minimums, parseWrites } from "./highAvailability";
+import { longestOutage, lostWrites, minimums, parseMembers, parseWrites } from "./highAvailability";
 import { PATCH_FROM, UPGRADE_FROM, mirrorArgs } from "./mirror";
 
 describe("longestOutage", () => {
@@ -47,6 +47,20 @@ describe("the failover writer", () => {
     const keys = "/hardway/failover/1\n\n/hardway/failover/4\n";
     expect(lostWrites([1, 2, 4], keys, "/hardway/failover/")).toEqual([2]);
     expect(lostWrites([1, 4], keys, "/hardway/failover/")).toEqual([]);
+  });
+});
+
+describe("parseMembers", () => {
+  it("reads etcdctl's simple member list, IDs kept as the hex etcdctl prints", () => {
+    const simple = [
+      "8e9e05c52164694d, started, control0, https://192.168.234.11:2380, https://192.168.234.11:2379, false",
+      "f2a1c0e4b8d3a901, unstarted, , https://192.168.234.13:2380, , true",
+      "",
+    ].join("\n");
+    expect(parseMembers(simple)).toEqual([
+      { id: "8e9e05c52164694d", name: "control0" },
+      { id: "f2a1c0e4b8d3a901", name: "" },
+    ]);
   });
 });
 

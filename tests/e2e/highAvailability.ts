@@ -279,14 +279,22 @@ export async function recovery(cluster: Cluster, up: () => { seconds: number }):
 }
 
 interface Member {
-  readonly ID: number | string;
+  /** Hex, as etcdctl prints it (JSON would round the 64-bit number). */
+  readonly id: string;
   readonly name: string;
-  readonly clientURLs?: string[];
+}
+
+/** `member list -w simple` read back: `ID, status, name, peer URLs, client URLs, learner`. Pure. */
+export function parseMembers(simple: string): Member[] {
+  return simple
+    .split("\n")
+    .map((line) => line.split(", "))
+    .filter((fields) => fields.length >= 3)
+    .map(([id, , name]) => ({ id, name }));
 }
 
 async function members(cluster: Cluster): Promise<Member[]> {
-  const out = await cluster.etcdctl("member list -w json");
-  return (JSON.parse(out) as { members: Member[] }).members;
+  return parseMembers(await cluster.etcdctl("member list -w simple"));
 }
 
 /**
@@ -321,15 +329,15 @@ export async function replacement(
         ]
       : []),
     ...(now === undefined ? [`${node} is no member`] : []),
-    ...(now !== undefined && before !== undefined && String(now.ID) === String(before.ID)
-      ? [`${node} kept its member ID ${String(before.ID)}`]
+    ...(now !== undefined && before !== undefined && now.id === before.id
+      ? [`${node} kept its member ID ${before.id}`]
       : []),
     ...(after.length !== cluster.controls().length ? [`${after.length} members`] : []),
     ...(value !== written ? ["the key written before is LOST"] : []),
   ];
   return {
     ok: problems.length === 0,
-    detail: `preview: ${planned.length} updates (${planned.filter((s) => s.urn.includes(node)).length} of ${node}); up ${result.seconds.toFixed(0)} s; member ${node} ${before === undefined ? "?" : BigInt(before.ID).toString(16)} → ${now === undefined ? "none" : BigInt(now.ID).toString(16)}; key ${value === written ? "kept" : "LOST"}; ${checks}${problems.length > 0 ? `; PROBLEMS: ${problems.join("; ")}` : ""}`,
+    detail: `preview: ${planned.length} updates (${planned.filter((s) => s.urn.includes(node)).length} of ${node}); up ${result.seconds.toFixed(0)} s; member ${node} ${before?.id ?? "?"} → ${now?.id ?? "none"}; key ${value === written ? "kept" : "LOST"}; ${checks}${problems.length > 0 ? `; PROBLEMS: ${problems.join("; ")}` : ""}`,
   };
 }
 

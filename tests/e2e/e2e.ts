@@ -9,11 +9,10 @@
  * (upgrade.ts), a host reboot and `destroy`, each phase timed (CI's run, measured 55 minutes on
  * two cores). `npm run e2e -- --no-upgrade` installs the pins cold instead and skips the upgrade
  * (about 20 minutes less). `npm run e2e -- --prepare` only makes the run's one-time builds
- * (CI makes them in the time a cold machine has left). `npm run e2e -- --ha` runs
- * the three-control-plane topology
- * instead: cold `up`, checks, a no-op `up`, one control node stopped, a host reboot, a step back
- * to an earlier stage and `destroy` (not part of CI: on two cores under TCG its cold `up` has
- * not converged yet).
+ * (CI makes them in the time a cold machine has left). `npm run e2e -- --ha` runs the
+ * three-control-plane topology instead (highAvailability.ts): cold `up`, checks, a no-op `up`,
+ * failover, recovery, a member replaced from an empty disk, a rolling patch upgrade, `destroy`
+ * (not part of CI: on two cores under TCG its cold `up` has not passed yet).
  *
  * Workstation mode (`npm run e2e -- --workstation`): the default stack on a machine with a
  * hypervisor and the internet. Preflight, a cold `up`, the smoke checks, a second `up` that must

@@ -164,9 +164,9 @@ export const API_START_TIMEOUT_SECONDS = 600;
 
 /**
  * The same on emulated (TCG) control nodes. The first API server of a cluster writes its
- * bootstrap RBAC roles and bindings (about 150 objects) one after another before it is ready;
- * with three one-vCPU members on a two-core host each write took 8-10 s and the server was not
- * ready after 20 minutes.
+ * bootstrap RBAC roles and bindings (about 150 objects) one after another before it is ready:
+ * on three one-vCPU guests of a two-core host the first server's step took 476-644 s even when it
+ * started alone, too close to 600 s (three starting at once were not ready after 20 minutes).
  */
 export const EMULATED_API_START_TIMEOUT_SECONDS = 1800;
 

@@ -66,6 +66,32 @@ export class Cluster {
     fs.writeFileSync(path.join(this.dir, "ca.crt"), this.outputs.caCertPem);
   }
 
+  /** The API's URL through the VIP (the stack's `apiServer` output). */
+  apiServerUrl(): URL {
+    return new URL(
+      JSON.parse(this.stack.must(["stack", "output", "apiServer", "--json"]).stdout) as string,
+    );
+  }
+
+  /**
+   * One anonymous request to an API server's health endpoint (`https://host/path`), the server
+   * verified against the cluster CA: whether it answered `ok`, and what it answered.
+   */
+  async askHealth(url: string, maxSeconds: number): Promise<{ ok: boolean; answer: string }> {
+    const result = await runCommand("curl", [
+      "-sS",
+      "--max-time",
+      String(maxSeconds),
+      "--cacert",
+      path.join(this.dir, "ca.crt"),
+      url,
+    ]);
+    return {
+      ok: result.code === 0 && result.stdout.trim() === "ok",
+      answer: `${result.stdout}${result.stderr}`,
+    };
+  }
+
   /** The control nodes' names, in plan order. */
   controls(): string[] {
     return Object.entries(this.outputs.nodes)

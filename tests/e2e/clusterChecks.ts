@@ -5,7 +5,6 @@
  * What a check expects is derived from the stack's outputs, not from the default address plan.
  */
 import * as crypto from "node:crypto";
-import * as path from "node:path";
 import { stringify } from "yaml";
 import { waitFor } from "../smoke/checks";
 import { runCommand } from "../smoke/run";
@@ -37,22 +36,13 @@ export async function clusterChecks(
     throw new Error(`etcd: ${healthy} of ${expected.controlPlanes} members healthy:\n${health}`);
   }
   notes.push(`etcd ${healthy}/${expected.controlPlanes} healthy`);
-  const vip = new URL(
-    JSON.parse(cluster.stack.must(["stack", "output", "apiServer", "--json"]).stdout) as string,
-  );
+  const vip = cluster.apiServerUrl();
   // Asked again for up to two minutes: a loaded TCG guest can miss one 10 s deadline.
   await waitFor(POLLING, "/healthz through the VIP", 120_000, async () => {
-    const healthz = await runCommand("curl", [
-      "-sS",
-      "--max-time",
-      "10",
-      "--cacert",
-      path.join(cluster.dir, "ca.crt"),
-      `https://${vip.host}/healthz`,
-    ]);
-    return healthz.stdout.trim() === "ok"
+    const healthz = await cluster.askHealth(`https://${vip.host}/healthz`, 10);
+    return healthz.ok
       ? { done: true, value: undefined }
-      : { done: false, state: `answering ${healthz.stdout}${healthz.stderr}` };
+      : { done: false, state: `answering ${healthz.answer}` };
   });
   notes.push("/healthz ok through the VIP");
   await cluster.kubectl(

@@ -123,15 +123,11 @@ function etcdctlCommand(cluster: Cluster, args: string): string {
 async function readyApiServers(cluster: Cluster): Promise<string[]> {
   const answers = await Promise.all(
     cluster.controls().map(async (node) => {
-      const result = await runCommand("curl", [
-        "-sS",
-        "--max-time",
-        "5",
-        "--cacert",
-        path.join(cluster.dir, "ca.crt"),
+      const readyz = await cluster.askHealth(
         `https://${cluster.outputs.nodes[node].ip}:6443/readyz`,
-      ]);
-      return result.code === 0 && result.stdout.trim() === "ok" ? node : undefined;
+        5,
+      );
+      return readyz.ok ? node : undefined;
     }),
   );
   return answers.filter((n): n is string => n !== undefined);
@@ -196,9 +192,7 @@ export async function haChecks(cluster: Cluster): Promise<string> {
  * the VIP on lo (their ARP settings come first, renderVipUnit).
  */
 async function vipNeighbour(cluster: Cluster): Promise<string> {
-  const vip = new URL(
-    JSON.parse(cluster.stack.must(["stack", "output", "apiServer", "--json"]).stdout) as string,
-  ).hostname;
+  const vip = cluster.apiServerUrl().hostname;
   // Forget what the host knew, then ask once through the VIP.
   await runCommand("ip", ["neigh", "flush", "to", vip]);
   await runCommand("curl", ["-sS", "-k", "--max-time", "10", `https://${vip}/healthz`]);
@@ -227,9 +221,7 @@ export async function failover(
   node: string,
   writer: string,
 ): Promise<Verdict> {
-  const vip = new URL(
-    JSON.parse(cluster.stack.must(["stack", "output", "apiServer", "--json"]).stdout) as string,
-  );
+  const vip = cluster.apiServerUrl();
   // One shell loop on the writer node: a put a second, each acknowledged or not.
   const put = etcdctlCommand(cluster, `put ${FAILOVER_PREFIX}$i $i`);
   const writes = cluster.ssh(
@@ -248,15 +240,7 @@ export async function failover(
       killed = (Date.now() - started) / 1000;
       log(`failover: ${node}'s QEMU killed at ${killed.toFixed(1)} s`);
     }
-    const result = await runCommand("curl", [
-      "-sS",
-      "--max-time",
-      "5",
-      "--cacert",
-      path.join(cluster.dir, "ca.crt"),
-      `https://${vip.host}/readyz`,
-    ]);
-    polls.push({ at, ok: result.code === 0 && result.stdout.trim() === "ok" });
+    polls.push({ at, ok: (await cluster.askHealth(`https://${vip.host}/readyz`, 5)).ok });
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
   const { acknowledged, failed } = parseWrites(await writes);

@@ -121,6 +121,7 @@ if (access && kubernetes?.kubelet !== undefined && reached(config.stopAfter, "se
     chartMirror: config.chartMirror,
     corednsVersion: config.versions.coredns,
     provider: access.provider,
+    kubeconfig: pki.kubeconfigs.admin,
     clusterData: kubernetes.etcd.members,
     nfsPath: hostNetwork.exportDir,
     kubelets: kubernetes.kubelet.nodes,

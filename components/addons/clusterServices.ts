@@ -1,7 +1,8 @@
 /**
  * ClusterServices: what chapters 7-8 install through the Kubernetes API once it answers on the
  * VIP: Cilium (with cni=cilium), CoreDNS (typed objects, coredns.ts), MetalLB with its address
- * pool, the NFS provisioner as the default StorageClass (each of the three as
+ * pool (created once MetalLB's webhook admits it: assets/cluster/wait-for-admission.sh asks the
+ * API from the host), the NFS provisioner as the default StorageClass (each of the three as
  * `hardway:services` says), and the control-plane role label. Everything goes through
  * ClusterAccess's provider, which also made the RBAC the API needs earlier; how it previews,
  * updates and deletes is in provider.ts.
@@ -10,6 +11,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ChartName, ChartSource, Charts, chartSource } from "../config/charts";
 import { Cni, SERVICES, Service } from "../config/schema";
+import { EnsuredScript } from "../host/ensured";
 import { AddressPlan } from "../network/addressPlan";
 import { Coredns } from "./coredns";
 import {
@@ -17,10 +19,10 @@ import {
   CONTROL_PLANE_ROLE_LABEL,
   HelmValues,
   METALLB_L2_NAME,
-  METALLB_POOL_NAME,
   ciliumValues,
+  collectionPath,
   l2AdvertisementSpec,
-  metallbPoolSpec,
+  metallbPool,
   metallbValues,
   nfsProvisionerValues,
 } from "./values";
@@ -33,9 +35,19 @@ export const RELEASE_TIMEOUTS = {
   nfsProvisioner: 600,
 } as const;
 
+/** The host-side wait until an object would be admitted (see the script's header). */
+export const WAIT_FOR_ADMISSION_SCRIPT = "cluster/wait-for-admission.sh";
+/** How often, and how far apart, the host asks whether MetalLB's webhook admits the pool. */
+export const ADMISSION_WAIT = { attempts: 60, intervalSeconds: 10 } as const;
+
 export interface ClusterServicesArgs {
   /** ClusterAccess.provider: gated on API health, named by the cluster. */
   readonly provider: k8s.Provider;
+  /**
+   * The admin kubeconfig (Pki.kubeconfigs.admin), the one the provider is built from: the host
+   * asks the API with it whether MetalLB's webhook admits the pool yet.
+   */
+  readonly kubeconfig: pulumi.Input<string>;
   /** The etcd step (Etcd.members): every Kubernetes object here is deleted with it. */
   readonly clusterData: pulumi.Resource;
   readonly plan: AddressPlan;
@@ -75,8 +87,12 @@ export class ClusterServices extends pulumi.ComponentResource {
   readonly releases: ClusterServicesReleases;
   /** When CoreDNS is one of the services. */
   readonly coredns?: Coredns;
-  /** When MetalLB is one of the services: its address pool and L2 advertisement. */
+  /**
+   * When MetalLB is one of the services: the wait until its webhook admits the pool, the address
+   * pool and the L2 advertisement.
+   */
   readonly metallb?: {
+    readonly admission: EnsuredScript;
     readonly pool: k8s.apiextensions.CustomResource;
     readonly l2Advertisement: k8s.apiextensions.CustomResource;
   };
@@ -155,17 +171,37 @@ export class ClusterServices extends pulumi.ComponentResource {
     this.releases = { cilium, metallb, nfsProvisioner };
 
     if (metallb !== undefined) {
-      // MetalLB's admission webhook rejects pools until its controller is up; the release waits
-      // for that (skipAwait is false), so the pool follows the release rather than racing it.
+      // MetalLB's admission webhook fails every pool until it answers, and the release's wait
+      // does not cover it: the controller is Ready once its metrics answer. So the host first
+      // asks the API for a dry-run create of the pool until the webhook admits it (a failed
+      // webhook call would fail the pool for good: the provider does not retry it).
+      const poolObject = metallbPool(plan);
+      const admission = new EnsuredScript(
+        `${name}-metallb-admission`,
+        {
+          script: WAIT_FOR_ADMISSION_SCRIPT,
+          args: [
+            "--path",
+            collectionPath(poolObject.apiVersion, ADDONS_NAMESPACE, "ipaddresspools"),
+            "--body",
+            JSON.stringify(poolObject),
+            "--attempts",
+            String(ADMISSION_WAIT.attempts),
+            "--interval",
+            String(ADMISSION_WAIT.intervalSeconds),
+          ],
+          stdin: args.kubeconfig,
+          // A one-shot wait: once the pool exists, nothing here needs keeping in place.
+          watch: false,
+          // Each attempt: the interval and a request of up to 30 s.
+          timeoutSeconds: ADMISSION_WAIT.attempts * (ADMISSION_WAIT.intervalSeconds + 30) + 60,
+        },
+        { parent: this, dependsOn: [metallb] },
+      );
       const pool = new k8s.apiextensions.CustomResource(
         `${name}-metallb-pool`,
-        {
-          apiVersion: "metallb.io/v1beta1",
-          kind: "IPAddressPool",
-          metadata: { name: METALLB_POOL_NAME, namespace: ADDONS_NAMESPACE },
-          spec: metallbPoolSpec(plan),
-        },
-        k8sOpts([metallb]),
+        poolObject,
+        k8sOpts([metallb, admission]),
       );
       const l2Advertisement = new k8s.apiextensions.CustomResource(
         `${name}-metallb-l2`,
@@ -175,9 +211,9 @@ export class ClusterServices extends pulumi.ComponentResource {
           metadata: { name: METALLB_L2_NAME, namespace: ADDONS_NAMESPACE },
           spec: pool.metadata.name.apply((poolName) => l2AdvertisementSpec([poolName])),
         },
-        k8sOpts([metallb]),
+        k8sOpts([metallb, admission]),
       );
-      this.metallb = { pool, l2Advertisement };
+      this.metallb = { admission, pool, l2Advertisement };
     }
 
     // A patch is a server-side apply, which creates a Node that does not exist yet; the kubelet

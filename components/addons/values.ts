@@ -104,6 +104,25 @@ export function metallbPoolSpec(plan: AddressPlan): { addresses: string[] } {
   return { addresses: [`${plan.metallbPool.first}-${plan.metallbPool.last}`] };
 }
 
+/** The IPAddressPool object itself: what the pool resource creates and the admission wait asks about. */
+export function metallbPool(plan: AddressPlan) {
+  return {
+    apiVersion: "metallb.io/v1beta1",
+    kind: "IPAddressPool",
+    metadata: { name: METALLB_POOL_NAME, namespace: ADDONS_NAMESPACE },
+    spec: metallbPoolSpec(plan),
+  };
+}
+
+/**
+ * The API path of a namespaced collection, where a create is POSTed:
+ * `/apis/metallb.io/v1beta1/namespaces/kube-system/ipaddresspools`; core types (`v1`) are under `/api`.
+ */
+export function collectionPath(apiVersion: string, namespace: string, plural: string): string {
+  const root = apiVersion.includes("/") ? "/apis" : "/api";
+  return `${root}/${apiVersion}/namespaces/${namespace}/${plural}`;
+}
+
 /** The L2Advertisement spec (metallb.io/v1beta1): answer ARP for addresses from these pools. */
 export function l2AdvertisementSpec(poolNames: readonly string[]): { ipAddressPools: string[] } {
   return { ipAddressPools: [...poolNames] };

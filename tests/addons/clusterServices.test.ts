@@ -19,6 +19,7 @@ const RELEASE = "kubernetes:helm.sh/v3:Release";
 const NODE_PATCH = "kubernetes:core/v1:NodePatch";
 const POOL = "kubernetes:metallb.io/v1beta1:IPAddressPool";
 const L2 = "kubernetes:metallb.io/v1beta1:L2Advertisement";
+const ENSURED = "pulumi-nodejs:dynamic/host:EnsuredScript";
 
 interface Scenario {
   readonly prefix: string;
@@ -67,6 +68,7 @@ async function build(p: typeof PulumiModule, s: Scenario): Promise<void> {
     chartMirror: config.chartMirror,
     corednsVersion: config.versions.coredns,
     provider: access.provider,
+    kubeconfig: s.secretKubeconfig ? p.secret(KUBECONFIG) : KUBECONFIG,
     clusterData: etcd,
     nfsPath: p.output(EXPORT_DIR),
     kubelets,
@@ -185,6 +187,27 @@ describe.each(SCENARIOS.map((s) => [s.prefix, s] as const))("%s", (prefix) => {
     expect(pool.dependencies).toContain(metallb);
     expect(l2.dependencies).toContain(metallb);
     expect(l2.inputs.spec).toEqual({ ipAddressPools: ["hardway-pool"] });
+  });
+
+  it("creates the pool only once the host saw MetalLB's webhook admit exactly that pool", () => {
+    const metallb = named(`${prefix}-addons-metallb`).urn;
+    const admission = named(`${prefix}-addons-metallb-admission`);
+    const pool = named(`${prefix}-addons-metallb-pool`);
+    const l2 = named(`${prefix}-addons-metallb-l2`);
+    expect(admission.type).toBe(ENSURED);
+    expect(admission.dependencies).toContain(metallb);
+    expect(pool.dependencies).toContain(admission.urn);
+    expect(l2.dependencies).toContain(admission.urn);
+    const args = admission.inputs.args as string[];
+    const option = (flag: string) => args[args.indexOf(flag) + 1];
+    expect(admission.inputs.script).toBe("cluster/wait-for-admission.sh");
+    expect(option("--path")).toBe("/apis/metallb.io/v1beta1/namespaces/kube-system/ipaddresspools");
+    const { apiVersion, kind, metadata, spec } = pool.inputs;
+    expect(JSON.parse(option("--body"))).toEqual({ apiVersion, kind, metadata, spec });
+    // The admin kubeconfig goes on stdin, never among the arguments, which the state keeps in clear.
+    expect(admission.inputs.stdin).toBe(KUBECONFIG);
+    expect(args.join(" ")).not.toContain("kind: Config");
+    expect(admission.inputs.watch).toBe(false);
   });
 
   it("installs releases after the first node pods can run on, not after every kubelet", () => {
@@ -336,6 +359,7 @@ describe("arguments", () => {
           charts: config.versions.charts,
           corednsVersion: config.versions.coredns,
           provider: new k8s.Provider("partial-k8s", { kubeconfig: KUBECONFIG }),
+          kubeconfig: KUBECONFIG,
           clusterData: new pulumi.ComponentResource("test:cluster:Etcd", "partial-etcd"),
           nfsPath: EXPORT_DIR,
           kubelets: {},

@@ -17,7 +17,9 @@ import { defaultVersions } from "../../components/config/defaults";
 import {
   HOST_CGROUP_ROOT,
   ciliumValues,
+  collectionPath,
   l2AdvertisementSpec,
+  metallbPool,
   metallbPoolSpec,
   metallbValues,
   nfsProvisionerValues,
@@ -160,6 +162,23 @@ describe("MetalLB", () => {
     expect(metallbPoolSpec(planFor({ metallbPool: "192.168.234.180-192.168.234.190" }))).toEqual({
       addresses: ["192.168.234.180-192.168.234.190"],
     });
+  });
+
+  it("names the pool object, and where a create of it is posted", () => {
+    const pool = metallbPool(moved);
+    expect(pool).toEqual({
+      apiVersion: "metallb.io/v1beta1",
+      kind: "IPAddressPool",
+      metadata: { name: "hardway-pool", namespace: "kube-system" },
+      spec: { addresses: ["10.77.5.200-10.77.5.250"] },
+    });
+    expect(collectionPath(pool.apiVersion, "kube-system", "ipaddresspools")).toBe(
+      "/apis/metallb.io/v1beta1/namespaces/kube-system/ipaddresspools",
+    );
+    // Core types live under /api, without a group.
+    expect(collectionPath("v1", "default", "configmaps")).toBe(
+      "/api/v1/namespaces/default/configmaps",
+    );
   });
 
   it("announces the named pools over layer 2", () => {

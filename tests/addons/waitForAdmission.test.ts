@@ -1,0 +1,236 @@
+/**
+ * assets/cluster/wait-for-admission.sh against a real kube-apiserver calling a real validating
+ * webhook (an HTTPS server in this process, on loopback), the way MetalLB's webhook sits in front
+ * of its pools: while the webhook cannot be called the API answers 500 "failed calling webhook"
+ * and the script asks again; once the webhook admits the object it passes, and the dry run
+ * stored nothing; a denial fails at once with the webhook's own reason; an object that exists
+ * already (409) counts as admitted; after its attempts it gives up naming the last answer.
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as https from "node:https";
+import * as net from "node:net";
+import * as path from "node:path";
+import { parse } from "yaml";
+import { renderKubeconfig } from "../../components/pki/kubeconfig";
+import { describeIfAvailable } from "../harness/prerequisites";
+import { selfSigned } from "../harness/selfSigned";
+import { ApiServerLab, apiServerLabMissing } from "../kubernetes/apiServerLab";
+import { plan as planFor } from "../kubernetes/fixtures";
+
+const SCRIPT = path.resolve(__dirname, "../../assets/cluster/wait-for-admission.sh");
+const LABEL = { "hardway-test": "admission" };
+const COLLECTION = "/api/v1/namespaces/default/configmaps";
+
+interface Run {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+describeIfAvailable(apiServerLabMissing(), "wait-for-admission.sh", () => {
+  const lab = new ApiServerLab();
+  let kubeconfig = "";
+  let webhookPort = 0;
+  let webhook: https.Server | undefined;
+  /** What the webhook answers, and how many reviews it was asked. */
+  let verdict: { allowed: true } | { allowed: false; message: string } = { allowed: true };
+  let reviews = 0;
+
+  const configMap = (name: string) =>
+    JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, labels: LABEL } });
+
+  /** The script, asynchronously: the webhook answering it lives in this process. */
+  function run(body: string, attempts: number, interval = 0, onStderr?: (text: string) => void) {
+    return new Promise<Run>((resolve) => {
+      const child = spawn("bash", [
+        SCRIPT,
+        "create",
+        "--path",
+        COLLECTION,
+        "--body",
+        body,
+        "--attempts",
+        String(attempts),
+        "--interval",
+        String(interval),
+      ]);
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on("data", (chunk: Buffer) => {
+        stderr += chunk.toString();
+        onStderr?.(stderr);
+      });
+      child.on("close", (status) => resolve({ status, stdout, stderr }));
+      child.stdin.end(kubeconfig);
+    });
+  }
+
+  function startWebhook(): Promise<void> {
+    const server = https.createServer(
+      {
+        cert: fs.readFileSync(path.join(lab.workDir, "webhook.crt")),
+        key: fs.readFileSync(path.join(lab.workDir, "webhook.key")),
+      },
+      (request, response) => {
+        let text = "";
+        request.on("data", (chunk: Buffer) => (text += chunk.toString()));
+        request.on("end", () => {
+          reviews += 1;
+          const review = JSON.parse(text) as { request: { uid: string } };
+          const status = verdict.allowed ? {} : { status: { code: 422, message: verdict.message } };
+          response.setHeader("Content-Type", "application/json");
+          response.end(
+            JSON.stringify({
+              apiVersion: "admission.k8s.io/v1",
+              kind: "AdmissionReview",
+              response: { uid: review.request.uid, allowed: verdict.allowed, ...status },
+            }),
+          );
+        });
+      },
+    );
+    webhook = server;
+    return new Promise((resolve) => server.listen(webhookPort, "127.0.0.1", () => resolve()));
+  }
+
+  function stopWebhook(): Promise<void> {
+    const server = webhook;
+    webhook = undefined;
+    return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  }
+
+  beforeAll(async () => {
+    await lab.start({ serviceCidr: planFor({}).serviceCidr });
+    const dir = lab.workDir;
+    selfSigned(dir, "webhook", "/CN=webhook", ["subjectAltName=IP:127.0.0.1"]);
+    webhookPort = await freePort();
+    const configuration = {
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "ValidatingWebhookConfiguration",
+      metadata: { name: "hardway-test" },
+      webhooks: [
+        {
+          name: "configmaps.hardway.test",
+          admissionReviewVersions: ["v1"],
+          sideEffects: "None",
+          failurePolicy: "Fail",
+          timeoutSeconds: 2,
+          // Only this test's objects: the API server writes config maps of its own.
+          objectSelector: { matchLabels: LABEL },
+          rules: [
+            {
+              apiGroups: [""],
+              apiVersions: ["v1"],
+              operations: ["CREATE"],
+              resources: ["configmaps"],
+            },
+          ],
+          clientConfig: {
+            url: `https://127.0.0.1:${webhookPort}/validate`,
+            caBundle: fs.readFileSync(path.join(dir, "webhook.crt")).toString("base64"),
+          },
+        },
+      ],
+    };
+    const applied = lab.kubectl(["apply", "-f", "-"], JSON.stringify(configuration));
+    expect(applied.stderr).toBe("");
+    // The script reads a kubeconfig with everything embedded, as the Pki component renders it:
+    // the lab's admin certificate, and its server's self-signed serving certificate as the CA.
+    const labConfig = parse(fs.readFileSync(lab.kubeconfig, "utf8")) as {
+      clusters: { cluster: { server: string } }[];
+    };
+    kubeconfig = renderKubeconfig({
+      cluster: "lab",
+      server: labConfig.clusters[0].cluster.server,
+      caCertPem: fs.readFileSync(path.join(dir, "serving", "apiserver.crt"), "utf8"),
+      user: "admin",
+      clientCertPem: fs.readFileSync(path.join(dir, "admin.crt"), "utf8"),
+      clientKeyPem: fs.readFileSync(path.join(dir, "admin.key"), "utf8"),
+    });
+  }, 240_000);
+
+  afterAll(async () => {
+    await stopWebhook();
+    lab.stop();
+  });
+
+  it("asks again while the webhook cannot be called, and passes once it admits", async () => {
+    verdict = { allowed: true };
+    let started: Promise<void> | undefined;
+    const result = await run(configMap("pool"), 30, 1, (stderr) => {
+      // The first refusal seen: now the webhook comes up, as MetalLB's does after its certificate.
+      if (started === undefined && /attempt 1\/30/.test(stderr)) {
+        started = startWebhook();
+      }
+    });
+    expect(result.stderr).toMatch(
+      /attempt 1\/30: not admitted yet \(HTTP 500\): .*failed calling webhook/,
+    );
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(
+      /^admitted: \/api\/v1\/namespaces\/default\/configmaps \(HTTP 201 on attempt \d+\)\n$/,
+    );
+    expect(reviews).toBeGreaterThan(0);
+    // A dry run: nothing was stored.
+    expect(lab.kubectl(["get", "configmap", "pool", "-n", "default"]).stderr).toMatch(/NotFound/);
+  }, 120_000);
+
+  it("fails at once with the webhook's own reason when it denies the object", async () => {
+    verdict = { allowed: false, message: "pool addresses overlap another pool" };
+    const before = reviews;
+    const result = await run(configMap("pool"), 5, 2);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(
+      /the API refused the object at \/api\/v1\/namespaces\/default\/configmaps \(HTTP 422\): .*pool addresses overlap another pool/,
+    );
+    expect(result.stderr).not.toMatch(/attempt 1\//);
+    expect(reviews - before).toBe(1);
+  }, 60_000);
+
+  it("counts an object that exists already (409) as admitted: the webhook ran first", async () => {
+    verdict = { allowed: true };
+    // Made without the label, so without the webhook: kubectl runs synchronously and the webhook
+    // in this process could not answer it meanwhile.
+    const created = lab.kubectl(["create", "configmap", "existing", "-n", "default"]);
+    expect(created.stderr).toBe("");
+    const before = reviews;
+    const result = await run(configMap("existing"), 3);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/\(HTTP 409 on attempt 1\)/);
+    expect(reviews - before).toBe(1);
+  }, 60_000);
+
+  it("gives up after its attempts, naming the last answer", async () => {
+    await stopWebhook();
+    const result = await run(configMap("pool"), 2, 0);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(
+      /not admitted after 2 attempts, 0 s apart; the last answer: HTTP 500: .*failed calling webhook/,
+    );
+  }, 60_000);
+
+  it("refuses a kubeconfig without embedded certificates before asking anything", async () => {
+    const saved = kubeconfig;
+    kubeconfig = fs.readFileSync(lab.kubeconfig, "utf8");
+    try {
+      const result = await run(configMap("pool"), 1);
+      expect(result.status).toBe(1);
+      expect(result.stderr).toMatch(
+        /has no certificate-authority-data \(certificates must be embedded\)/,
+      );
+    } finally {
+      kubeconfig = saved;
+    }
+  });
+});

@@ -35,10 +35,10 @@ export const RELEASE_TIMEOUTS = {
   nfsProvisioner: 600,
 } as const;
 
-/** The host-side wait until an object would be admitted (see the script's header). */
-export const WAIT_FOR_ADMISSION_SCRIPT = "cluster/wait-for-admission.sh";
-/** How often, and how far apart, the host asks whether MetalLB's webhook admits the pool. */
-export const ADMISSION_WAIT = { attempts: 60, intervalSeconds: 10 } as const;
+/** The host-side wait until the API admits an object or calls a node Ready (see its header). */
+export const WAIT_FOR_OBJECT_SCRIPT = "cluster/wait-for-object.sh";
+/** How often, and how far apart, the host asks: up to ten minutes. */
+export const OBJECT_WAIT = { attempts: 60, intervalSeconds: 10 } as const;
 
 export interface ClusterServicesArgs {
   /** ClusterAccess.provider: gated on API health, named by the cluster. */
@@ -98,6 +98,8 @@ export class ClusterServices extends pulumi.ComponentResource {
   };
   /** By control node name. */
   readonly controlPlaneLabels: Readonly<Record<string, k8s.core.v1.NodePatch>>;
+  /** By control node name: the wait until the API calls the node Ready, which its label follows. */
+  readonly nodesReady: Readonly<Record<string, EnsuredScript>>;
 
   constructor(name: string, args: ClusterServicesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:addons:ClusterServices", name, {}, opts);
@@ -113,6 +115,26 @@ export class ClusterServices extends pulumi.ComponentResource {
     }
     const k8sOpts = (dependsOn: pulumi.Resource[] = []) =>
       objectOptions(args.provider, this, args.clusterData, dependsOn);
+    // A one-shot wait on the host (wait-for-object.sh): nothing to keep in place afterwards.
+    const waitFor = (resourceName: string, untilArgs: string[], after: pulumi.Resource[]) =>
+      new EnsuredScript(
+        resourceName,
+        {
+          script: WAIT_FOR_OBJECT_SCRIPT,
+          args: [
+            ...untilArgs,
+            "--attempts",
+            String(OBJECT_WAIT.attempts),
+            "--interval",
+            String(OBJECT_WAIT.intervalSeconds),
+          ],
+          stdin: args.kubeconfig,
+          watch: false,
+          // Each attempt: the interval and a request of up to 30 s.
+          timeoutSeconds: OBJECT_WAIT.attempts * (OBJECT_WAIT.intervalSeconds + 30) + 60,
+        },
+        { parent: this, dependsOn: after },
+      );
 
     // Pods need one node that takes them: the first worker (a control node when there are no
     // workers, which are then untainted). Helm waits for readiness itself, so the other
@@ -176,27 +198,17 @@ export class ClusterServices extends pulumi.ComponentResource {
       // asks the API for a dry-run create of the pool until the webhook admits it (a failed
       // webhook call would fail the pool for good: the provider does not retry it).
       const poolObject = metallbPool(plan);
-      const admission = new EnsuredScript(
+      const admission = waitFor(
         `${name}-metallb-admission`,
-        {
-          script: WAIT_FOR_ADMISSION_SCRIPT,
-          args: [
-            "--path",
-            collectionPath(poolObject.apiVersion, ADDONS_NAMESPACE, "ipaddresspools"),
-            "--body",
-            JSON.stringify(poolObject),
-            "--attempts",
-            String(ADMISSION_WAIT.attempts),
-            "--interval",
-            String(ADMISSION_WAIT.intervalSeconds),
-          ],
-          stdin: args.kubeconfig,
-          // A one-shot wait: once the pool exists, nothing here needs keeping in place.
-          watch: false,
-          // Each attempt: the interval and a request of up to 30 s.
-          timeoutSeconds: ADMISSION_WAIT.attempts * (ADMISSION_WAIT.intervalSeconds + 30) + 60,
-        },
-        { parent: this, dependsOn: [metallb] },
+        [
+          "--until",
+          "admitted",
+          "--path",
+          collectionPath(poolObject.apiVersion, ADDONS_NAMESPACE, "ipaddresspools"),
+          "--body",
+          JSON.stringify(poolObject),
+        ],
+        [metallb],
       );
       const pool = new k8s.apiextensions.CustomResource(
         `${name}-metallb-pool`,
@@ -217,22 +229,27 @@ export class ClusterServices extends pulumi.ComponentResource {
     }
 
     // A patch is a server-side apply, which creates a Node that does not exist yet; the kubelet
-    // would then find it taken and never add its registerWithTaints. So each label waits for its
-    // node's kubelet step, and (when it is installed) for CoreDNS to be ready, a sign that nodes
-    // started alongside this one have registered.
+    // would then find it taken and never add its registerWithTaints. So each label waits until
+    // the API calls its node Ready (after the node's kubelet step): registered, and past the
+    // kubelet's first updates of it, which a patch meanwhile conflicts with (as kubeadm marks a
+    // control plane node only after its kubelet registered it, and retries).
     const labels: Record<string, k8s.core.v1.NodePatch> = {};
+    const nodesReady: Record<string, EnsuredScript> = {};
     for (const node of plan.controls) {
       const kubelet = kubelets[node.name];
+      nodesReady[node.name] = waitFor(
+        `${name}-ready-${node.name}`,
+        ["--until", "ready", "--path", `/api/v1/nodes/${node.name}`],
+        kubelet ? [kubelet] : [],
+      );
       labels[node.name] = new k8s.core.v1.NodePatch(
         `${name}-role-${node.name}`,
         { metadata: { name: node.name, labels: { [CONTROL_PLANE_ROLE_LABEL]: "" } } },
-        k8sOpts([
-          ...(kubelet ? [kubelet] : []),
-          ...(this.coredns ? [this.coredns.deployment] : []),
-        ]),
+        k8sOpts([...(kubelet ? [kubelet] : []), nodesReady[node.name]]),
       );
     }
     this.controlPlaneLabels = labels;
+    this.nodesReady = nodesReady;
 
     this.registerOutputs({
       cilium: cilium?.status,

@@ -200,7 +200,8 @@ describe.each(SCENARIOS.map((s) => [s.prefix, s] as const))("%s", (prefix) => {
     expect(l2.dependencies).toContain(admission.urn);
     const args = admission.inputs.args as string[];
     const option = (flag: string) => args[args.indexOf(flag) + 1];
-    expect(admission.inputs.script).toBe("cluster/wait-for-admission.sh");
+    expect(admission.inputs.script).toBe("cluster/wait-for-object.sh");
+    expect(option("--until")).toBe("admitted");
     expect(option("--path")).toBe("/apis/metallb.io/v1beta1/namespaces/kube-system/ipaddresspools");
     const { apiVersion, kind, metadata, spec } = pool.inputs;
     expect(JSON.parse(option("--body"))).toEqual({ apiVersion, kind, metadata, spec });
@@ -220,22 +221,33 @@ describe.each(SCENARIOS.map((s) => [s.prefix, s] as const))("%s", (prefix) => {
     }
   });
 
-  it("labels each control node as control plane after its own kubelet and CoreDNS", () => {
+  it("labels each control node as control plane once the API calls that node Ready", () => {
     const patches = inScenario(prefix).filter((r) => r.type === NODE_PATCH);
     expect(patches.map((r) => r.name).sort()).toEqual(
       ["control0", "control1", "control2"].map((n) => `${prefix}-addons-role-${n}`),
     );
-    const coredns = named(`${prefix}-addons-coredns-deployment`).urn;
     for (const node of ["control0", "control1", "control2"]) {
       const patch = named(`${prefix}-addons-role-${node}`);
+      const ready = named(`${prefix}-addons-ready-${node}`);
       expect(patch.inputs.metadata).toEqual({
         name: node,
         labels: { "node-role.kubernetes.io/control-plane": "" },
       });
       expect(patch.dependencies).toEqual(
-        expect.arrayContaining([named(`${prefix}-kubelet-${node}`).urn, coredns]),
+        expect.arrayContaining([named(`${prefix}-kubelet-${node}`).urn, ready.urn]),
       );
       expect(patch.dependencies).not.toContain(named(`${prefix}-kubelet-worker0`).urn);
+      // The wait asks about this node alone, after its own kubelet step.
+      expect(ready.type).toBe(ENSURED);
+      expect(ready.inputs.script).toBe("cluster/wait-for-object.sh");
+      expect((ready.inputs.args as string[]).slice(0, 4)).toEqual([
+        "--until",
+        "ready",
+        "--path",
+        `/api/v1/nodes/${node}`,
+      ]);
+      expect(ready.dependencies).toEqual([named(`${prefix}-kubelet-${node}`).urn]);
+      expect(ready.inputs.stdin).toBe(KUBECONFIG);
     }
   });
 });

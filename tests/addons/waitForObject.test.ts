@@ -1,10 +1,15 @@
 /**
- * assets/cluster/wait-for-admission.sh against a real kube-apiserver calling a real validating
- * webhook (an HTTPS server in this process, on loopback), the way MetalLB's webhook sits in front
- * of its pools: while the webhook cannot be called the API answers 500 "failed calling webhook"
- * and the script asks again; once the webhook admits the object it passes, and the dry run
- * stored nothing; a denial fails at once with the webhook's own reason; an object that exists
- * already (409) counts as admitted; after its attempts it gives up naming the last answer.
+ * assets/cluster/wait-for-object.sh against a real kube-apiserver.
+ *
+ * `--until admitted`, with a real validating webhook (an HTTPS server in this process, on
+ * loopback) in front of config maps, the way MetalLB's webhook sits in front of its pools: while
+ * the webhook cannot be called the API answers 500 "failed calling webhook" and the script asks
+ * again; once the webhook admits the object it passes, and the dry run stored nothing; a denial
+ * fails at once with the webhook's own reason; an object that exists already (409) counts as
+ * admitted; after its attempts it gives up naming the last answer.
+ *
+ * `--until ready`, with a Node object whose status this test writes as a kubelet would: it waits
+ * while the Node is missing and while it is NotReady, and passes once Ready is True.
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -18,7 +23,7 @@ import { selfSigned } from "../harness/selfSigned";
 import { ApiServerLab, apiServerLabMissing } from "../kubernetes/apiServerLab";
 import { plan as planFor } from "../kubernetes/fixtures";
 
-const SCRIPT = path.resolve(__dirname, "../../assets/cluster/wait-for-admission.sh");
+const SCRIPT = path.resolve(__dirname, "../../assets/cluster/wait-for-object.sh");
 const LABEL = { "hardway-test": "admission" };
 const COLLECTION = "/api/v1/namespaces/default/configmaps";
 
@@ -37,7 +42,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-describeIfAvailable(apiServerLabMissing(), "wait-for-admission.sh", () => {
+describeIfAvailable(apiServerLabMissing(), "wait-for-object.sh", () => {
   const lab = new ApiServerLab();
   let kubeconfig = "";
   let webhookPort = 0;
@@ -49,16 +54,27 @@ describeIfAvailable(apiServerLabMissing(), "wait-for-admission.sh", () => {
   const configMap = (name: string) =>
     JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, labels: LABEL } });
 
+  /** `--until admitted` of this body. */
+  const run = (body: string, attempts: number, interval = 0, onStderr?: (text: string) => void) =>
+    script(
+      ["--until", "admitted", "--path", COLLECTION, "--body", body],
+      attempts,
+      interval,
+      onStderr,
+    );
+
   /** The script, asynchronously: the webhook answering it lives in this process. */
-  function run(body: string, attempts: number, interval = 0, onStderr?: (text: string) => void) {
+  function script(
+    until: string[],
+    attempts: number,
+    interval: number,
+    onStderr?: (text: string) => void,
+  ) {
     return new Promise<Run>((resolve) => {
       const child = spawn("bash", [
         SCRIPT,
         "create",
-        "--path",
-        COLLECTION,
-        "--body",
-        body,
+        ...until,
         "--attempts",
         String(attempts),
         "--interval",
@@ -107,7 +123,16 @@ describeIfAvailable(apiServerLabMissing(), "wait-for-admission.sh", () => {
   function stopWebhook(): Promise<void> {
     const server = webhook;
     webhook = undefined;
-    return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    // The API server keeps its connection to the webhook open: cut it too, or the "stopped"
+    // webhook would go on answering through it.
+    return new Promise((resolve) => {
+      if (server === undefined) {
+        resolve();
+        return;
+      }
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
   }
 
   beforeAll(async () => {
@@ -175,7 +200,7 @@ describeIfAvailable(apiServerLabMissing(), "wait-for-admission.sh", () => {
       }
     });
     expect(result.stderr).toMatch(
-      /attempt 1\/30: not admitted yet \(HTTP 500\): .*failed calling webhook/,
+      /attempt 1\/30: not admitted yet \(HTTP 500: .*failed calling webhook/,
     );
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(
@@ -192,7 +217,7 @@ describeIfAvailable(apiServerLabMissing(), "wait-for-admission.sh", () => {
     const result = await run(configMap("pool"), 5, 2);
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(
-      /the API refused the object at \/api\/v1\/namespaces\/default\/configmaps \(HTTP 422\): .*pool addresses overlap another pool/,
+      /the API refused \/api\/v1\/namespaces\/default\/configmaps \(HTTP 422\): .*pool addresses overlap another pool/,
     );
     expect(result.stderr).not.toMatch(/attempt 1\//);
     expect(reviews - before).toBe(1);
@@ -219,6 +244,58 @@ describeIfAvailable(apiServerLabMissing(), "wait-for-admission.sh", () => {
       /not admitted after 2 attempts, 0 s apart; the last answer: HTTP 500: .*failed calling webhook/,
     );
   }, 60_000);
+
+  it("waits until a Node is registered and Ready, as a kubelet reports it", async () => {
+    const node = "control7";
+    const path7 = `/api/v1/nodes/${node}`;
+    const ready = (status: "True" | "False") =>
+      lab.kubectl([
+        "patch",
+        "node",
+        node,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        JSON.stringify({
+          status: { conditions: [{ type: "Ready", status, reason: "KubeletReady", message: "" }] },
+        }),
+      ]);
+    const missing = await script(["--until", "ready", "--path", path7], 2, 0);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(
+      /attempt 1\/2: not ready yet \(HTTP 404: nodes "control7" not found\)/,
+    );
+    expect(
+      lab.kubectl(
+        ["create", "-f", "-"],
+        JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name: node } }),
+      ).stderr,
+    ).toBe("");
+    expect(ready("False").stderr).toBe("");
+    const notReady = await script(["--until", "ready", "--path", path7], 2, 0);
+    expect(notReady.status).toBe(1);
+    expect(notReady.stderr).toMatch(
+      /not ready after 2 attempts, 0 s apart; the last answer: the node is not Ready yet/,
+    );
+    let turned = false;
+    const waited = await script(["--until", "ready", "--path", path7], 30, 1, (stderr) => {
+      // The kubelet reports Ready while the host waits.
+      if (!turned && /attempt 1\/30/.test(stderr)) {
+        turned = true;
+        expect(ready("True").stderr).toBe("");
+      }
+    });
+    expect(waited.status).toBe(0);
+    expect(waited.stdout).toMatch(/^ready: \/api\/v1\/nodes\/control7 \(on attempt \d+\)\n$/);
+  }, 120_000);
+
+  it("refuses a Node path for --until ready that is not one, and an unknown --until", async () => {
+    const wrong = await script(["--until", "ready", "--path", COLLECTION], 1, 0);
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toMatch(/--until ready takes a Node's path, \/api\/v1\/nodes\/NAME/);
+    const unknown = await script(["--until", "gone", "--path", COLLECTION], 1, 0);
+    expect(unknown.stderr).toMatch(/--until must be admitted or ready \(got 'gone'\)/);
+  });
 
   it("refuses a kubeconfig without embedded certificates before asking anything", async () => {
     const saved = kubeconfig;

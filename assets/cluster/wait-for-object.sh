@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Runs on the host: waits until the Kubernetes API says what the next object needs, asking it
+# through the VIP with the admin kubeconfig every --interval seconds, up to --attempts times.
+#
+#   --until admitted --path COLLECTION --body JSON
+#       until the API would admit the object: a create with `?dryRun=All` (every admission
+#       webhook is called, nothing is stored). A chart's Deployment can be Ready before its
+#       webhook answers: MetalLB's controller is Ready once its metrics answer, while its webhook
+#       server starts only after it made its own certificate, and the API server reaches it
+#       through the Service's cluster IP, which the control node's kube-proxy must have
+#       programmed first. Meanwhile every create fails with "failed calling webhook", an error
+#       the Kubernetes provider does not retry.
+#         2xx, 409    admitted (409: an object of that name exists; admission ran before that check)
+#         other 4xx   refused: the object itself is wrong (a webhook denied it, or it is invalid);
+#                     fails at once with the API's message, as the real create would
+#   --until ready --path /api/v1/nodes/NAME
+#       until the Node is registered and its Ready condition is True. A kubelet updates its new
+#       Node many times in its first minutes (status, then the node controller's taints); a
+#       patch of the same object meanwhile conflicts and is tried again inside the API server,
+#       which on starved guests outlasted the server's 34 s deadline for the request.
+#   In both: 5xx, 404, 408, 429 or no answer mean not yet (unreachable or slow webhook, a type or
+#   object not there yet, a busy API).
+#
+# As an EnsuredScript: `create` waits; `status` and `delete` have nothing to look at or undo.
+# The admin kubeconfig (certificates embedded, as the Pki component writes it) comes on stdin;
+# its server (the VIP), CA and client certificate go to a private temporary directory.
+#
+# usage: wait-for-object.sh create|status|delete --until admitted|ready --path API-PATH
+#          [--body JSON] [--attempts N] [--interval SECONDS] < kubeconfig
+set -euo pipefail
+
+usage() {
+  echo "usage: wait-for-object.sh create|status|delete --until admitted|ready --path API-PATH [--body JSON] [--attempts N] [--interval SECONDS] < kubeconfig"
+}
+
+die() {
+  echo "wait-for-object.sh: $*" >&2
+  exit 1
+}
+
+if [[ "${1:-}" == "--help" ]]; then
+  usage
+  exit 0
+fi
+verb="${1:-}"
+case "$verb" in
+  create) shift ;;
+  status | delete) exit 0 ;;
+  *) die "a verb (create, status or delete) is required; see --help" ;;
+esac
+
+until=""
+api_path=""
+body=""
+attempts=60
+interval=10
+while [[ $# -gt 0 ]]; do
+  [[ $# -ge 2 ]] || die "option $1 needs a value"
+  case "$1" in
+    --until) until="$2" ;;
+    --path) api_path="$2" ;;
+    --body) body="$2" ;;
+    --attempts) attempts="$2" ;;
+    --interval) interval="$2" ;;
+    *) die "unknown option $1" ;;
+  esac
+  shift 2
+done
+[[ "$api_path" == /api/* || "$api_path" == /apis/* ]] \
+  || die "--path must be an API path, /api/... or /apis/... (got '$api_path')"
+case "$until" in
+  admitted) [[ "$body" == \{* ]] || die "--until admitted needs --body, the object as JSON" ;;
+  ready)
+    [[ "$api_path" =~ ^/api/v1/nodes/[a-z0-9.-]+$ ]] \
+      || die "--until ready takes a Node's path, /api/v1/nodes/NAME (got '$api_path')"
+    ;;
+  *) die "--until must be admitted or ready (got '$until')" ;;
+esac
+[[ "$attempts" =~ ^[1-9][0-9]*$ ]] || die "--attempts must be a positive whole number"
+[[ "$interval" =~ ^[0-9]+$ ]] || die "--interval must be a whole number of seconds"
+
+work="$(mktemp -d)"
+trap 'rm -rf -- "$work"' EXIT
+umask 077
+cat >"$work/kubeconfig"
+
+# The first value of a kubeconfig field: `  key: value` on one line, as the yaml library writes
+# it (base64 has no spaces, so it is never folded).
+field() {
+  sed -n "s/^[[:space:]-]*$1:[[:space:]]*//p" "$work/kubeconfig" | head -n 1
+}
+server="$(field server)"
+[[ "$server" == https://* ]] || die "expected a kubeconfig with an https:// server on stdin"
+for pair in certificate-authority-data:ca.crt client-certificate-data:client.crt \
+  client-key-data:client.key; do
+  value="$(field "${pair%%:*}")"
+  [[ -n "$value" ]] || die "the kubeconfig on stdin has no ${pair%%:*} (certificates must be embedded)"
+  base64 -d <<<"$value" >"$work/${pair#*:}" 2>/dev/null \
+    || die "the kubeconfig's ${pair%%:*} is not base64"
+done
+
+# The `message` of the API's Status answer (its first, the top-level one), quotes unescaped;
+# else the start of the answer, or what curl said.
+message() {
+  local text
+  text="$(sed -n 's/.*"message": *"\(\([^"\\]\|\\.\)*\)".*/\1/p' "$work/answer" 2>/dev/null \
+    | head -n 1 | sed 's/\\"/"/g')"
+  if [[ -z "$text" && -s "$work/answer" ]]; then
+    text="$(head -c 400 "$work/answer")"
+  fi
+  printf '%s' "${text:-$(tr '\n' ' ' <"$work/curl-error" 2>/dev/null)}"
+}
+
+# One request; prints the HTTP code (000: no answer). The answer is indented (`pretty`), one
+# field a line, which is what `ready` reads.
+ask() {
+  local request=(--cacert "$work/ca.crt" --cert "$work/client.crt" --key "$work/client.key"
+    -H "Accept: application/json")
+  if [[ "$until" == admitted ]]; then
+    request+=(-H "Content-Type: application/json" --data-binary "$body"
+      "$server$api_path?dryRun=All&pretty=true")
+  else
+    request+=("$server$api_path?pretty=true")
+  fi
+  : >"$work/answer"
+  curl --silent --show-error --max-time 30 -o "$work/answer" -w '%{http_code}' \
+    "${request[@]}" 2>"$work/curl-error" || echo "000"
+}
+
+# Whether the Node in the answer has `"type": "Ready"` followed by `"status": "True"`, as the
+# API writes a condition (type, then status).
+node_ready() {
+  grep -A1 '"type": "Ready"' "$work/answer" | grep -q '"status": "True"'
+}
+
+for ((attempt = 1; attempt <= attempts; attempt++)); do
+  code="$(ask)"
+  code="${code: -3}"
+  case "$until:$code" in
+    admitted:2?? | admitted:409)
+      echo "admitted: $api_path (HTTP $code on attempt $attempt)"
+      exit 0
+      ;;
+    ready:200)
+      if node_ready; then
+        echo "ready: $api_path (on attempt $attempt)"
+        exit 0
+      fi
+      why="the node is not Ready yet"
+      ;;
+    *:404 | *:408 | *:429 | *:5?? | *:000) why="HTTP $code: $(message)" ;;
+    *) die "the API refused $api_path (HTTP $code): $(message)" ;;
+  esac
+  echo "attempt $attempt/$attempts: not $until yet ($why)" >&2
+  if ((attempt < attempts)); then
+    sleep "$interval"
+  fi
+done
+die "$api_path: not $until after $attempts attempts, $interval s apart; the last answer: $why"

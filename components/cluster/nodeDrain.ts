@@ -152,7 +152,7 @@ export function drainFailure(node: string, output: string): string {
     const pods = [...refused.keys()].sort().map((pod) => `${pod} (${refused.get(pod)})`);
     const budget = [...refused.values()].some((r) => /disruption budget/i.test(r));
     parts.push(
-      `the eviction of ${pods.join(", ")} was refused until the timeout; ${
+      `the eviction of ${pods.join(", ")} did not go through; ${
         budget
           ? "where a PodDisruptionBudget allows no disruption now, make room for its pods elsewhere or relax it"
           : "the API said why"
@@ -177,7 +177,83 @@ export function disruptionChanged(olds: NodeDrainState, news: NodeDrainState): b
 
 const lastLines = (output: string) => output.trim().split("\n").slice(-10).join("\n");
 
-/** Runs the command lines on the control node in turn; the first that fails throws `failure`. */
+/**
+ * What kubectl (or the API server behind it) says when a request did not finish or was not
+ * answered, rather than refused: the API server's own deadline for a write (34 s, whatever
+ * `--request-timeout` says: k8s.io/apiserver handlers' requestTimeoutUpperBound), an overloaded
+ * or restarting server, etcd losing its leader. kubectl drain gives up on the first such answer
+ * to an eviction (it waits and asks again only on 429), although asking again is all it takes.
+ */
+const TRANSIENT_API_FAILURES = [
+  /Timeout: request did not complete within requested timeout/,
+  /the server was unable to return a response in the time allotted/,
+  /the server is currently unable to handle the request/,
+  /etcdserver: (request timed out|leader changed|no leader)/,
+  /net\/http: TLS handshake timeout/,
+  /Unable to connect to the server/,
+  /connect: connection refused/,
+  /connection reset by peer/,
+];
+
+/** The first line of kubectl's output that says the API did not finish, or undefined. Pure. */
+export function transientApiFailure(output: string): string | undefined {
+  return output
+    .split("\n")
+    .find((line) => TRANSIENT_API_FAILURES.some((pattern) => pattern.test(line)))
+    ?.trim();
+}
+
+/** Seconds between a command that met a transient failure and the next try of it. */
+export const RETRY_DELAY_SECONDS = 10;
+
+/** One run of a command line: its exit code (null: killed at its timeout) and what it printed. */
+export interface CommandResult {
+  readonly code: number | null;
+  readonly output: string;
+}
+
+/**
+ * Runs one command line until it succeeds; throws `failure(output)` on a failure that is not
+ * transient (transientApiFailure), or once `timeoutSeconds` from the first try would pass before
+ * the next. Between tries it says why and waits `delaySeconds`. `sleep` and `now` are there for
+ * tests.
+ */
+export async function runUntilDone(
+  run: () => Promise<CommandResult>,
+  options: {
+    readonly timeoutSeconds: number;
+    readonly delaySeconds: number;
+    readonly failure: (output: string) => string;
+    readonly say: (line: string) => void;
+    readonly sleep?: (seconds: number) => Promise<void>;
+    readonly now?: () => number;
+  },
+): Promise<void> {
+  const now = options.now ?? Date.now;
+  const sleep =
+    options.sleep ?? ((seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000)));
+  const started = now();
+  for (let attempt = 1; ; attempt++) {
+    const result = await run();
+    if (result.code === 0) {
+      return;
+    }
+    const transient = transientApiFailure(result.output);
+    const elapsed = Math.round((now() - started) / 1000);
+    if (transient === undefined || elapsed + options.delaySeconds >= options.timeoutSeconds) {
+      const tries = attempt > 1 ? ` (tried ${attempt} times in ${elapsed} s)` : "";
+      throw new Error(`${options.failure(result.output)}${tries}`);
+    }
+    options.say(`the API did not finish (${transient}); asking again in ${options.delaySeconds} s`);
+    await sleep(options.delaySeconds);
+  }
+}
+
+/**
+ * Runs the command lines on the control node in turn; the first that fails throws `failure`.
+ * Every line is safe to run again (drain, uncordon, cordon, wait, delete --ignore-not-found), so
+ * one that met a transient failure of the API is run again (runUntilDone).
+ */
 async function runOnControlNode(
   state: NodeDrainState,
   commands: readonly string[],
@@ -185,10 +261,18 @@ async function runOnControlNode(
 ): Promise<void> {
   await withSsh(state.via, async (session) => {
     for (const command of commands) {
-      const result = await session.run(command, undefined, state.timeoutSeconds + 60);
-      if (result.code !== 0) {
-        throw new Error(failure(`${result.stdout}\n${result.stderr}`));
-      }
+      await runUntilDone(
+        async () => {
+          const result = await session.run(command, undefined, state.timeoutSeconds + 60);
+          return { code: result.code, output: `${result.stdout}\n${result.stderr}` };
+        },
+        {
+          timeoutSeconds: state.timeoutSeconds,
+          delaySeconds: RETRY_DELAY_SECONDS,
+          failure,
+          say: (line) => console.error(`${state.verb} of ${state.node}: ${line}`),
+        },
+      );
     }
   });
 }

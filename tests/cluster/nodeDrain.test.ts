@@ -15,6 +15,8 @@ import {
   evictionRefusals,
   leaveCommands,
   nodeDrainProvider,
+  runUntilDone,
+  transientApiFailure,
 } from "../../components/cluster/nodeDrain";
 
 const state: NodeDrainState = {
@@ -77,7 +79,7 @@ describe("NodeDrain", () => {
       'error: unable to drain node "worker1" due to error: error when evicting pods/"web-7d4b9c-abcde" -n "default": global timeout reached: 10m0s, continuing command...',
     ].join("\n");
     expect(drainFailure("worker1", output)).toBe(
-      "cannot drain worker1: the eviction of default/web-7d4b9c-abcde (Cannot evict pod as it would violate the pod's disruption budget.) was refused until the timeout; where a PodDisruptionBudget allows no disruption now, make room for its pods elsewhere or relax it, then run pulumi up again",
+      "cannot drain worker1: the eviction of default/web-7d4b9c-abcde (Cannot evict pod as it would violate the pod's disruption budget.) did not go through; where a PodDisruptionBudget allows no disruption now, make room for its pods elsewhere or relax it, then run pulumi up again",
     );
   });
 
@@ -105,8 +107,95 @@ describe("NodeDrain", () => {
         'error when evicting pods/"a" -n "b": etcdserver: request timed out\n',
       ),
     ).toBe(
-      "cannot drain control0: the eviction of b/a (etcdserver: request timed out) was refused until the timeout; the API said why, then run pulumi up again",
+      "cannot drain control0: the eviction of b/a (etcdserver: request timed out) did not go through; the API said why, then run pulumi up again",
     );
+  });
+
+  describe("when the API does not finish a request", () => {
+    // What kubectl v0.37.2 printed in the e2e's scale-in on a loaded single control plane: the
+    // API server gives a write 34 s, and kubectl drain stops at the first such answer.
+    const timedOut =
+      'error when evicting pods/"spread-5f7fbc68b9-bkjjw" -n "default": Timeout: request did not complete within requested timeout - context deadline exceeded';
+
+    it("tells a request the API did not finish from a refusal", () => {
+      expect(
+        transientApiFailure(`evicting pod default/spread-5f7fbc68b9-bkjjw\n${timedOut}\n`),
+      ).toBe(timedOut);
+      for (const line of [
+        "Unable to connect to the server: net/http: TLS handshake timeout",
+        "Error from server (ServiceUnavailable): the server is currently unable to handle the request",
+        'error when evicting pods/"a" -n "b": etcdserver: request timed out',
+        "The connection to the server 192.168.234.20:6443 was refused - did you specify the right host or port?\ndial tcp 192.168.234.20:6443: connect: connection refused",
+      ]) {
+        expect(transientApiFailure(line)).toBeDefined();
+      }
+      for (const line of [
+        'error when evicting pods/"web" -n "default": global timeout reached: 10m0s',
+        "Cannot evict pod as it would violate the pod's disruption budget.",
+        "cannot delete Pods that declare no controller (use --force to override): default/echo",
+        'Error from server (NotFound): nodes "worker9" not found',
+        "error: timed out waiting for the condition on nodes/worker1",
+      ]) {
+        expect(transientApiFailure(line)).toBeUndefined();
+      }
+    });
+
+    /** runUntilDone over scripted results, on a clock that only the waits move. */
+    async function scripted(results: { code: number; output: string }[], timeoutSeconds = 600) {
+      let clock = 0;
+      const said: string[] = [];
+      let runs = 0;
+      const outcome = runUntilDone(
+        () => {
+          clock += 30_000; // each kubectl run takes 30 s
+          return Promise.resolve(results[Math.min(runs++, results.length - 1)]);
+        },
+        {
+          timeoutSeconds,
+          delaySeconds: 10,
+          failure: (output) => `cannot drain worker1: ${output}`,
+          say: (line) => said.push(line),
+          sleep: (seconds) => {
+            clock += seconds * 1000;
+            return Promise.resolve();
+          },
+          now: () => clock,
+        },
+      ).then(
+        () => "done",
+        (err: Error) => err.message,
+      );
+      return { outcome: await outcome, said, runs };
+    }
+
+    it("asks again after a transient failure, and is done when the command succeeds", async () => {
+      const result = await scripted([
+        { code: 1, output: timedOut },
+        { code: 1, output: "Unable to connect to the server: net/http: TLS handshake timeout" },
+        { code: 0, output: "node/worker1 drained" },
+      ]);
+      expect(result).toEqual({
+        outcome: "done",
+        said: [
+          `the API did not finish (${timedOut}); asking again in 10 s`,
+          "the API did not finish (Unable to connect to the server: net/http: TLS handshake timeout); asking again in 10 s",
+        ],
+        runs: 3,
+      });
+    });
+
+    it("fails at once on a refusal, and after its timeout on a failure that stays", async () => {
+      const refused = await scripted([{ code: 1, output: "error: no such node" }]);
+      expect(refused).toEqual({
+        outcome: "cannot drain worker1: error: no such node",
+        said: [],
+        runs: 1,
+      });
+      // 30 s a run and 10 s a wait: the fifth run ends at 190 s, and a sixth would start past 200.
+      const stays = await scripted([{ code: 1, output: timedOut }], 200);
+      expect(stays.runs).toBe(5);
+      expect(stays.outcome).toBe(`cannot drain worker1: ${timedOut} (tried 5 times in 190 s)`);
+    });
   });
 
   it("names the pods no controller would re-create, which it does not delete", () => {

@@ -57,6 +57,15 @@ describe("the worker scale phases' judgements", () => {
     expect(unexpectedSteps(steps, "worker1", "add")).toEqual([]);
     expect(stepCounts(steps)).toBe("1 create, 1 update");
     expect(unexpectedSteps(steps, "worker1", "remove")).toEqual(["create k8s-kubelet-worker1"]);
+    // A loaded API that missed the health probe's status: a wait planned, nothing changed.
+    const probe = {
+      op: "update",
+      urn: urn("pulumi-nodejs:dynamic/host:EnsuredScript", "k8s-api-health"),
+    };
+    expect(unexpectedSteps([...steps, probe], "worker1", "add")).toEqual([]);
+    expect(unexpectedSteps([{ ...probe, op: "replace" }], "worker1", "add")).toEqual([
+      "replace k8s-api-health",
+    ]);
     expect(
       unexpectedSteps(
         [

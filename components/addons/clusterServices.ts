@@ -1,7 +1,7 @@
 /**
  * ClusterServices: what chapters 7-8 install through the Kubernetes API once it answers on the
  * VIP: Cilium (with cni=cilium), CoreDNS (typed objects, coredns.ts), MetalLB with its address
- * pool (created once MetalLB's webhook admits it: assets/cluster/wait-for-admission.sh asks the
+ * pool (created once MetalLB's webhook admits it: assets/cluster/wait-for-object.sh asks the
  * API from the host), the NFS provisioner as the default StorageClass (each of the three as
  * `hardway:services` says), and the control-plane role label. Everything goes through
  * ClusterAccess's provider, which also made the RBAC the API needs earlier; how it previews,

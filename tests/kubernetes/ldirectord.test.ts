@@ -47,12 +47,13 @@ args="$*"
 real() { sed -n 's/.*-r \\([0-9.:]*\\).*/\\1/p' <<<"$args"; }
 case " $args " in
   *" -A "*) echo "V $(sed -n 's/.*-t \\([0-9.:]*\\).*/\\1/p' <<<"$args")" >>"$table" ;;
-  *" -a "*) echo "R $(real)" >>"$table"; echo "$(date +%s%3N) add $(real)" >>"$dir/changes" ;;
+  # Each change is logged before the table shows it: the test reads the log once it sees the table.
+  *" -a "*) echo "$(date +%s%3N) add $(real)" >>"$dir/changes"; echo "R $(real)" >>"$table" ;;
   *" -d "*)
     r="$(real)"
+    echo "$(date +%s%3N) delete $r" >>"$dir/changes"
     grep -v "^R $r\\$" "$table" >"$table.new" || true
-    mv "$table.new" "$table"
-    echo "$(date +%s%3N) delete $r" >>"$dir/changes" ;;
+    mv "$table.new" "$table" ;;
   *" -L "*)
     echo "IP Virtual Server version 1.2.1 (size=4096)"
     echo "Prot LocalAddress:Port Scheduler Flags"

@@ -87,6 +87,7 @@ const kubernetes = reached(config.stopAfter, "controlPlane")
         hosts: Object.fromEntries(
           vms.map((vm) => [vm.nodeName, { hostKey: vm.hostKey, instance: vm.instance }]),
         ),
+        hostNetwork,
       },
       through: reached(config.stopAfter, "nodes") ? "nodes" : "controlPlane",
       registryMirrors: registryMirrors(config.registryMirrors, (file) =>

@@ -126,6 +126,48 @@ describe("changing the number of workers of a live cluster", () => {
     expect(uncordon?.dependencies).toContain(kubelet?.urn);
   });
 
+  it("on destroy, deletes the VMs without first undoing each step on them; a leaving node's steps are undone", () => {
+    const host = one.find((r) => r.type === "hardway:host:HostNetwork");
+    expect(host).toBeDefined();
+    const onVms = [
+      ...byType(one, "pulumi-nodejs:dynamic/cluster:NodeStep"),
+      ...byType(one, "pulumi-nodejs:dynamic/cluster:NodeReleases"),
+    ];
+    expect(onVms.map((r) => r.name).sort()).toEqual(
+      [
+        "k8s-api-ldirectord",
+        "k8s-control-control0-kube-controller-manager",
+        "k8s-control-control0-kube-scheduler",
+        "k8s-control-kube-apiserver",
+        "k8s-etcd-members",
+        ...["control0", "worker0"].flatMap((node) => [
+          `k8s-kube-proxy-${node}`,
+          `k8s-kubelet-${node}`,
+          `k8s-releases-${node}`,
+          `k8s-runtime-${node}-cni`,
+          `k8s-runtime-${node}-containerd`,
+        ]),
+      ].sort(),
+    );
+    for (const step of onVms) {
+      expect({ step: step.name, deletedWith: step.deletedWith }).toEqual({
+        step: step.name,
+        deletedWith: host?.urn,
+      });
+    }
+    // What lives on the host is deleted on its own: the VMs (their QEMU, disk and tap), the
+    // host's pod routes, the release cache's hold.
+    for (const onHost of byType(one, "pulumi-nodejs:dynamic/host:EnsuredScript")) {
+      expect({ script: onHost.name, deletedWith: onHost.deletedWith }).toEqual({
+        script: onHost.name,
+        deletedWith: undefined,
+      });
+    }
+    // Removing a worker deletes none of what the host network stands for, so its steps run
+    // their removal on the VM (the e2e's scale-in shows it).
+    expect(changes(two, oneAgain).deleted).not.toContain(host?.name);
+  });
+
   it("stops a leaving node's kubelet before what its pods need: runtime, CNI config, pod images", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hardway-scale-"));
     const archive = path.join(dir, "pause.tar");

@@ -59,7 +59,7 @@ export class ApiLoadBalancer extends pulumi.ComponentResource {
         // gateway's NIC from its netplan config (see vm/cloudInit.ts).
         units: ["ldirectord.service"],
       },
-      { parent: this },
+      { parent: this, deletedWith: args.nodes.hostNetwork },
     );
     this.health = new EnsuredScript(
       `${name}-health`,

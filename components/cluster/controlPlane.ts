@@ -139,7 +139,7 @@ export class ControlPlane extends pulumi.ComponentResource {
           String(API_READY_INTERVAL_SECONDS),
         ],
       },
-      { parent: this, dependsOn: [args.etcd] },
+      { parent: this, dependsOn: [args.etcd], deletedWith: nodes.hostNetwork },
     );
     const controllerManagers: Record<string, NodeStep> = {};
     const schedulers: Record<string, NodeStep> = {};
@@ -178,7 +178,7 @@ export class ControlPlane extends pulumi.ComponentResource {
           artifacts: args.artifacts.get(["kube-controller-manager"], this),
           units: ["kube-controller-manager.service"],
         },
-        { parent: this, dependsOn: [previous] },
+        { parent: this, dependsOn: [previous], deletedWith: nodes.hostNetwork },
       );
     }
     previous = this.apiServers;
@@ -201,7 +201,7 @@ export class ControlPlane extends pulumi.ComponentResource {
           artifacts: args.artifacts.get(["kube-scheduler"], this),
           units: ["kube-scheduler.service"],
         },
-        { parent: this, dependsOn: [previous] },
+        { parent: this, dependsOn: [previous], deletedWith: nodes.hostNetwork },
       );
     }
     this.controllerManagers = controllerManagers;

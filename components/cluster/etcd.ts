@@ -157,7 +157,7 @@ export class Etcd extends pulumi.ComponentResource {
         readiness: etcdHealthCommand("member", attempts, interval),
         finalCheck: etcdHealthCommand("cluster", attempts, interval),
       },
-      { parent: this },
+      { parent: this, deletedWith: args.nodes.hostNetwork },
     );
     this.registerOutputs({});
   }

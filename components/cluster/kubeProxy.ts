@@ -53,7 +53,7 @@ export class KubeProxy extends pulumi.ComponentResource {
         artifacts: this.fetched,
         units: ["kube-proxy.service"],
       },
-      { parent: this, dependsOn: [after] },
+      { parent: this, dependsOn: [after], deletedWith: nodes.hostNetwork },
     );
     this.nodes[node.name] = step;
     return step;

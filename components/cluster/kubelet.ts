@@ -61,7 +61,7 @@ export class Kubelet extends pulumi.ComponentResource {
         units: ["kubelet.service"],
         stateDirs: [NODE_PATHS.kubeletDir],
       },
-      { parent: this, dependsOn: after },
+      { parent: this, dependsOn: after, deletedWith: args.nodes.hostNetwork },
     );
     this.nodes[node.name] = step;
     return step;

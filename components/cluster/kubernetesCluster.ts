@@ -52,7 +52,7 @@ export interface KubernetesClusterArgs {
   readonly pki: PkiMaterial;
   /** Names the cluster in etcd's initial token and the controller-manager's flags. */
   readonly clusterName: string;
-  /** How steps reach each VM (login, host keys, instance ids). */
+  /** How steps reach each VM (login, host keys, instance ids) and what the VMs go with. */
   readonly nodes: ClusterNodes;
   /**
    * "controlPlane" stops after etcd, the API servers and the load balancer; "nodes" goes on
@@ -117,12 +117,12 @@ export class KubernetesCluster extends pulumi.ComponentResource {
             this,
           ),
         },
-        parent,
+        { parent: this, deletedWith: args.nodes.hostNetwork },
       );
       hosts[node.name] = { hostKey: host.hostKey, instance: releases[node.name].instance };
     }
     this.releases = releases;
-    const nodes: ClusterNodes = { connection: args.nodes.connection, hosts };
+    const nodes: ClusterNodes = { ...args.nodes, hosts };
     const common = { plan, pki, nodes, artifacts: cache };
     this.etcd = new Etcd(
       `${name}-etcd`,

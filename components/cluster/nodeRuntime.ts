@@ -103,7 +103,7 @@ export class NodeRuntime extends pulumi.ComponentResource {
           artifacts: fetched,
           units: [RUNTIME_SERVICES[args.runtime]],
         },
-        { parent: this },
+        { parent: this, deletedWith: args.cluster.hostNetwork },
       );
       const cni =
         args.cni === "bridge"
@@ -118,7 +118,7 @@ export class NodeRuntime extends pulumi.ComponentResource {
                   ]),
                 ],
               },
-              { parent: this },
+              { parent: this, deletedWith: args.cluster.hostNetwork },
             )
           : undefined;
       nodes[node.name] = cni === undefined ? { runtime } : { runtime, cni };

@@ -100,6 +100,13 @@ export interface ClusterNodes {
       { readonly hostKey: pulumi.Input<string>; readonly instance: pulumi.Input<string> }
     >
   >;
+  /**
+   * The host network every VM is attached to. Only `destroy` deletes it, and with it every VM and
+   * its disk, so what a step installed on a VM is not removed one daemon at a time first: each
+   * step on a VM is `deletedWith` it. The removals still run when a node leaves a cluster that
+   * stays. @default none (every step removes what it installed)
+   */
+  readonly hostNetwork?: pulumi.Resource;
 }
 
 /** The target for one node of the cluster, installing these files. */

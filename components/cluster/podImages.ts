@@ -66,7 +66,11 @@ export class PodImages extends pulumi.ComponentResource {
             uploads,
           },
         },
-        { parent: this, dependsOn: [args.runtimeSteps[node.name]] },
+        {
+          parent: this,
+          dependsOn: [args.runtimeSteps[node.name]],
+          deletedWith: args.nodes.hostNetwork,
+        },
       );
     }
     this.nodes = nodes;

@@ -261,11 +261,15 @@ restarts_for() {
 
 written="$(bash "$here/install-files.sh" write --step "$step" --root "${root:-/}")"
 files_changed=0
+units_changed=0
 while IFS= read -r line; do
   [[ "$line" == "changed "* ]] || continue
   files_changed=$((files_changed + 1))
   if restarts_for "${line#changed }"; then
     changed=$((changed + 1))
+  fi
+  if [[ "${line#changed }" == /etc/systemd/* ]]; then
+    units_changed=$((units_changed + 1))
   fi
 done <<<"$written"
 if ((files_changed > 0)); then
@@ -295,9 +299,20 @@ if [[ -f "$started_file" && "$(<"$started_file")" != "$fingerprint" ]]; then
   changed=$((changed + 1))
 fi
 
-systemd daemon-reload
+# A reload runs every systemd generator again, seconds each on an emulated VM, and PID 1 answers
+# nobody meanwhile: only when a unit file of this step changed, or systemd says a unit's file on
+# disk is not the one it loaded (written by a run that stopped before reloading). `enable` makes
+# the boot-time links only; it would reload as well without --no-reload.
 for unit in "${units[@]}"; do
-  systemd enable --quiet "$unit"
+  if [[ -z "$root" && "$(systemctl show --property NeedDaemonReload --value "$unit")" == "yes" ]]; then
+    units_changed=$((units_changed + 1))
+  fi
+done
+if ((units_changed > 0)); then
+  systemd daemon-reload
+fi
+for unit in "${units[@]}"; do
+  systemd enable --quiet --no-reload "$unit"
   if unit_active "$unit"; then
     if ((changed > 0)); then
       systemd restart "$unit"

@@ -40,6 +40,7 @@ function inNamespace(script: string): { status: number | null; output: string } 
       '  is-active) [ -e "/var/lib/active.$unit" ] ;;',
       '  restart) touch "/var/lib/active.$unit" ;;',
       '  disable) rm -f "/var/lib/active.$unit" ;;',
+      '  show) if [ -e "/var/lib/stale.$unit" ]; then echo yes; else echo no; fi ;;',
       "esac",
       "",
     ].join("\n"),
@@ -101,9 +102,38 @@ describeIfAvailable(skip, "node-step.sh on a node (mount namespace)", () => {
     // PID 1 of a loaded emulated VM may take longer than systemctl's default 25 s to answer.
     expect(log).toMatch(/^systemctl daemon-reload \(bus timeout 300\)$/m);
     expect(log).not.toContain("bus timeout default");
+    // systemd reloads (every generator again, seconds under emulation) only for the new unit
+    // file: once for both applies; enabling it adds links and no reload of its own.
+    expect(log.match(/systemctl daemon-reload/g)).toHaveLength(1);
+    expect(log.match(/systemctl enable --quiet --no-reload kubelet.service/g)).toHaveLength(2);
+    expect(log).not.toMatch(/systemctl enable (?!.*--no-reload)/);
     expect(log).toContain("echo kubelet");
     expect(log).toContain("kubeconfig");
     expect(result.output.split("---\n")[3]).toContain("hardway-step: restarted kubelet.service");
+  });
+
+  it("reloads systemd for a changed unit file, or one systemd has not loaded since it changed", () => {
+    const reloads = "grep -c daemon-reload /var/lib/systemctl.log || true";
+    const result = inNamespace(
+      [
+        `${step("apply", "kubelet", kubelet)} <${bundleFile}`,
+        reloads,
+        "echo ---",
+        // The unit file changes: one reload more, and the daemon restarts.
+        `sed 's/W1VuaXRdCg==/W1VuaXRdCkFmdGVyPWEK/' ${bundleFile} | ${step("apply", "kubelet", kubelet)}`,
+        reloads,
+        "echo ---",
+        // Unchanged, but written by a run that stopped before it reloaded.
+        "touch /var/lib/stale.kubelet.service",
+        `sed 's/W1VuaXRdCg==/W1VuaXRdCkFmdGVyPWEK/' ${bundleFile} | ${step("apply", "kubelet", kubelet)}`,
+        reloads,
+      ].join("\n"),
+    );
+    expect(result.status).toBe(0);
+    const [first, changed, stale] = result.output.split("---\n");
+    expect(first).toContain("hardway-step: started kubelet.service\n1\n");
+    expect(changed).toContain("hardway-step: restarted kubelet.service\n2\n");
+    expect(stale).toBe("3\n");
   });
 
   it("writes a --no-restart file without restarting, and still restarts for any other change", () => {

@@ -181,7 +181,7 @@ describe("the VM components under mocks", () => {
     const [a, r] = [amd64.vms[1].qemuArgv, arm64.vms[1].qemuArgv];
     expect([a[0], r[0]]).toEqual(["qemu-system-x86_64", "qemu-system-aarch64"]);
     expect([flag(a, "-machine"), flag(r, "-machine")]).toEqual(["q35", "virt"]);
-    expect([flag(a, "-accel"), flag(r, "-accel")]).toEqual(["kvm", "tcg,tb-size=256"]);
+    expect([flag(a, "-accel"), flag(r, "-accel")]).toEqual(["kvm", "tcg,tb-size=1024"]);
     expect([flag(a, "-cpu"), flag(r, "-cpu")]).toEqual(["host", "max"]);
     expect(flag(a, "-drive")).toContain("/usr/share/OVMF/OVMF_CODE_4M.fd");
     expect(flag(r, "-drive")).toContain("/usr/share/AAVMF/AAVMF_CODE.fd");

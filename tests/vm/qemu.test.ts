@@ -6,6 +6,7 @@ import {
   qemuArgv,
   resolveAccelerator,
   tapName,
+  tcgCacheMiB,
   vmFiles,
 } from "../../components/vm/qemu";
 import { encodeArgv, renderBundle, vmScriptFlags } from "../../components/vm/vmScript";
@@ -117,8 +118,8 @@ describe("qemuArgv", () => {
   it("emulates with the richest CPU model under TCG and uses AAVMF on Debian", () => {
     const argv = qemuArgv(spec("arm64", { accelerator: "tcg" }));
     expect(values(argv, "-cpu")).toEqual(["max"]);
-    // A 256 MiB translation cache halves QEMU's memory under emulation.
-    expect(values(argv, "-accel")).toEqual(["tcg,tb-size=256"]);
+    // Half the guest's 2 GiB for translated code (tcgCacheMiB).
+    expect(values(argv, "-accel")).toEqual(["tcg,tb-size=1024"]);
     expect(values(argv, "-drive")[0]).toContain("file=/usr/share/AAVMF/AAVMF_CODE.fd");
   });
 
@@ -144,6 +145,13 @@ describe("qemuArgv", () => {
     [{ firmware: undefined }, /either firmware .* or kernel/],
   ])("refuses %o", (overrides, message) => {
     expect(() => qemuArgv(spec("amd64", overrides))).toThrow(message);
+  });
+});
+
+describe("tcgCacheMiB", () => {
+  it("keeps half the guest's memory of translated code, never less than 256 MiB", () => {
+    expect([512, 1024, 2048, 4096].map(tcgCacheMiB)).toEqual([256, 512, 1024, 2048]);
+    expect(tcgCacheMiB(2047)).toBe(1023);
   });
 });
 

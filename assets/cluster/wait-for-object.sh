@@ -13,24 +13,28 @@
 #         2xx, 409    admitted (409: an object of that name exists; admission ran before that check)
 #         other 4xx   refused: the object itself is wrong (a webhook denied it, or it is invalid);
 #                     fails at once with the API's message, as the real create would
-#   --until ready --path /api/v1/nodes/NAME
-#       until the Node is registered and its Ready condition is True. A kubelet updates its new
-#       Node many times in its first minutes (status, then the node controller's taints); a
-#       patch of the same object meanwhile conflicts and is tried again inside the API server,
-#       which on starved guests outlasted the server's 34 s deadline for the request.
-#   In both: 5xx, 404, 408, 429 or no answer mean not yet (unreachable or slow webhook, a type or
-#   object not there yet, a busy API).
+#   --until labelled --path /api/v1/nodes/NAME --label KEY=VALUE
+#       until the Node is registered, Ready, and carries the label, which it adds (a merge patch,
+#       field manager `hardway`) once the node is Ready: kubelets may not label themselves
+#       node-role.kubernetes.io/* (NodeRestriction), so an administrator does, as kubeadm does
+#       after the kubelet registered the node. A kubelet updates its new Node many times in its
+#       first minutes; a patch meanwhile conflicts and is tried again inside the API server. On
+#       starved guests one patch outlasted the API server's 34 s deadline for a write (504), an
+#       answer Pulumi's Kubernetes provider does not retry: here the next attempt reads the Node
+#       again, and finds the label if that patch went through after all.
+#   In all: 5xx, 404, 408, 409, 429 or no answer mean not yet (unreachable or slow webhook, a type
+#   or object not there yet, a conflict, a busy API).
 #
 # As an EnsuredScript: `create` waits; `status` and `delete` have nothing to look at or undo.
 # The admin kubeconfig (certificates embedded, as the Pki component writes it) comes on stdin;
 # its server (the VIP), CA and client certificate go to a private temporary directory.
 #
-# usage: wait-for-object.sh create|status|delete --until admitted|ready --path API-PATH
-#          [--body JSON] [--attempts N] [--interval SECONDS] < kubeconfig
+# usage: wait-for-object.sh create|status|delete --until admitted|labelled --path API-PATH
+#          [--body JSON] [--label KEY=VALUE] [--attempts N] [--interval SECONDS] < kubeconfig
 set -euo pipefail
 
 usage() {
-  echo "usage: wait-for-object.sh create|status|delete --until admitted|ready --path API-PATH [--body JSON] [--attempts N] [--interval SECONDS] < kubeconfig"
+  echo "usage: wait-for-object.sh create|status|delete --until admitted|labelled --path API-PATH [--body JSON] [--label KEY=VALUE] [--attempts N] [--interval SECONDS] < kubeconfig"
 }
 
 die() {
@@ -52,6 +56,7 @@ esac
 until=""
 api_path=""
 body=""
+label=""
 attempts=60
 interval=10
 while [[ $# -gt 0 ]]; do
@@ -60,6 +65,7 @@ while [[ $# -gt 0 ]]; do
     --until) until="$2" ;;
     --path) api_path="$2" ;;
     --body) body="$2" ;;
+    --label) label="$2" ;;
     --attempts) attempts="$2" ;;
     --interval) interval="$2" ;;
     *) die "unknown option $1" ;;
@@ -70,11 +76,14 @@ done
   || die "--path must be an API path, /api/... or /apis/... (got '$api_path')"
 case "$until" in
   admitted) [[ "$body" == \{* ]] || die "--until admitted needs --body, the object as JSON" ;;
-  ready)
+  labelled)
     [[ "$api_path" =~ ^/api/v1/nodes/[a-z0-9.-]+$ ]] \
-      || die "--until ready takes a Node's path, /api/v1/nodes/NAME (got '$api_path')"
+      || die "--until labelled takes a Node's path, /api/v1/nodes/NAME (got '$api_path')"
+    # A label's key and value need no quoting in JSON: letters, digits and . _ - / only.
+    [[ "$label" =~ ^[A-Za-z0-9][A-Za-z0-9./_-]*=[A-Za-z0-9._-]*$ ]] \
+      || die "--until labelled needs --label KEY=VALUE, e.g. node-role.kubernetes.io/control-plane= (got '$label')"
     ;;
-  *) die "--until must be admitted or ready (got '$until')" ;;
+  *) die "--until must be admitted or labelled (got '$until')" ;;
 esac
 [[ "$attempts" =~ ^[1-9][0-9]*$ ]] || die "--attempts must be a positive whole number"
 [[ "$interval" =~ ^[0-9]+$ ]] || die "--interval must be a whole number of seconds"
@@ -111,20 +120,17 @@ message() {
   printf '%s' "${text:-$(tr '\n' ' ' <"$work/curl-error" 2>/dev/null)}"
 }
 
-# One request; prints the HTTP code (000: no answer). The answer is indented (`pretty`), one
-# field a line, which is what `ready` reads.
+# One request (curl's own arguments, the URL's query after the path); prints the HTTP code
+# (000: no answer). The answer is indented (`pretty`), one field a line, which is what the
+# Node's checks read.
 ask() {
-  local request=(--cacert "$work/ca.crt" --cert "$work/client.crt" --key "$work/client.key"
-    -H "Accept: application/json")
-  if [[ "$until" == admitted ]]; then
-    request+=(-H "Content-Type: application/json" --data-binary "$body"
-      "$server$api_path?dryRun=All&pretty=true")
-  else
-    request+=("$server$api_path?pretty=true")
-  fi
+  local query="$1"
+  shift
   : >"$work/answer"
-  curl --silent --show-error --max-time 30 -o "$work/answer" -w '%{http_code}' \
-    "${request[@]}" 2>"$work/curl-error" || echo "000"
+  curl --silent --show-error --max-time 40 -o "$work/answer" -w '%{http_code}' \
+    --cacert "$work/ca.crt" --cert "$work/client.crt" --key "$work/client.key" \
+    -H "Accept: application/json" "$@" "$server$api_path?$query" \
+    2>"$work/curl-error" || echo "000"
 }
 
 # Whether the Node in the answer has `"type": "Ready"` followed by `"status": "True"`, as the
@@ -133,22 +139,45 @@ node_ready() {
   grep -A1 '"type": "Ready"' "$work/answer" | grep -q '"status": "True"'
 }
 
+# Whether the Node in the answer has the label: `"KEY": "VALUE"` in its metadata's labels.
+has_label() {
+  sed -n '/^    "labels": {/,/^    }/p' "$work/answer" | grep -qF "\"${label%%=*}\": \"${label#*=}\""
+}
+
 for ((attempt = 1; attempt <= attempts; attempt++)); do
-  code="$(ask)"
+  if [[ "$until" == admitted ]]; then
+    code="$(ask "dryRun=All&pretty=true" -H "Content-Type: application/json" --data-binary "$body")"
+  else
+    code="$(ask "pretty=true")"
+  fi
   code="${code: -3}"
   case "$until:$code" in
     admitted:2?? | admitted:409)
       echo "admitted: $api_path (HTTP $code on attempt $attempt)"
       exit 0
       ;;
-    ready:200)
-      if node_ready; then
-        echo "ready: $api_path (on attempt $attempt)"
+    labelled:200)
+      if ! node_ready; then
+        why="the node is not Ready yet"
+      elif has_label; then
+        echo "labelled: $api_path has $label (on attempt $attempt)"
         exit 0
+      else
+        patch="{\"metadata\":{\"labels\":{\"${label%%=*}\":\"${label#*=}\"}}}"
+        code="$(ask "fieldManager=hardway&pretty=true" -X PATCH \
+          -H "Content-Type: application/merge-patch+json" --data-binary "$patch")"
+        code="${code: -3}"
+        case "$code" in
+          2??)
+            echo "labelled: $api_path now has $label (patched on attempt $attempt)"
+            exit 0
+            ;;
+          404 | 408 | 409 | 429 | 5?? | 000) why="the label's patch: HTTP $code: $(message)" ;;
+          *) die "the API refused the label's patch of $api_path (HTTP $code): $(message)" ;;
+        esac
       fi
-      why="the node is not Ready yet"
       ;;
-    *:404 | *:408 | *:429 | *:5?? | *:000) why="HTTP $code: $(message)" ;;
+    *:404 | *:408 | *:409 | *:429 | *:5?? | *:000) why="HTTP $code: $(message)" ;;
     *) die "the API refused $api_path (HTTP $code): $(message)" ;;
   esac
   echo "attempt $attempt/$attempts: not $until yet ($why)" >&2

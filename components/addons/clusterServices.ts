@@ -3,9 +3,9 @@
  * VIP: Cilium (with cni=cilium), CoreDNS (typed objects, coredns.ts), MetalLB with its address
  * pool (created once MetalLB's webhook admits it: assets/cluster/wait-for-object.sh asks the
  * API from the host), the NFS provisioner as the default StorageClass (each of the three as
- * `hardway:services` says), and the control-plane role label. Everything goes through
- * ClusterAccess's provider, which also made the RBAC the API needs earlier; how it previews,
- * updates and deletes is in provider.ts.
+ * `hardway:services` says), and the control-plane role label (set from the host by the same
+ * script). Everything else goes through ClusterAccess's provider, which also made the RBAC the
+ * API needs earlier; how it previews, updates and deletes is in provider.ts.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -96,10 +96,8 @@ export class ClusterServices extends pulumi.ComponentResource {
     readonly pool: k8s.apiextensions.CustomResource;
     readonly l2Advertisement: k8s.apiextensions.CustomResource;
   };
-  /** By control node name. */
-  readonly controlPlaneLabels: Readonly<Record<string, k8s.core.v1.NodePatch>>;
-  /** By control node name: the wait until the API calls the node Ready, which its label follows. */
-  readonly nodesReady: Readonly<Record<string, EnsuredScript>>;
+  /** By control node name: the node's role label, set once the API calls the node Ready. */
+  readonly controlPlaneLabels: Readonly<Record<string, EnsuredScript>>;
 
   constructor(name: string, args: ClusterServicesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:addons:ClusterServices", name, {}, opts);
@@ -130,8 +128,9 @@ export class ClusterServices extends pulumi.ComponentResource {
           ],
           stdin: args.kubeconfig,
           watch: false,
-          // Each attempt: the interval and a request of up to 30 s.
-          timeoutSeconds: OBJECT_WAIT.attempts * (OBJECT_WAIT.intervalSeconds + 30) + 60,
+          // Each attempt: the interval and up to two requests of up to 40 s each (a label's
+          // read and patch).
+          timeoutSeconds: OBJECT_WAIT.attempts * (OBJECT_WAIT.intervalSeconds + 80) + 60,
         },
         { parent: this, dependsOn: after },
       );
@@ -228,28 +227,30 @@ export class ClusterServices extends pulumi.ComponentResource {
       this.metallb = { admission, pool, l2Advertisement };
     }
 
-    // A patch is a server-side apply, which creates a Node that does not exist yet; the kubelet
-    // would then find it taken and never add its registerWithTaints. So each label waits until
-    // the API calls its node Ready (after the node's kubelet step): registered, and past the
-    // kubelet's first updates of it, which a patch meanwhile conflicts with (as kubeadm marks a
-    // control plane node only after its kubelet registered it, and retries).
-    const labels: Record<string, k8s.core.v1.NodePatch> = {};
-    const nodesReady: Record<string, EnsuredScript> = {};
+    // `kubectl label node controlN node-role.kubernetes.io/control-plane=`, as the host asks it
+    // (wait-for-object.sh --until labelled): once the API calls the node Ready (registered by
+    // its kubelet, past its first updates), as kubeadm marks a control plane node, and again
+    // for as long as the API does not finish the patch. Not a NodePatch resource: a patch is a
+    // server-side apply, which would create a Node its kubelet then finds taken; and in the HA
+    // runs a patch of a Ready node outlasted the API server's 34 s deadline for a write, a 504
+    // the Kubernetes provider does not retry, failing the whole `up`.
+    const labels: Record<string, EnsuredScript> = {};
     for (const node of plan.controls) {
       const kubelet = kubelets[node.name];
-      nodesReady[node.name] = waitFor(
-        `${name}-ready-${node.name}`,
-        ["--until", "ready", "--path", `/api/v1/nodes/${node.name}`],
-        kubelet ? [kubelet] : [],
-      );
-      labels[node.name] = new k8s.core.v1.NodePatch(
+      labels[node.name] = waitFor(
         `${name}-role-${node.name}`,
-        { metadata: { name: node.name, labels: { [CONTROL_PLANE_ROLE_LABEL]: "" } } },
-        k8sOpts([...(kubelet ? [kubelet] : []), nodesReady[node.name]]),
+        [
+          "--until",
+          "labelled",
+          "--path",
+          `/api/v1/nodes/${node.name}`,
+          "--label",
+          `${CONTROL_PLANE_ROLE_LABEL}=`,
+        ],
+        kubelet ? [kubelet] : [],
       );
     }
     this.controlPlaneLabels = labels;
-    this.nodesReady = nodesReady;
 
     this.registerOutputs({
       cilium: cilium?.status,

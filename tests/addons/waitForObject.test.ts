@@ -8,8 +8,9 @@
  * fails at once with the webhook's own reason; an object that exists already (409) counts as
  * admitted; after its attempts it gives up naming the last answer.
  *
- * `--until ready`, with a Node object whose status this test writes as a kubelet would: it waits
- * while the Node is missing and while it is NotReady, and passes once Ready is True.
+ * `--until labelled`, with a Node object whose status this test writes as a kubelet would: it
+ * waits while the Node is missing and while it is NotReady, then patches the label in once Ready
+ * is True; a Node that carries the label already is not patched.
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -26,6 +27,7 @@ import { plan as planFor } from "../kubernetes/fixtures";
 const SCRIPT = path.resolve(__dirname, "../../assets/cluster/wait-for-object.sh");
 const LABEL = { "hardway-test": "admission" };
 const COLLECTION = "/api/v1/namespaces/default/configmaps";
+const ROLE = "node-role.kubernetes.io/control-plane";
 
 interface Run {
   readonly status: number | null;
@@ -247,9 +249,10 @@ describeIfAvailable(apiServerLabMissing(), "wait-for-object.sh", () => {
     );
   }, 60_000);
 
-  it("waits until a Node is registered and Ready, as a kubelet reports it", async () => {
+  it("waits until a Node is registered and Ready, then labels it once; a label already there is left", async () => {
     const node = "control7";
     const path7 = `/api/v1/nodes/${node}`;
+    const role = ["--until", "labelled", "--path", path7, "--label", `${ROLE}=`];
     const ready = (status: "True" | "False") =>
       lab.kubectl([
         "patch",
@@ -262,10 +265,17 @@ describeIfAvailable(apiServerLabMissing(), "wait-for-object.sh", () => {
           status: { conditions: [{ type: "Ready", status, reason: "KubeletReady", message: "" }] },
         }),
       ]);
-    const missing = await script(["--until", "ready", "--path", path7], 2, 0);
+    /** The Node's labels and resourceVersion (which any write changes). */
+    const metadata = (name: string) =>
+      (
+        JSON.parse(lab.kubectl(["get", "--raw", `/api/v1/nodes/${name}`]).stdout) as {
+          metadata: { labels?: Record<string, string>; resourceVersion: string };
+        }
+      ).metadata;
+    const missing = await script(role, 2, 0);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(
-      /attempt 1\/2: not ready yet \(HTTP 404: nodes "control7" not found\)/,
+      /attempt 1\/2: not labelled yet \(HTTP 404: nodes "control7" not found\)/,
     );
     expect(
       lab.kubectl(
@@ -274,13 +284,15 @@ describeIfAvailable(apiServerLabMissing(), "wait-for-object.sh", () => {
       ).stderr,
     ).toBe("");
     expect(ready("False").stderr).toBe("");
-    const notReady = await script(["--until", "ready", "--path", path7], 2, 0);
+    const notReady = await script(role, 2, 0);
     expect(notReady.status).toBe(1);
     expect(notReady.stderr).toMatch(
-      /not ready after 2 attempts, 0 s apart; the last answer: the node is not Ready yet/,
+      /not labelled after 2 attempts, 0 s apart; the last answer: the node is not Ready yet/,
     );
+    // Not labelled while it was not Ready.
+    expect(metadata(node).labels?.[ROLE]).toBeUndefined();
     let turned = false;
-    const waited = await script(["--until", "ready", "--path", path7], 30, 1, (stderr) => {
+    const waited = await script(role, 30, 1, (stderr) => {
       // The kubelet reports Ready while the host waits.
       if (!turned && /attempt 1\/30/.test(stderr)) {
         turned = true;
@@ -288,15 +300,33 @@ describeIfAvailable(apiServerLabMissing(), "wait-for-object.sh", () => {
       }
     });
     expect(waited.status).toBe(0);
-    expect(waited.stdout).toMatch(/^ready: \/api\/v1\/nodes\/control7 \(on attempt \d+\)\n$/);
+    expect(waited.stdout).toMatch(
+      /^labelled: \/api\/v1\/nodes\/control7 now has node-role.kubernetes.io\/control-plane= \(patched on attempt \d+\)\n$/,
+    );
+    const labelled = metadata(node);
+    expect(labelled.labels?.[ROLE]).toBe("");
+    // Again: the label is there, nothing is written.
+    const again = await script(role, 1, 0);
+    expect(again.stdout).toMatch(/has node-role.kubernetes.io\/control-plane= \(on attempt 1\)/);
+    expect(metadata(node).resourceVersion).toBe(labelled.resourceVersion);
   }, 120_000);
 
-  it("refuses a Node path for --until ready that is not one, and an unknown --until", async () => {
-    const wrong = await script(["--until", "ready", "--path", COLLECTION], 1, 0);
+  it("refuses a Node path for --until labelled that is not one, a bad label, and an unknown --until", async () => {
+    const wrong = await script(
+      ["--until", "labelled", "--path", COLLECTION, "--label", `${ROLE}=`],
+      1,
+      0,
+    );
     expect(wrong.status).toBe(1);
-    expect(wrong.stderr).toMatch(/--until ready takes a Node's path, \/api\/v1\/nodes\/NAME/);
+    expect(wrong.stderr).toMatch(/--until labelled takes a Node's path, \/api\/v1\/nodes\/NAME/);
+    const quoted = await script(
+      ["--until", "labelled", "--path", "/api/v1/nodes/control7", "--label", 'a"b=c'],
+      1,
+      0,
+    );
+    expect(quoted.stderr).toMatch(/--until labelled needs --label KEY=VALUE/);
     const unknown = await script(["--until", "gone", "--path", COLLECTION], 1, 0);
-    expect(unknown.stderr).toMatch(/--until must be admitted or ready \(got 'gone'\)/);
+    expect(unknown.stderr).toMatch(/--until must be admitted or labelled \(got 'gone'\)/);
   });
 
   it("refuses a kubeconfig without embedded certificates before asking anything", async () => {

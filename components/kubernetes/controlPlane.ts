@@ -67,13 +67,18 @@ export interface LeaderElectionTiming {
  * The defaults (15 s lease, 10 s to renew) gave up on a loaded guest: each renewal request may
  * take half the renew deadline (client-go resourcelock.NewFromKubeconfig), 5 s, and the API
  * server took longer, so the leader exited (`Failed to renew lease ... context deadline
- * exceeded`), restarted, and never synced its caches: Deployments got no ReplicaSets. A failover
- * then takes up to a minute instead of 15 s.
+ * exceeded`), restarted, and never synced its caches: Deployments got no ReplicaSets. With three
+ * 1-vCPU control nodes (the HA run) a 60 s lease renewed within 40 s was lost as well: renewals
+ * of 20 s each timed out while writes took up to the API server's own 34 s deadline, the
+ * controller manager exited and took 12 minutes to start its controllers again, and meanwhile no
+ * namespace got its default ServiceAccount. Each renewal now has 60 s (half the renew deadline),
+ * longer than the API server lets any write run. A failover then takes up to three minutes
+ * instead of 15 s.
  */
 export const EMULATED_LEADER_ELECTION: LeaderElectionTiming = {
-  leaseDurationSeconds: 60,
-  renewDeadlineSeconds: 40,
-  retryPeriodSeconds: 5,
+  leaseDurationSeconds: 180,
+  renewDeadlineSeconds: 120,
+  retryPeriodSeconds: 10,
 };
 
 /**

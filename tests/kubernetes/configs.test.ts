@@ -254,7 +254,7 @@ describe("emulated control nodes' timings, read by the pinned binaries", () => {
     const f = flagMap(
       controllerManagerCommand({ plan: p, leaderElection: EMULATED_LEADER_ELECTION }),
     );
-    expect(f.get("leader-elect-renew-deadline")).toBe("40s");
+    expect(f.get("leader-elect-renew-deadline")).toBe("120s");
     expect(flagMap(controllerManagerCommand({ plan: p })).has("leader-elect-renew-deadline")).toBe(
       false,
     );
@@ -263,9 +263,9 @@ describe("emulated control nodes' timings, read by the pinned binaries", () => {
         .leaderElection,
     ).toEqual({
       leaderElect: true,
-      leaseDuration: "60s",
-      renewDeadline: "40s",
-      retryPeriod: "5s",
+      leaseDuration: "180s",
+      renewDeadline: "120s",
+      retryPeriod: "10s",
     });
   });
 
@@ -304,9 +304,9 @@ describe("emulated control nodes' timings, read by the pinned binaries", () => {
       };
       expect(effective.leaderElection).toMatchObject({
         leaderElect: true,
-        leaseDuration: "1m0s",
-        renewDeadline: "40s",
-        retryPeriod: "5s",
+        leaseDuration: "3m0s",
+        renewDeadline: "2m0s",
+        retryPeriod: "10s",
       });
     },
   );

@@ -199,9 +199,9 @@ describe("ordering", () => {
         (f) => f.path === "/etc/kubernetes/kube-scheduler.yaml",
       )?.content ?? "";
     expect(manager("std")).not.toContain("--leader-elect-renew-deadline");
-    expect(manager("crio")).toContain("--leader-elect-renew-deadline=40s");
+    expect(manager("crio")).toContain("--leader-elect-renew-deadline=120s");
     expect(scheduler("std")).not.toContain("renewDeadline");
-    expect(scheduler("crio")).toContain("renewDeadline: 40s");
+    expect(scheduler("crio")).toContain("renewDeadline: 120s");
     // One control plane: nobody to hand over to, so no lease to lose.
     expect(manager("one")).toContain("--leader-elect=false");
     expect(scheduler("one")).toContain("leaderElect: false");

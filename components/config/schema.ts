@@ -523,11 +523,15 @@ export function checkNetworks(c: NetworkKeys): string[] {
     }
   }
 
-  const nodes = c.controlPlanes + c.workers;
+  // A node's pod /24 is numbered by the last octet of its address (addressPlan).
+  const lastHostPart = Math.max(
+    HOST_PARTS.firstControl + c.controlPlanes - 1,
+    c.workers > 0 ? HOST_PARTS.firstWorker + c.workers - 1 : 0,
+  );
   const cluster = parseCidr(c.clusterCidr);
-  if (cluster.prefix > 24 || 2 ** (24 - cluster.prefix) < nodes) {
+  if (cluster.prefix > 24 || 2 ** (24 - cluster.prefix) <= lastHostPart) {
     problems.push(
-      `${key(["clusterCidr"])}: ${c.clusterCidr} cannot give each of the ${nodes} nodes its own /24 pod network; use a larger network such as 10.200.0.0/16`,
+      `${key(["clusterCidr"])}: ${c.clusterCidr} cannot give each node its own /24 pod network, numbered by the last octet of its address (up to .${lastHostPart} here, so ${lastHostPart + 1} networks of /24); use a larger network such as 10.200.0.0/16`,
     );
   }
   const service = parseCidr(c.serviceCidr);

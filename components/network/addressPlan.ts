@@ -23,7 +23,11 @@ export interface NodeAddress {
   /** Locally administered MAC that embeds the IP, so a lease can be read at a glance. */
   readonly mac: string;
   readonly fqdn: string;
-  /** The node's own /24 of the cluster CIDR; only nodes that run a kubelet have one. */
+  /**
+   * The node's own /24 of the cluster CIDR, numbered by the last octet of its address (worker0
+   * at .21: 10.200.21.0/24), so it stays when other nodes come and go; only nodes that run a
+   * kubelet have one.
+   */
   readonly podCidr?: string;
 }
 
@@ -80,7 +84,6 @@ export function addressPlan(config: NetworkConfig): AddressPlan {
   const at = (hostPart: number) => formatAddress(nthAddress(subnet, hostPart));
   const cluster = parseCidr(config.clusterCidr);
   const service = parseCidr(config.serviceCidr);
-  let podIndex = 0;
   const node = (name: string, role: Role, hostPart: number): NodeAddress => {
     const ip = at(hostPart);
     return {
@@ -89,7 +92,7 @@ export function addressPlan(config: NetworkConfig): AddressPlan {
       ip,
       mac: macFor(ip),
       fqdn: `${name}.${config.domain}`,
-      ...(role === "gateway" ? {} : { podCidr: formatCidr(nthSubnet(cluster, 24, podIndex++)) }),
+      ...(role === "gateway" ? {} : { podCidr: formatCidr(nthSubnet(cluster, 24, hostPart)) }),
     };
   };
   const gateway = node("gateway", "gateway", HOST_PARTS.gateway);

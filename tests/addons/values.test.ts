@@ -135,7 +135,7 @@ describe("Cilium", () => {
       operator: { clusterPoolIPv4PodCIDRList: ["10.244.0.0/16"], clusterPoolIPv4MaskSize: 24 },
     });
     const [control0] = moved.controls;
-    expect(control0.podCidr).toBe("10.244.0.0/24");
+    expect(control0.podCidr).toBe("10.244.11.0/24");
   });
 
   it("leaves LoadBalancer addresses to MetalLB when MetalLB is installed", () => {

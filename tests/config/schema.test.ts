@@ -170,7 +170,12 @@ describe("stack config", () => {
     [
       "a cluster CIDR too small for the nodes",
       { clusterCidr: "10.200.0.0/23" },
-      /hardway:clusterCidr: 10.200.0.0\/23 cannot give each of the 6 nodes its own \/24/,
+      /hardway:clusterCidr: 10.200.0.0\/23 cannot give each node its own \/24 pod network, numbered by the last octet of its address \(up to .23 here, so 24 networks of \/24\)/,
+    ],
+    [
+      "a cluster CIDR without the /24 of the last worker's address",
+      { clusterCidr: "10.200.0.0/19", workers: 12 },
+      /hardway:clusterCidr: 10.200.0.0\/19 cannot give each node .* \(up to .32 here, so 33 networks of \/24\)/,
     ],
     [
       "a version that is no release",

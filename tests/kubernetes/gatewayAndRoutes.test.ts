@@ -94,7 +94,7 @@ describe("host pod routes", () => {
     const routes = podRoutes(p);
     expect(routes).toHaveLength(p.kubeletNodes.length);
     expect(routes[0]).toEqual({
-      podCidr: "10.200.0.0/24",
+      podCidr: "10.200.11.0/24",
       via: p.controls[0].ip,
       node: "control0",
     });

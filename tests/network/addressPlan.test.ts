@@ -28,14 +28,17 @@ describe("the address plan", () => {
     expect(plan.clusterDnsIp).toBe("10.32.0.10");
     expect(plan.netmask).toBe("255.255.255.0");
     expect(plan.controls[0].fqdn).toBe("control0.hardway.internal");
+    // Numbered by the address's last octet: another number of nodes moves no node's pods.
     expect(plan.kubeletNodes.map((n) => n.podCidr)).toEqual([
-      "10.200.0.0/24",
-      "10.200.1.0/24",
-      "10.200.2.0/24",
-      "10.200.3.0/24",
-      "10.200.4.0/24",
-      "10.200.5.0/24",
+      "10.200.11.0/24",
+      "10.200.12.0/24",
+      "10.200.13.0/24",
+      "10.200.21.0/24",
+      "10.200.22.0/24",
+      "10.200.23.0/24",
     ]);
+    expect(planFor({ controlPlanes: 5, workers: 1 }).workers[0].podCidr).toBe("10.200.21.0/24");
+    expect(planFor({ controlPlanes: 1, workers: 1 }).workers[0].podCidr).toBe("10.200.21.0/24");
     expect(plan.gateway.podCidr).toBeUndefined();
     expect(plan.dnsRecords).toContainEqual({ name: "kubernetes", ip: "192.168.234.20" });
     expect(plan.dnsRecords).toContainEqual({ name: "host", ip: "192.168.234.1" });

@@ -1,6 +1,7 @@
 /**
  * Changing a live cluster's node count, under mocks: the program runs once as the stack's state,
- * then again with another `hardway:workers`, unchanged resources keeping their outputs (keys,
+ * then again with another `hardway:workers` or `hardway:controlPlanes`, unchanged resources
+ * keeping their outputs (keys,
  * certificates) as the engine keeps them. What differs is what `pulumi preview` would show:
  * creations, deletions, and the inputs each update changes.
  */
@@ -8,6 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { isDeepStrictEqual } from "node:util";
+import { NodeStepState, nodeStepProvider } from "../components/cluster/nodeStep";
 import { RecordedResource, byType, runProgram } from "./harness/mocks";
 
 interface Changes {
@@ -176,8 +178,7 @@ describe("changing the number of workers of a live cluster", () => {
       ...SMALL,
       "hardway:workers": "1",
       "hardway:podImages": JSON.stringify([archive]),
-    });
-    fs.rmSync(dir, { recursive: true, force: true });
+    }).finally(() => fs.rmSync(dir, { recursive: true, force: true }));
     const urnOf = (name: string) => run.resources.find((r) => r.name === name)?.urn;
     const kubelet = run.resources.find((r) => r.name === "k8s-kubelet-worker0");
     for (const needed of [
@@ -187,6 +188,96 @@ describe("changing the number of workers of a live cluster", () => {
     ]) {
       expect(urnOf(needed)).toBeDefined();
       expect(kubelet?.dependencies).toContain(urnOf(needed));
+    }
+  });
+});
+
+describe("changing the number of control planes of a live cluster", () => {
+  // One life: one control plane, then three, then one again, with a worker throughout.
+  let one: RecordedResource[];
+  let three: RecordedResource[];
+  let oneAgain: RecordedResource[];
+  beforeAll(async () => {
+    const shape = { ...SMALL, "hardway:workers": "1" };
+    one = [...(await runProgram({ ...shape, "hardway:controlPlanes": "1" })).resources];
+    const grown = await runProgram({ ...shape, "hardway:controlPlanes": "3" }, { prior: one });
+    three = [...grown.resources];
+    const shrunk = await runProgram({ ...shape, "hardway:controlPlanes": "1" }, { prior: three });
+    oneAgain = [...shrunk.resources];
+  }, 300_000);
+
+  // What every control plane's count is written into, and why each changes.
+  const FOLLOWS_THE_COUNT = {
+    // dnsmasq's leases and names for the new VMs.
+    "host-linux": ["stdin"],
+    // ldirectord's real servers, and the probe that waits for the VIP.
+    "k8s-api-ldirectord": ["bundles", "targets"],
+    "k8s-api-health": ["args"],
+    // The API server's certificate names every control node's address.
+    "pki-kube-apiserver": ["dnsNames", "ipAddresses"],
+    // The members (etcd's /etc/etcd/members; each API server's --etcd-servers and certificate).
+    "k8s-etcd-members": ["bundles", "nodes", "targets"],
+    "k8s-control-kube-apiserver": ["bundles", "firstAlone", "nodes", "targets"],
+    // More than one: leader election for an emulated cluster's slow writes.
+    "k8s-control-control0-kube-controller-manager": ["bundles", "targets"],
+    "k8s-control-control0-kube-scheduler": ["bundles", "targets"],
+  };
+  const sorted = (u: Record<string, string[]>) =>
+    Object.fromEntries(Object.entries(u).map(([k, v]) => [k, [...v].sort()]));
+
+  it("adds two: their own resources, and updates only what lists the control nodes", () => {
+    const { created, deleted, updated } = changes(one, three);
+    expect(deleted).toEqual([]);
+    expect(created.filter((name) => !/control[12]/.test(name))).toEqual([]);
+    expect(created).toContain("vm-control1");
+    expect(created).toContain("k8s-control-control2-kube-scheduler");
+    expect(sorted(updated)).toEqual(FOLLOWS_THE_COUNT);
+    // Nothing on the worker: its pod network is numbered by its own address, not by its place.
+    expect(Object.keys(updated).filter((name) => name.includes("worker"))).toEqual([]);
+  });
+
+  it("removes two: exactly what adding them made, updating the same resources back", () => {
+    const { created, deleted, updated } = changes(three, oneAgain);
+    expect(created).toEqual([]);
+    expect(deleted.sort()).toEqual(changes(one, three).created.sort());
+    expect(sorted(updated)).toEqual(FOLLOWS_THE_COUNT);
+    // Back where it started, but for the API server's re-issued certificate.
+    expect(changes(one, oneAgain).updated).toEqual({
+      "k8s-control-kube-apiserver": ["bundles", "targets"],
+    });
+  });
+
+  it("replaces no step: each updates in place, members joining and leaving etcd one at a time", async () => {
+    for (const [before, after] of [
+      [one, three],
+      [three, oneAgain],
+    ]) {
+      const was = new Map(
+        byType(before, "pulumi-nodejs:dynamic/cluster:NodeStep").map((r) => [r.name, r]),
+      );
+      for (const step of byType(after, "pulumi-nodejs:dynamic/cluster:NodeStep")) {
+        const old = was.get(step.name);
+        if (old === undefined) {
+          continue;
+        }
+        const diff = await nodeStepProvider.diff!(
+          step.name,
+          old.inputs as unknown as NodeStepState,
+          step.inputs as unknown as NodeStepState,
+        );
+        expect({ step: step.name, replaces: diff.replaces }).toEqual({
+          step: step.name,
+          replaces: [],
+        });
+        const check = await nodeStepProvider.check!(
+          old.inputs as unknown as NodeStepState,
+          step.inputs as unknown as NodeStepState,
+        );
+        expect({ step: step.name, failures: check.failures ?? [] }).toEqual({
+          step: step.name,
+          failures: [],
+        });
+      }
     }
   });
 });

@@ -3,8 +3,7 @@
  * run over SSH by assets/node/node-step.sh. Its life cycle, in one place:
  *
  *   check    at preview: a step that names its release (etcd, kube-apiserver) refuses an
- *            update that skips a minor or goes back one (kubernetesSupport.ts); etcd refuses
- *            an update that changes its members (another number of control planes).
+ *            update that skips a minor or goes back one (kubernetesSupport.ts).
  *   create   on every target at once (nothing of the step runs anywhere yet): put the node
  *            scripts on the VM (the release files are there already: NodeReleases), then
  *            `node-step.sh apply` with the files on stdin, then the readiness check.
@@ -12,7 +11,9 @@
  *            same apply again, in place: nothing is removed first, state directories stay.
  *            Targets are updated one at a time; when apply (re)started a daemon and the step
  *            has a readiness check, the next target waits until it passes, so etcd keeps its
- *            quorum and the API keeps answering. Targets that left the step are removed.
+ *            quorum and the API keeps answering. New targets come after the kept ones (a new
+ *            etcd member joins a running cluster: etcd-join.sh), and targets that left the
+ *            step are removed last, each after its `beforeLeave` (updatePlan).
  *   delete   `node-step.sh remove` on each target: units, files, binaries and state
  *            directories go. A VM that no longer answers (stopped or destroyed: its disk goes
  *            with it) is skipped, so `pulumi destroy` completes from any state.
@@ -419,27 +420,21 @@ async function removeTarget(
 }
 
 /**
- * How a step goes over its targets: `rolling` one at a time (an update: the previous target's
- * daemon is back before the next one restarts), `parallel` all at once, `first-alone` the first
- * target, then the others at once (a create of a step whose first daemon sets the cluster up).
+ * How a create goes over its targets: `parallel` all at once, `first-alone` the first target,
+ * then the others at once (a step whose first daemon sets the cluster up). An update goes one
+ * target at a time: updatePlan.
  */
-export type TargetOrder = "rolling" | "parallel" | "first-alone";
+export type TargetOrder = "parallel" | "first-alone";
 
 /**
  * Runs `body` on every target in `order`, waiting for every target of a parallel part and failing
- * with every target's error; a rolling part stops at the first failure.
+ * with every target's error.
  */
 export async function forEachTarget<T>(
   targets: readonly T[],
   order: TargetOrder,
   body: (target: T) => Promise<void>,
 ): Promise<void> {
-  if (order === "rolling") {
-    for (const target of targets) {
-      await body(target);
-    }
-    return;
-  }
   if (order === "first-alone" && targets.length > 1) {
     await body(targets[0]);
     return forEachTarget(targets.slice(1), "parallel", body);
@@ -454,32 +449,52 @@ export async function forEachTarget<T>(
 async function applyAll(state: NodeStepState, order: TargetOrder): Promise<void> {
   await forEachTarget(state.targets, order, (target) => applyTarget(state, target));
   if (state.finalCheck.length > 0 && state.targets.length > 0) {
-    const first = state.targets[0];
-    await withSsh(sshTarget(state, first), async (session) => {
-      const dir = remoteScriptsDir(state.user, state.scriptsHash);
-      await session.check(asRootIn(dir, state.finalCheck), undefined, state.timeoutSeconds);
-    });
+    await finalCheck(state);
   }
 }
 
+/** The step's check of all its targets together (etcd: every member healthy), on the first. */
+async function finalCheck(state: NodeStepState): Promise<void> {
+  await withSsh(sshTarget(state, state.targets[0]), async (session) => {
+    const dir = remoteScriptsDir(state.user, state.scriptsHash);
+    await session.check(asRootIn(dir, state.finalCheck), undefined, state.timeoutSeconds);
+  });
+}
+
+/** One thing an update does on a target, or the step's final check. */
+export type UpdateAction =
+  | { readonly kind: "apply"; readonly node: string }
+  | { readonly kind: "leave"; readonly node: string }
+  | { readonly kind: "final-check" };
+
 /**
- * Why an update cannot move etcd from the members it runs on to other ones, or undefined: a
- * running cluster's members join and leave one at a time (`member add`, `member remove`, never
- * below quorum), with every API server's certificate and flags following, and the steps do not
- * do that yet. Other steps may gain and lose targets. Pure.
+ * What an update does, in order. Pure. Every target of the new state is applied one at a time
+ * (kept ones first, in their order, then new ones: an etcd member joins as a learner and votes
+ * once it has caught up, one at a time); then the targets that left the step are removed, each
+ * after its `beforeLeave` (an etcd member leaves the cluster while it still runs). Leaving last
+ * keeps what stays serving while it changes: when three API servers become one, the two that go
+ * still answer while the one that stays restarts with its new certificate and flags. The final
+ * check runs once the step has its new targets only.
  */
-export function membershipMoveProblem(
-  step: string,
-  from: readonly string[] | undefined,
-  to: readonly string[],
-): string | undefined {
-  if (step !== "etcd" || from === undefined || from.length === 0) {
-    return undefined;
-  }
-  if ([...from].sort().join() === [...to].sort().join()) {
-    return undefined;
-  }
-  return `etcd runs on ${from.join(", ")}, and this update would make its members ${to.join(", ")}: changing hardway:controlPlanes of a running cluster is not supported yet (members must join and leave etcd one at a time, and every API server's certificate and flags follow). Set it back to ${from.length}, or destroy the stack and bring it up again with the new count`;
+export function updatePlan(
+  olds: { readonly targets: readonly Pick<TargetState, "node">[] },
+  news: {
+    readonly targets: readonly Pick<TargetState, "node">[];
+    readonly finalCheck: readonly string[];
+  },
+): UpdateAction[] {
+  const before = new Set(olds.targets.map((t) => t.node));
+  const after = new Set(news.targets.map((t) => t.node));
+  const nodes = news.targets.map((t) => t.node);
+  return [
+    ...[...nodes.filter((n) => before.has(n)), ...nodes.filter((n) => !before.has(n))].map(
+      (node): UpdateAction => ({ kind: "apply", node }),
+    ),
+    ...olds.targets
+      .filter((t) => !after.has(t.node))
+      .map((t): UpdateAction => ({ kind: "leave", node: t.node })),
+    ...(news.finalCheck.length > 0 && nodes.length > 0 ? [{ kind: "final-check" } as const] : []),
+  ];
 }
 
 /** Inputs whose change means another step, not a new version of this one. */
@@ -491,16 +506,6 @@ export const nodeStepProvider: pulumi.dynamic.ResourceProvider<NodeStepState, No
     const release = releaseMoveProblem(olds?.release, news.release);
     if (release !== undefined) {
       failures.push({ property: "release", reason: release });
-    }
-    const membership = membershipMoveProblem(
-      news.step,
-      Array.isArray(olds?.targets)
-        ? (olds.targets as readonly TargetState[]).map((t) => t.node)
-        : undefined,
-      news.nodes,
-    );
-    if (membership !== undefined) {
-      failures.push({ property: "targets", reason: membership });
     }
     return Promise.resolve(failures.length === 0 ? { inputs: news } : { inputs: news, failures });
   },
@@ -527,11 +532,17 @@ export const nodeStepProvider: pulumi.dynamic.ResourceProvider<NodeStepState, No
   },
 
   async update(_id, olds, news) {
-    const kept = new Set(news.targets.map((t) => t.node));
-    for (const gone of olds.targets.filter((t) => !kept.has(t.node))) {
-      await removeTarget(olds, gone, true);
+    const targetOf = (state: NodeStepState, node: string) =>
+      state.targets.find((t) => t.node === node) as TargetState;
+    for (const action of updatePlan(olds, news)) {
+      if (action.kind === "apply") {
+        await applyTarget(news, targetOf(news, action.node));
+      } else if (action.kind === "leave") {
+        await removeTarget(olds, targetOf(olds, action.node), true);
+      } else {
+        await finalCheck(news);
+      }
     }
-    await applyAll(news, "rolling");
     return { outs: news };
   },
 

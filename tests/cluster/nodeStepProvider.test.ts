@@ -9,6 +9,7 @@ import {
   NodeStepState,
   TargetOrder,
   forEachTarget,
+  updatePlan,
   nodeStepArgv,
   nodeStepProvider,
   releaseMoveProblem,
@@ -172,26 +173,6 @@ describe("forEachTarget", () => {
     return { outcome, events, most: () => most };
   }
 
-  it("updates one target at a time, in order (etcd keeps quorum, the API keeps serving)", async () => {
-    const r = run("rolling");
-    await r.outcome;
-    expect(r.most()).toBe(1);
-    expect(r.events).toEqual([
-      "start control0",
-      "end control0",
-      "start control1",
-      "end control1",
-      "start control2",
-      "end control2",
-    ]);
-  });
-
-  it("stops a rolling update at the first failure", async () => {
-    const r = run("rolling", ["control1"]);
-    await expect(r.outcome).rejects.toThrow("control1: exit 1");
-    expect(r.events).not.toContain("start control2");
-  });
-
   it("creates on the first target alone, then on the others at once, when the first sets the cluster up", async () => {
     const r = run("first-alone");
     await r.outcome;
@@ -278,55 +259,55 @@ describe("a step's release, at preview", () => {
   });
 });
 
-describe("a step's members, at preview", () => {
+describe("another number of targets (hardway:controlPlanes, hardway:workers)", () => {
   const on = (step: string, ...nodes: string[]): NodeStepState => ({
     ...base,
     step,
     nodes,
     targets: nodes.map((node, i) => ({ ...base.targets[0], node, host: `192.168.234.${11 + i}` })),
   });
+  const plan = (from: NodeStepState, to: NodeStepState) =>
+    updatePlan(from, to).map((a) => (a.kind === "final-check" ? a.kind : `${a.kind} ${a.node}`));
 
-  it("refuses to change etcd's members (another hardway:controlPlanes), naming the way out", async () => {
-    const grown = await nodeStepProvider.check!(
-      on("etcd", "control0"),
-      on("etcd", "control0", "control1", "control2"),
-    );
-    expect(grown.failures).toEqual([
-      {
-        property: "targets",
-        reason:
-          "etcd runs on control0, and this update would make its members control0, control1, control2: changing hardway:controlPlanes of a running cluster is not supported yet (members must join and leave etcd one at a time, and every API server's certificate and flags follow). Set it back to 1, or destroy the stack and bring it up again with the new count",
-      },
-    ]);
-    const shrunk = await nodeStepProvider.check!(
-      on("etcd", "control0", "control1", "control2"),
-      on("etcd", "control0"),
-    );
-    expect(shrunk.failures?.[0].reason).toContain("Set it back to 3");
-  });
-
-  it("refuses at preview too, while a new VM's host key and instance are unknown", async () => {
+  it("is accepted at preview for etcd and every other step, known or not yet known", async () => {
     // The engine hands a preview's unknown values to check as this sentinel.
     const unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9" as unknown as NodeStepState["targets"];
-    const grown = { ...on("etcd", "control0", "control1", "control2"), targets: unknown };
-    const checked = await nodeStepProvider.check!(on("etcd", "control0"), grown);
-    expect(checked.failures?.[0].property).toBe("targets");
-    const created = await nodeStepProvider.check!({} as NodeStepState, grown);
-    expect(created.failures ?? []).toEqual([]);
+    for (const [from, to] of [
+      [on("etcd", "control0"), on("etcd", "control0", "control1", "control2")],
+      [on("etcd", "control0", "control1", "control2"), on("etcd", "control0")],
+      [on("etcd", "control0"), { ...on("etcd", "control0", "control1"), targets: unknown }],
+      [on("kube-apiserver", "control0"), on("kube-apiserver", "control0", "control1")],
+    ]) {
+      expect((await nodeStepProvider.check!(from, to)).failures ?? []).toEqual([]);
+    }
   });
 
-  it("lets etcd keep its members in another order, a first create, and any other step's targets change", async () => {
-    const same = await nodeStepProvider.check!(
-      on("etcd", "control0", "control1"),
-      on("etcd", "control1", "control0"),
-    );
-    expect(same.failures ?? []).toEqual([]);
+  it("applies the kept targets one at a time first, then the new ones, then checks the whole step", () => {
+    const etcd = { ...on("etcd", "control0", "control1", "control2"), finalCheck: ["health"] };
+    expect(plan({ ...etcd, targets: etcd.targets.slice(0, 1) }, etcd)).toEqual([
+      "apply control0",
+      "apply control1",
+      "apply control2",
+      "final-check",
+    ]);
+    // A new member listed before a kept one still comes after it: the cluster it joins runs.
+    const reordered = on("etcd", "control1", "control0");
+    expect(plan(on("etcd", "control0"), reordered)).toEqual(["apply control0", "apply control1"]);
+  });
+
+  it("removes the targets that left last, after the ones that stay run their new settings", () => {
+    // Three API servers become one: control0 restarts with its new certificate and flags while
+    // control1 and control2 still answer behind the VIP; then they go, one after the other.
+    const three = on("kube-apiserver", "control0", "control1", "control2");
+    expect(plan(three, on("kube-apiserver", "control0"))).toEqual([
+      "apply control0",
+      "leave control1",
+      "leave control2",
+    ]);
+    // etcd's check of every member runs once the members that left are out of the cluster.
+    const withCheck = (s: NodeStepState) => ({ ...s, finalCheck: ["health"] });
     expect(
-      (await nodeStepProvider.check!({} as NodeStepState, on("etcd", "control0"))).failures ?? [],
-    ).toEqual([]);
-    expect(
-      (await nodeStepProvider.check!(on("kubelet", "worker0"), on("kubelet", "worker0", "worker1")))
-        .failures ?? [],
-    ).toEqual([]);
+      plan(withCheck(on("etcd", "control0", "control1")), withCheck(on("etcd", "control0"))),
+    ).toEqual(["apply control0", "leave control1", "final-check"]);
   });
 });

@@ -12,7 +12,14 @@ import * as path from "node:path";
 import { parseConfig } from "../../components/config/schema";
 import { addressPlan } from "../../components/network/addressPlan";
 import { certificateSpecs } from "../../components/pki/certificates";
-import { EngineStack, lastChanges, newStack, reportTime } from "./engine";
+import {
+  EngineStack,
+  PreviewSummary,
+  lastChanges,
+  newStack,
+  parsePreview,
+  reportTime,
+} from "./engine";
 
 interface StateResource {
   urn: string;
@@ -117,6 +124,55 @@ describe("the PKI through the real engine", () => {
     const changes = lastChanges(stack);
     expect(Object.keys(changes).filter((op) => op !== "same" && changes[op] > 0)).toEqual([]);
     expect(changes.same).toBeGreaterThan(70);
+  });
+
+  it("previews another number of control planes: the new nodes' keys and certificates, the API server's re-issued in place", () => {
+    const setControlPlanes = (count: string) =>
+      stack.must([
+        "config",
+        "set",
+        "--config-file",
+        stack.configFile,
+        "hardway:controlPlanes",
+        count,
+      ]);
+    const previewWith = (count: string) => {
+      setControlPlanes(count);
+      try {
+        const run = stack.must(["preview", "--json", ...target()]);
+        reportTime(`PKI preview (3 -> ${count} control planes)`, run.seconds);
+        return parsePreview(run.stdout);
+      } finally {
+        setControlPlanes("3");
+      }
+    };
+    const named = (p: PreviewSummary, op: string) =>
+      p.steps
+        .filter((s) => s.op === op)
+        .map((s) => s.urn.split("::").pop() as string)
+        .sort();
+    const five = previewWith("5");
+    expect(five.errors).toEqual([]);
+    // The API server's certificate names every control node: the same key signs the new one.
+    expect(named(five, "update")).toEqual(["pki-kube-apiserver"]);
+    const created = named(five, "create");
+    expect(created.filter((name) => !/control[34]/.test(name))).toEqual([]);
+    expect(created).toEqual(
+      expect.arrayContaining([
+        "pki-control3-host-key",
+        "pki-etcd-peer-control3",
+        "pki-etcd-server-control4-key",
+        "pki-kubelet-control4",
+      ]),
+    );
+    expect(new Set(five.steps.map((s) => s.op))).toEqual(new Set(["same", "create", "update"]));
+    const one = previewWith("1");
+    expect(one.errors).toEqual([]);
+    expect(named(one, "update")).toEqual(["pki-kube-apiserver"]);
+    const deleted = named(one, "delete");
+    expect(deleted.filter((name) => !/control[12]/.test(name))).toEqual([]);
+    expect(deleted.length).toBe(created.length);
+    expect(new Set(one.steps.map((s) => s.op))).toEqual(new Set(["same", "update", "delete"]));
   });
 
   it("keeps every private key, kubeconfig and the encryption key encrypted in the state", () => {

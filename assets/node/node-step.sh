@@ -12,6 +12,8 @@
 # It never deletes state: an update is applied in place. For every unit it (re)started it prints
 #  hardway-step: restarted <unit>    (it was running: the caller may wait until it is ready)
 #  hardway-step: started <unit>      (it was not running)
+# and for a running unit that only a --reload file of changed
+#  hardway-step: reloaded <unit>     (systemctl reload: it read the file again, kept running)
 #
 # remove stops and disables the units, unmounts whatever is still mounted below the state
 # directories (a kubelet's volumes, NFS shares among them), deletes the step's files and
@@ -20,7 +22,8 @@
 #
 # usage: node-step.sh apply|remove --step NAME [--root DIR]
 #          [--binary KIND STAGED MEMBER DEST]... [--unit NAME]... [--start-no-block NAME]...
-#          [--state-dir DIR]... [--no-restart FILE]... [--after-files COMMAND]
+#          [--state-dir DIR]... [--no-restart FILE]... [--reload FILE]...
+#          [--after-files COMMAND]
 #   KIND       binary (STAGED is the program itself; MEMBER is ignored, give "-") or tar.gz
 #   STAGED     the release file as copied to the VM
 #   MEMBER     the path inside the archive
@@ -31,6 +34,9 @@
 #   --state-dir  a directory the daemon fills (etcd's data, the kubelet's); remove deletes it
 #   --no-restart  a file whose change alone restarts nothing: the daemon reads it again by
 #              itself (etcd its certificate and key, at every TLS handshake) or never reads it
+#   --reload   a file whose change alone reloads the units instead (systemctl reload):
+#              ldirectord reads its config again and keeps the real servers that stay in the
+#              table, where a restart would empty it until each server's first check
 #   --after-files  update-ca-certificates: run after the files changed and after removal
 #   --root     install under DIR instead of /; systemd and mounts are then left alone (tests)
 set -euo pipefail
@@ -68,6 +74,7 @@ units=()
 no_block=()
 state_dirs=()
 no_restart=()
+reload_files=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --binary)
@@ -99,6 +106,10 @@ while [[ $# -gt 0 ]]; do
       [[ "$2" == /?* ]] || die "--no-restart must be an absolute file path (got '$2')"
       no_restart+=("$2")
       ;;
+    --reload)
+      [[ "$2" == /?* ]] || die "--reload must be an absolute file path (got '$2')"
+      reload_files+=("$2")
+      ;;
     --after-files)
       [[ "$2" == "update-ca-certificates" ]] || die "--after-files supports only update-ca-certificates"
       after_files="$2"
@@ -116,6 +127,8 @@ binaries_list="$binaries_dir/$step.list"
 binaries_sources="$binaries_dir/$step.sources"
 # The fingerprint of what the step's units last (re)started with (see started_with).
 started_file="$binaries_dir/$step.started"
+# The fingerprint of the --reload files the units last read (see reloaded_with).
+reloaded_file="$binaries_dir/$step.reloaded"
 files_manifest="$root/var/lib/hardway/files/$step.list"
 
 # systemctl gives up on PID 1 after 25 s by default ("Failed to enable unit: Connection timed
@@ -179,7 +192,7 @@ if [[ "$verb" == "remove" ]]; then
     done <"$binaries_list"
     rm -f -- "$binaries_list"
   fi
-  rm -f -- "$binaries_sources" "$started_file"
+  rm -f -- "$binaries_sources" "$started_file" "$reloaded_file"
   for dir in "${state_dirs[@]}"; do
     rm -rf --one-file-system -- "$root$dir"
   done
@@ -248,7 +261,19 @@ else
   rm -f -- "$binaries_sources"
 fi
 
-# Whether a change to the file restarts the step's units (all but the --no-restart files).
+# Whether the file is one of the --reload files.
+reloads_for() {
+  local file
+  for file in "${reload_files[@]}"; do
+    if [[ "$file" == "$1" ]]; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Whether a change to the file restarts the step's units (all but the --no-restart and --reload
+# files).
 restarts_for() {
   local file
   for file in "${no_restart[@]}"; do
@@ -256,17 +281,20 @@ restarts_for() {
       return 1
     fi
   done
-  return 0
+  ! reloads_for "$1"
 }
 
 written="$(bash "$here/install-files.sh" write --step "$step" --root "${root:-/}")"
 files_changed=0
 units_changed=0
+reload_changed=0
 while IFS= read -r line; do
   [[ "$line" == "changed "* ]] || continue
   files_changed=$((files_changed + 1))
   if restarts_for "${line#changed }"; then
     changed=$((changed + 1))
+  elif reloads_for "${line#changed }"; then
+    reload_changed=$((reload_changed + 1))
   fi
   if [[ "${line#changed }" == /etc/systemd/* ]]; then
     units_changed=$((units_changed + 1))
@@ -276,27 +304,40 @@ if ((files_changed > 0)); then
   after_files_hook
 fi
 
-# What the units run with: the content and mode of each of the step's files that restart it
-# (not the --no-restart ones) and the release file each binary came from, as one sha256.
-started_with() {
+# The path, mode and content of each of the step's files for which `$1 PATH` holds.
+files_state() {
   local path
+  if [[ -f "$files_manifest" ]]; then
+    while IFS= read -r path; do
+      if [[ -z "$path" ]] || ! "$1" "$path"; then
+        continue
+      fi
+      printf '%s %s %s\n' "$path" "$(stat -c '%a' -- "$root$path" 2>/dev/null || echo -)" \
+        "$(sha256sum <"$root$path" 2>/dev/null | cut -c1-64 || echo -)"
+    done < <(sort -- "$files_manifest")
+  fi
+}
+
+# What the units run with: the step's files that restart it (not the --no-restart or --reload
+# ones) and the release file each binary came from, as one sha256.
+started_with() {
   {
-    if [[ -f "$files_manifest" ]]; then
-      while IFS= read -r path; do
-        if [[ -z "$path" ]] || ! restarts_for "$path"; then
-          continue
-        fi
-        printf '%s %s %s\n' "$path" "$(stat -c '%a' -- "$root$path" 2>/dev/null || echo -)" \
-          "$(sha256sum <"$root$path" 2>/dev/null | cut -c1-64 || echo -)"
-      done < <(sort -- "$files_manifest")
-    fi
+    files_state restarts_for
     cat -- "$binaries_sources" 2>/dev/null || true
   } | sha256sum | cut -c1-64
 }
+# What the units last read of the --reload files, as one sha256.
+reloaded_with() {
+  files_state reloads_for | sha256sum | cut -c1-64
+}
 fingerprint="$(started_with)"
+reload_fingerprint="$(reloaded_with)"
 # A node whose step ran before fingerprints were recorded has none: only what was written counts.
 if [[ -f "$started_file" && "$(<"$started_file")" != "$fingerprint" ]]; then
   changed=$((changed + 1))
+fi
+if [[ -f "$reloaded_file" && "$(<"$reloaded_file")" != "$reload_fingerprint" ]]; then
+  reload_changed=$((reload_changed + 1))
 fi
 
 # A reload runs every systemd generator again, seconds each on an emulated VM, and PID 1 answers
@@ -317,6 +358,9 @@ for unit in "${units[@]}"; do
     if ((changed > 0)); then
       systemd restart "$unit"
       echo "hardway-step: restarted $unit"
+    elif ((reload_changed > 0)); then
+      systemd reload "$unit"
+      echo "hardway-step: reloaded $unit"
     fi
   else
     blocking=()
@@ -330,3 +374,4 @@ for unit in "${units[@]}"; do
   fi
 done
 printf '%s\n' "$fingerprint" >"$started_file"
+printf '%s\n' "$reload_fingerprint" >"$reloaded_file"

@@ -58,6 +58,10 @@ export class ApiLoadBalancer extends pulumi.ComponentResource {
         // ldirectord comes from the distribution package in the image; the VIP itself is on the
         // gateway's NIC from its netplan config (see vm/cloudInit.ts).
         units: ["ldirectord.service"],
+        // Another number of control planes: the servers that stay keep serving the VIP (a
+        // restart would empty the table until each one's first check), a new one is added
+        // once it answers /readyz, one that left is taken out.
+        reload: [NODE_PATHS.ldirectordConfig],
       },
       { parent: this, deletedWith: args.nodes.hostNetwork },
     );

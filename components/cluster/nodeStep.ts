@@ -160,6 +160,11 @@ export interface NodeStepArgs {
    * certificate and key, at every TLS handshake) or never reads them. @default []
    */
   readonly noRestart?: readonly string[];
+  /**
+   * Files whose change alone reloads the units (`systemctl reload`) instead of restarting them:
+   * ldirectord reads its config again and keeps the servers that stay in its table. @default []
+   */
+  readonly reload?: readonly string[];
   /** Run after the files change (the system CA store). @default none */
   readonly afterFiles?: "update-ca-certificates";
   /**
@@ -252,6 +257,8 @@ export interface NodeStepOptions {
   readonly startNoBlock: readonly string[];
   readonly stateDirs: readonly string[];
   readonly noRestart: readonly string[];
+  /** @default [] */
+  readonly reload?: readonly string[];
   readonly afterFiles: string;
 }
 
@@ -280,6 +287,7 @@ export function nodeStepArgv(
     ...options.units.flatMap((u) => ["--unit", u]),
     ...(verb === "apply" ? options.startNoBlock.flatMap((u) => ["--start-no-block", u]) : []),
     ...(verb === "apply" ? options.noRestart.flatMap((f) => ["--no-restart", f]) : []),
+    ...(verb === "apply" ? (options.reload ?? []).flatMap((f) => ["--reload", f]) : []),
     ...(verb === "remove" ? options.stateDirs.flatMap((d) => ["--state-dir", d]) : []),
     ...(options.afterFiles ? ["--after-files", options.afterFiles] : []),
   ];
@@ -587,6 +595,7 @@ export class NodeStep extends pulumi.dynamic.Resource {
       startNoBlock: [...(args.startNoBlock ?? [])],
       stateDirs: [...(args.stateDirs ?? [])],
       noRestart: [...(args.noRestart ?? [])],
+      reload: [...(args.reload ?? [])],
       afterFiles: args.afterFiles ?? "",
     };
     // Through the fetch's inputs: the step waits for the download, and a preview shows it

@@ -171,6 +171,48 @@ describeIfAvailable(skip, "node-step.sh on a node (mount namespace)", () => {
     expect(unit).toContain("hardway-step: restarted etcd.service");
   });
 
+  it("reloads for a --reload file alone, restarts when anything else changed too", () => {
+    const ldBundle = (config: string, unit: string) =>
+      fileBundle([
+        { path: "/etc/kubernetes/ldirectord.cf", mode: "0644", content: config },
+        { path: "/etc/systemd/system/ldirectord.service", mode: "0644", content: unit },
+      ]).stdin;
+    const files = [
+      ["one server\n", "[Unit]\n"],
+      ["three servers\n", "[Unit]\n"],
+      ["one server\n", "[Unit]\n#\n"],
+    ].map(([config, unit], i) => {
+      const file = path.join(work, `ldirectord-${i}`);
+      fs.writeFileSync(file, ldBundle(config, unit));
+      return file;
+    });
+    const ld = "--unit ldirectord.service --reload /etc/kubernetes/ldirectord.cf";
+    const result = inNamespace(
+      [
+        `${step("apply", "ldirectord", ld)} <${files[0]}`,
+        "echo ---",
+        // Another list of servers: ldirectord reads it again and keeps running.
+        `${step("apply", "ldirectord", ld)} <${files[1]}`,
+        "echo ---",
+        `${step("apply", "ldirectord", ld)} <${files[1]}`,
+        "echo ---",
+        // The config and the unit change: a restart reads both.
+        `${step("apply", "ldirectord", ld)} <${files[2]}`,
+        "echo ---",
+        "grep -c 'systemctl reload' /var/lib/systemctl.log",
+      ].join("\n"),
+    );
+    expect(result.status).toBe(0);
+    const [first, reloaded, again, restarted, reloads] = result.output.split("---\n");
+    expect(first).toContain("hardway-step: started ldirectord.service");
+    expect(reloaded).toContain("hardway-step: reloaded ldirectord.service");
+    expect(reloaded).not.toContain("restarted");
+    expect(again).not.toContain("hardway-step:");
+    expect(restarted).toContain("hardway-step: restarted ldirectord.service");
+    expect(restarted).not.toContain("reloaded");
+    expect(reloads).toBe("1\n");
+  });
+
   it("restarts a daemon whose file another step rewrote first (the service-account key)", () => {
     const saKey = (key: string, unit: string) =>
       fileBundle([

@@ -75,6 +75,10 @@ export function ldirectordConfig(args: LdirectordArgs): string {
     ["failurecount", args.failureCount ?? 3],
     // A dead server is removed from the table rather than kept with weight 0.
     ["quiescent", "no"],
+    // At each start and reload ldirectord puts a server it does not have in the table yet (a new
+    // control plane's, or every one after a restart) in the table, and takes it out again before
+    // its first check: with `yes`, it waits for the check instead.
+    ["readdquiescent", "yes"],
     ["autoreload", "no"],
     ["logfile", `"${args.logFile ?? "/var/log/ldirectord.log"}"`],
   ];

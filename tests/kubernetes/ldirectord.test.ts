@@ -94,6 +94,14 @@ const deletedAt = (server: string, since: number) =>
     .filter(([at, what, who]) => what === "delete" && who === server && Number(at) >= since)
     .map(([at]) => Number(at))
     .pop();
+/** The stand-in's changes ("add SERVER", "delete SERVER") from `since` on, in order. */
+const changedSince = (since: number) =>
+  fs
+    .readFileSync(path.join(work, "changes"), "utf8")
+    .split("\n")
+    .map((l) => l.split(" "))
+    .filter(([at]) => Number(at) >= since)
+    .map(([, what, who]) => `${what} ${who}`);
 /**
  * What server i answers on /readyz, whichever checks the probe leaves out: openssl s_server
  * -WWW serves the file named by the whole request path, query string included.
@@ -259,5 +267,40 @@ describeIfAvailable(
       await new Promise((r) => setTimeout(r, 2 * FAILURE_COUNT * CHECK_INTERVAL * 1000));
       expect(inTable()).toEqual([address(0)]);
     }, 60_000);
+
+    it("on a reload for another number of control planes, keeps the server that stays and adds a new one once it answers", async () => {
+      // From the single control plane of the test above to three (the step reloads, --reload).
+      const config = path.join(work, "ldirectord.cf");
+      const checks = {
+        checkTimeout: CHECK_TIMEOUT,
+        checkInterval: CHECK_INTERVAL,
+        failureCount: FAILURE_COUNT,
+        logFile: path.join(work, "ldirectord.log"),
+      };
+      setReadyz(0, "ok");
+      setReadyz(1, "ok");
+      setReadyz(2, "[-]etcd-readiness failed\nreadyz check failed");
+      const since = Date.now();
+      fs.writeFileSync(config, ldirectordConfig({ plan: p, ...checks }));
+      director?.kill("SIGHUP");
+      const addedMs = await until("control1 added", () => inTable().includes(address(1)), 60_000);
+      console.log(`reloaded with three servers: the answering new one added after ${addedMs} ms`);
+      await new Promise((r) => setTimeout(r, 2 * FAILURE_COUNT * CHECK_INTERVAL * 1000));
+      expect(inTable()).toEqual([0, 1].map(address).sort());
+      // Not even for a moment: ldirectord puts a server it does not know in the table at start
+      // and takes it out again before its first check, unless readdquiescent=yes.
+      expect(changedSince(since).filter((c) => c.endsWith(address(2)))).toEqual([]);
+      setReadyz(2, "ok");
+      await until("control2 added once it answers", () => inTable().length === 3, 60_000);
+      // And back to one: the two that left are taken out, the one that stays never was.
+      fs.writeFileSync(
+        config,
+        ldirectordConfig({ plan: planFor({ controlPlanes: 1 }), ...checks }),
+      );
+      director?.kill("SIGHUP");
+      await until("back to control0 alone", () => inTable().length === 1, 60_000);
+      expect(inTable()).toEqual([address(0)]);
+      expect(deletedAt(address(0), since)).toBeUndefined();
+    }, 200_000);
   },
 );

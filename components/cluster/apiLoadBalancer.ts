@@ -52,7 +52,7 @@ export class ApiLoadBalancer extends pulumi.ComponentResource {
       `${name}-ldirectord`,
       {
         step: "ldirectord",
-        connection: args.nodes.connection,
+        nodes: args.nodes,
         targets: [gateway],
         afterFiles: "update-ca-certificates",
         // ldirectord comes from the distribution package in the image; the VIP itself is on the
@@ -63,7 +63,7 @@ export class ApiLoadBalancer extends pulumi.ComponentResource {
         // once it answers /readyz, one that left is taken out.
         reload: [NODE_PATHS.ldirectordConfig],
       },
-      { parent: this, deletedWith: args.nodes.hostNetwork },
+      { parent: this },
     );
     this.health = new EnsuredScript(
       `${name}-health`,

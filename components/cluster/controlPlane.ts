@@ -68,7 +68,7 @@ export class ControlPlane extends pulumi.ComponentResource {
       `${name}-kube-apiserver`,
       {
         step: "kube-apiserver",
-        connection: nodes.connection,
+        nodes,
         targets: plan.controls.map((node) =>
           targetFor(nodes, node, [
             caCertFile(pki, "kubernetes-ca"),
@@ -139,7 +139,7 @@ export class ControlPlane extends pulumi.ComponentResource {
           String(API_READY_INTERVAL_SECONDS),
         ],
       },
-      { parent: this, dependsOn: [args.etcd], deletedWith: nodes.hostNetwork },
+      { parent: this, dependsOn: [args.etcd] },
     );
     const controllerManagers: Record<string, NodeStep> = {};
     const schedulers: Record<string, NodeStep> = {};
@@ -149,7 +149,7 @@ export class ControlPlane extends pulumi.ComponentResource {
         `${name}-${node.name}-kube-controller-manager`,
         {
           step: "kube-controller-manager",
-          connection: nodes.connection,
+          nodes,
           targets: [
             targetFor(nodes, node, [
               caCertFile(pki, "kubernetes-ca"),
@@ -178,7 +178,7 @@ export class ControlPlane extends pulumi.ComponentResource {
           artifacts: args.artifacts.get(["kube-controller-manager"], this),
           units: ["kube-controller-manager.service"],
         },
-        { parent: this, dependsOn: [previous], deletedWith: nodes.hostNetwork },
+        { parent: this, dependsOn: [previous] },
       );
     }
     previous = this.apiServers;
@@ -187,7 +187,7 @@ export class ControlPlane extends pulumi.ComponentResource {
         `${name}-${node.name}-kube-scheduler`,
         {
           step: "kube-scheduler",
-          connection: nodes.connection,
+          nodes,
           targets: [
             targetFor(nodes, node, [
               textFile(NODE_PATHS.kubeconfigs.scheduler, pki.kubeconfigs.scheduler, PRIVATE),
@@ -201,7 +201,7 @@ export class ControlPlane extends pulumi.ComponentResource {
           artifacts: args.artifacts.get(["kube-scheduler"], this),
           units: ["kube-scheduler.service"],
         },
-        { parent: this, dependsOn: [previous], deletedWith: nodes.hostNetwork },
+        { parent: this, dependsOn: [previous] },
       );
     }
     this.controllerManagers = controllerManagers;

@@ -115,7 +115,7 @@ export class Etcd extends pulumi.ComponentResource {
       `${name}-members`,
       {
         step: "etcd",
-        connection: args.nodes.connection,
+        nodes: args.nodes,
         targets: plan.controls.map((node) =>
           targetFor(args.nodes, node, [
             caCertFile(pki, "etcd-ca"),
@@ -157,7 +157,7 @@ export class Etcd extends pulumi.ComponentResource {
         readiness: etcdHealthCommand("member", attempts, interval),
         finalCheck: etcdHealthCommand("cluster", attempts, interval),
       },
-      { parent: this, deletedWith: args.nodes.hostNetwork },
+      { parent: this },
     );
     this.registerOutputs({});
   }

@@ -42,7 +42,7 @@ export class KubeProxy extends pulumi.ComponentResource {
       `${this.name}-${node.name}`,
       {
         step: "kube-proxy",
-        connection: nodes.connection,
+        nodes,
         targets: [
           targetFor(nodes, node, [
             textFile(NODE_PATHS.kubeconfigs.kubeProxy, pki.kubeconfigs.kubeProxy, PRIVATE),
@@ -53,7 +53,7 @@ export class KubeProxy extends pulumi.ComponentResource {
         artifacts: this.fetched,
         units: ["kube-proxy.service"],
       },
-      { parent: this, dependsOn: [after], deletedWith: nodes.hostNetwork },
+      { parent: this, dependsOn: [after] },
     );
     this.nodes[node.name] = step;
     return step;

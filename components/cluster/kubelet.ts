@@ -47,7 +47,7 @@ export class Kubelet extends pulumi.ComponentResource {
       `${this.name}-${node.name}`,
       {
         step: "kubelet",
-        connection: args.nodes.connection,
+        nodes: args.nodes,
         targets: [
           targetFor(args.nodes, node, [
             caCertFile(pki, "kubernetes-ca"),
@@ -61,7 +61,7 @@ export class Kubelet extends pulumi.ComponentResource {
         units: ["kubelet.service"],
         stateDirs: [NODE_PATHS.kubeletDir],
       },
-      { parent: this, dependsOn: after, deletedWith: args.nodes.hostNetwork },
+      { parent: this, dependsOn: after },
     );
     this.nodes[node.name] = step;
     return step;

@@ -96,14 +96,14 @@ export class NodeRuntime extends pulumi.ComponentResource {
         `${prefix}-${args.runtime}`,
         {
           step: args.runtime,
-          connection: args.cluster.connection,
+          nodes: args.cluster,
           targets: [
             targetFor(args.cluster, node, runtimeFiles(args.runtime, args.registryMirrors)),
           ],
           artifacts: fetched,
           units: [RUNTIME_SERVICES[args.runtime]],
         },
-        { parent: this, deletedWith: args.cluster.hostNetwork },
+        { parent: this },
       );
       const cni =
         args.cni === "bridge"
@@ -111,14 +111,14 @@ export class NodeRuntime extends pulumi.ComponentResource {
               `${prefix}-cni`,
               {
                 step: "cni-bridge",
-                connection: args.cluster.connection,
+                nodes: args.cluster,
                 targets: [
                   targetFor(args.cluster, node, [
                     textFile(NODE_PATHS.cniConfList, renderBridgeConfList(node)),
                   ]),
                 ],
               },
-              { parent: this, deletedWith: args.cluster.hostNetwork },
+              { parent: this },
             )
           : undefined;
       nodes[node.name] = cni === undefined ? { runtime } : { runtime, cni };

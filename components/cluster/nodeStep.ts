@@ -128,7 +128,12 @@ export interface NodeStepArgs {
   readonly step: string;
   /** The VMs, in the order updates roll over them. */
   readonly targets: readonly NodeStepTarget[];
-  readonly connection: NodeConnection;
+  /**
+   * How the host reaches the VMs, and the host network that takes them all along on `destroy`:
+   * the step is `deletedWith` it, so it is undone on a VM only when that node leaves a cluster
+   * that stays.
+   */
+  readonly nodes: ClusterNodes;
   /**
    * Release files whose binaries the step installs (ArtifactCache.get); NodeReleases puts them
    * on the VM before the step runs. @default none
@@ -588,7 +593,7 @@ export class NodeStep extends pulumi.dynamic.Resource {
     }
     const scripts = nodeScriptTexts();
     const bundles = args.targets.map((t) => bundleOutput(t.files));
-    const user = args.connection.user;
+    const user = args.nodes.connection.user;
     const options: NodeStepOptions = {
       step: args.step,
       units: [...(args.units ?? [])],
@@ -607,7 +612,7 @@ export class NodeStep extends pulumi.dynamic.Resource {
     const inputs: { [K in keyof NodeStepState]: pulumi.Input<NodeStepState[K]> } = {
       step: args.step,
       user,
-      privateKey: pulumi.secret(args.connection.privateKey),
+      privateKey: pulumi.secret(args.nodes.connection.privateKey),
       scripts,
       scriptsHash: scriptsHash(scripts),
       nodes: args.targets.map((t) => t.node.name),
@@ -650,7 +655,11 @@ export class NodeStep extends pulumi.dynamic.Resource {
       nodeStepProvider,
       name,
       inputs,
-      { ...opts, additionalSecretOutputs: ["privateKey", "bundles"] },
+      {
+        deletedWith: args.nodes.hostNetwork,
+        ...opts,
+        additionalSecretOutputs: ["privateKey", "bundles"],
+      },
       "cluster",
       "NodeStep",
     );

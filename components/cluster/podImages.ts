@@ -51,7 +51,7 @@ export class PodImages extends pulumi.ComponentResource {
         `${name}-${node.name}`,
         {
           step: "pod-images",
-          connection: args.nodes.connection,
+          nodes: args.nodes,
           targets: [targetFor(args.nodes, node, [])],
           command: {
             apply: [
@@ -69,7 +69,6 @@ export class PodImages extends pulumi.ComponentResource {
         {
           parent: this,
           dependsOn: [args.runtimeSteps[node.name]],
-          deletedWith: args.nodes.hostNetwork,
         },
       );
     }

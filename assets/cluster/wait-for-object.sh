@@ -22,6 +22,13 @@
 #       starved guests one patch outlasted the API server's 34 s deadline for a write (504), an
 #       answer Pulumi's Kubernetes provider does not retry: here the next attempt reads the Node
 #       again, and finds the label if that patch went through after all.
+#   --until present --path API-PATH
+#       until the object exists (200). The default namespace's ServiceAccount `default` is made
+#       by the controller manager's serviceaccount controller, one of the last it may start:
+#       the leader starts its controllers one after another, each first making its own
+#       ServiceAccount, and on starved emulated guests with a three-member etcd that took 15-30 s
+#       a controller (HA run 7: 27 controllers in 13 minutes, the serviceaccount controller not
+#       among them yet). Until it runs, no pod can be created in a new namespace.
 #   In all: 5xx, 404, 408, 409, 429 or no answer mean not yet (unreachable or slow webhook, a type
 #   or object not there yet, a conflict, a busy API).
 #
@@ -29,12 +36,12 @@
 # The admin kubeconfig (certificates embedded, as the Pki component writes it) comes on stdin;
 # its server (the VIP), CA and client certificate go to a private temporary directory.
 #
-# usage: wait-for-object.sh create|status|delete --until admitted|labelled --path API-PATH
+# usage: wait-for-object.sh create|status|delete --until admitted|labelled|present --path API-PATH
 #          [--body JSON] [--label KEY=VALUE] [--attempts N] [--interval SECONDS] < kubeconfig
 set -euo pipefail
 
 usage() {
-  echo "usage: wait-for-object.sh create|status|delete --until admitted|labelled --path API-PATH [--body JSON] [--label KEY=VALUE] [--attempts N] [--interval SECONDS] < kubeconfig"
+  echo "usage: wait-for-object.sh create|status|delete --until admitted|labelled|present --path API-PATH [--body JSON] [--label KEY=VALUE] [--attempts N] [--interval SECONDS] < kubeconfig"
 }
 
 die() {
@@ -83,7 +90,8 @@ case "$until" in
     [[ "$label" =~ ^[A-Za-z0-9][A-Za-z0-9./_-]*=[A-Za-z0-9._-]*$ ]] \
       || die "--until labelled needs --label KEY=VALUE, e.g. node-role.kubernetes.io/control-plane= (got '$label')"
     ;;
-  *) die "--until must be admitted or labelled (got '$until')" ;;
+  present) ;;
+  *) die "--until must be admitted, labelled or present (got '$until')" ;;
 esac
 [[ "$attempts" =~ ^[1-9][0-9]*$ ]] || die "--attempts must be a positive whole number"
 [[ "$interval" =~ ^[0-9]+$ ]] || die "--interval must be a whole number of seconds"
@@ -154,6 +162,10 @@ for ((attempt = 1; attempt <= attempts; attempt++)); do
   case "$until:$code" in
     admitted:2?? | admitted:409)
       echo "admitted: $api_path (HTTP $code on attempt $attempt)"
+      exit 0
+      ;;
+    present:200)
+      echo "present: $api_path (on attempt $attempt)"
       exit 0
       ;;
     labelled:200)

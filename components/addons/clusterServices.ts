@@ -39,6 +39,11 @@ export const RELEASE_TIMEOUTS = {
 export const WAIT_FOR_OBJECT_SCRIPT = "cluster/wait-for-object.sh";
 /** How often, and how far apart, the host asks: up to ten minutes. */
 export const OBJECT_WAIT = { attempts: 60, intervalSeconds: 10 } as const;
+/**
+ * How long `up` waits for the controller manager's controllers: the HA run's leader started
+ * one every 15-30 s, 13 minutes for 27 of them.
+ */
+export const CONTROLLERS_WAIT = { attempts: 180, intervalSeconds: 10 } as const;
 
 export interface ClusterServicesArgs {
   /** ClusterAccess.provider: gated on API health, named by the cluster. */
@@ -98,6 +103,8 @@ export class ClusterServices extends pulumi.ComponentResource {
   };
   /** By control node name: the node's role label, set once the API calls the node Ready. */
   readonly controlPlaneLabels: Readonly<Record<string, EnsuredScript>>;
+  /** Done once the controller manager runs its controllers (the default ServiceAccount). */
+  readonly controllers: EnsuredScript;
 
   constructor(name: string, args: ClusterServicesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:addons:ClusterServices", name, {}, opts);
@@ -114,7 +121,12 @@ export class ClusterServices extends pulumi.ComponentResource {
     const k8sOpts = (dependsOn: pulumi.Resource[] = []) =>
       objectOptions(args.provider, this, args.clusterData, dependsOn);
     // A one-shot wait on the host (wait-for-object.sh): nothing to keep in place afterwards.
-    const waitFor = (resourceName: string, untilArgs: string[], after: pulumi.Resource[]) =>
+    const waitFor = (
+      resourceName: string,
+      untilArgs: string[],
+      after: pulumi.Resource[],
+      wait: { readonly attempts: number; readonly intervalSeconds: number } = OBJECT_WAIT,
+    ) =>
       new EnsuredScript(
         resourceName,
         {
@@ -122,15 +134,15 @@ export class ClusterServices extends pulumi.ComponentResource {
           args: [
             ...untilArgs,
             "--attempts",
-            String(OBJECT_WAIT.attempts),
+            String(wait.attempts),
             "--interval",
-            String(OBJECT_WAIT.intervalSeconds),
+            String(wait.intervalSeconds),
           ],
           stdin: args.kubeconfig,
           watch: false,
           // Each attempt: the interval and up to two requests of up to 40 s each (a label's
           // read and patch).
-          timeoutSeconds: OBJECT_WAIT.attempts * (OBJECT_WAIT.intervalSeconds + 80) + 60,
+          timeoutSeconds: wait.attempts * (wait.intervalSeconds + 80) + 60,
         },
         { parent: this, dependsOn: after },
       );
@@ -251,6 +263,17 @@ export class ClusterServices extends pulumi.ComponentResource {
       );
     }
     this.controlPlaneLabels = labels;
+
+    // `pulumi up` ends once the controller manager runs its controllers: its serviceaccount
+    // controller has made the default namespace's ServiceAccount (without it no pod can be
+    // created in a new namespace). Its leader starts them one after another, minutes on
+    // starved emulated guests; nothing here waits for it, only the end of the `up`.
+    this.controllers = waitFor(
+      `${name}-controllers`,
+      ["--until", "present", "--path", "/api/v1/namespaces/default/serviceaccounts/default"],
+      Object.values(labels),
+      CONTROLLERS_WAIT,
+    );
 
     this.registerOutputs({
       cilium: cilium?.status,

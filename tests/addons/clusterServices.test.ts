@@ -308,6 +308,17 @@ describe("releases", () => {
       expect(inScenario(prefix).filter((r) => r.name.includes("-coredns"))).toEqual([]);
       const patch = named(`${prefix}-addons-role-control0`);
       expect(patch.dependencies).toContain(named(`${prefix}-kubelet-control0`).urn);
+      // The `up` ends once the controller manager runs its controllers, whatever is installed.
+      const controllers = named(`${prefix}-addons-controllers`);
+      expect(controllers.inputs.args).toEqual(
+        expect.arrayContaining([
+          "present",
+          "/api/v1/namespaces/default/serviceaccounts/default",
+          "--attempts",
+          "180",
+        ]),
+      );
+      expect(controllers.dependencies).toContain(patch.urn);
     }
     expect(inScenario("dir").filter((r) => r.type === POOL || r.type === L2)).toEqual([]);
     // Without MetalLB, Cilium keeps its own LoadBalancer IPAM; with it, Cilium's is off.

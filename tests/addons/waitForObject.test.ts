@@ -311,6 +311,36 @@ describeIfAvailable(apiServerLabMissing(), "wait-for-object.sh", () => {
     expect(metadata(node).resourceVersion).toBe(labelled.resourceVersion);
   }, 120_000);
 
+  it("waits until an object is present: the default ServiceAccount the controller manager makes", async () => {
+    // No controller manager runs here: the test makes the ServiceAccount as it would.
+    const namespace = "hardway-present";
+    const present = [
+      "--until",
+      "present",
+      "--path",
+      `/api/v1/namespaces/${namespace}/serviceaccounts/default`,
+    ];
+    const missing = await script(present, 2, 0);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(
+      /attempt 1\/2: not present yet \(HTTP 404: serviceaccounts "default" not found\)/,
+    );
+    let made = false;
+    const waited = await script(present, 30, 1, (stderr) => {
+      if (!made && /attempt 1\/30/.test(stderr)) {
+        made = true;
+        expect(lab.kubectl(["create", "namespace", namespace]).stderr).toBe("");
+        expect(lab.kubectl(["-n", namespace, "create", "serviceaccount", "default"]).stderr).toBe(
+          "",
+        );
+      }
+    });
+    expect(waited.status).toBe(0);
+    expect(waited.stdout).toMatch(
+      /^present: \/api\/v1\/namespaces\/hardway-present\/serviceaccounts\/default \(on attempt \d+\)\n$/,
+    );
+  }, 120_000);
+
   it("refuses a Node path for --until labelled that is not one, a bad label, and an unknown --until", async () => {
     const wrong = await script(
       ["--until", "labelled", "--path", COLLECTION, "--label", `${ROLE}=`],
@@ -326,7 +356,7 @@ describeIfAvailable(apiServerLabMissing(), "wait-for-object.sh", () => {
     );
     expect(quoted.stderr).toMatch(/--until labelled needs --label KEY=VALUE/);
     const unknown = await script(["--until", "gone", "--path", COLLECTION], 1, 0);
-    expect(unknown.stderr).toMatch(/--until must be admitted or labelled \(got 'gone'\)/);
+    expect(unknown.stderr).toMatch(/--until must be admitted, labelled or present \(got 'gone'\)/);
   });
 
   it("refuses a kubeconfig without embedded certificates before asking anything", async () => {

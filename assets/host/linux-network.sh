@@ -106,8 +106,20 @@ bridge_present() {
     ip -4 -o addr show dev "$bridge" 2>/dev/null | grep -F " inet $host_cidr " >/dev/null
 }
 
+# The host's MAC on the VM network, set rather than inherited: a bridge without one takes the
+# lowest MAC of its ports, which changes whenever a VM's tap comes or goes (seen when the HA
+# run restarted a control VM: the bridge took its new tap's MAC), and with it the guests' ARP
+# entry for the host, their gateway, DNS and NFS server. It embeds the address, as each VM's
+# does (vm/cloudInit.ts: 52:54 and the four octets).
+bridge_mac() {
+    local octets
+    IFS=. read -r -a octets <<<"${host_cidr%/*}"
+    printf '52:54:%02x:%02x:%02x:%02x' "${octets[@]}"
+}
+
 create_bridge() {
     ip link show dev "$bridge" >/dev/null 2>&1 || ip link add name "$bridge" type bridge
+    ip link set dev "$bridge" address "$(bridge_mac)"
     bridge_present || ip addr add "$host_cidr" dev "$bridge"
     ip link set dev "$bridge" up
 }

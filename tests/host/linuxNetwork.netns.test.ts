@@ -10,6 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { replaceMarkedBlock, linuxExportLine } from "../../components/host/exports";
 import { hostNetworkSteps } from "../../components/host/hostNetwork";
+import { macFor } from "../../components/network/addressPlan";
 import { bridgeName, natTableName } from "../../components/host/layout";
 import { RCODE_NXDOMAIN, aQuery, parseAResponse } from "./dnsWire";
 import { planFor } from "./fixtures";
@@ -111,6 +112,22 @@ describe("linux-network.sh in a network namespace", () => {
     );
     expect(addresses).toContain(`inet ${plan.hostIp}/24 `);
     expect(fs.readFileSync(path.join(stateDir, "dnsmasq.conf"), "utf8")).toBe(steps.stdin);
+  });
+
+  it("gives the bridge a MAC of its own that a VM's tap coming or going does not change", () => {
+    const mac = () =>
+      text(inNamespace(["cat", `/sys/class/net/${bridgeName(STACK)}/address`])).trim();
+    expect(mac()).toBe(macFor(plan.hostIp));
+    // A tap with a lower MAC than the bridge's, as a restarted VM's may be.
+    const tap = `${bridgeName(STACK).slice(0, 9)}-tap`;
+    mustSucceed(inNamespace(["ip", "tuntap", "add", "dev", tap, "mode", "tap"]));
+    try {
+      mustSucceed(inNamespace(["ip", "link", "set", "dev", tap, "address", "02:00:00:00:00:01"]));
+      mustSucceed(inNamespace(["ip", "link", "set", "dev", tap, "master", bridgeName(STACK)]));
+      expect(mac()).toBe(macFor(plan.hostIp));
+    } finally {
+      inNamespace(["ip", "link", "delete", "dev", tap]);
+    }
   });
 
   it("masquerades the subnet and the pods only when they leave both, in the stack's own nft table", () => {

@@ -261,27 +261,27 @@ else
   rm -f -- "$binaries_sources"
 fi
 
-# Whether the file is one of the --reload files.
-reloads_for() {
-  local file
-  for file in "${reload_files[@]}"; do
-    if [[ "$file" == "$1" ]]; then
+# Whether the first argument is one of the others.
+listed() {
+  local needle="$1" item
+  shift
+  for item in "$@"; do
+    if [[ "$item" == "$needle" ]]; then
       return 0
     fi
   done
   return 1
 }
 
+# Whether the file is one of the --reload files.
+reloads_for() {
+  listed "$1" "${reload_files[@]}"
+}
+
 # Whether a change to the file restarts the step's units (all but the --no-restart and --reload
 # files).
 restarts_for() {
-  local file
-  for file in "${no_restart[@]}"; do
-    if [[ "$file" == "$1" ]]; then
-      return 1
-    fi
-  done
-  ! reloads_for "$1"
+  ! listed "$1" "${no_restart[@]}" && ! reloads_for "$1"
 }
 
 written="$(bash "$here/install-files.sh" write --step "$step" --root "${root:-/}")"

@@ -21,7 +21,14 @@ import * as path from "node:path";
 import { defaultVersions } from "../../components/config/defaults";
 import { DEFAULT_CLUSTER_CIDR, Service, parseConfig } from "../../components/config/schema";
 import { addressPlan } from "../../components/network/addressPlan";
-import { EngineStack, lastChanges, newStack, parsePreview, toolchainEnv } from "../engine/engine";
+import {
+  EngineStack,
+  PROJECT_DIR,
+  lastChanges,
+  newStack,
+  parsePreview,
+  toolchainEnv,
+} from "../engine/engine";
 import { inSandbox, makeSandbox, removeSandbox } from "../harness/namespaces";
 import { onePathFrom } from "../harness/scriptOutput";
 import { Cluster, log } from "./cluster";
@@ -32,7 +39,14 @@ import { findLeaks, readHostState } from "./leaks";
 import { logNodeStates } from "./nodeState";
 import { PATCH_FROM, UPGRADE_FROM, buildMirror, cacheRoot } from "./mirror";
 import { buildPodImageArchives } from "./ociArchives";
-import { PhaseResult, errorDiagnostics, runPhase, stepSpans, summarize } from "./phases";
+import {
+  PhaseResult,
+  errorDiagnostics,
+  historyLine,
+  runPhase,
+  stepSpans,
+  summarize,
+} from "./phases";
 import { REGISTRY_PORT, RunningRegistry, pushImages, startRegistry } from "./registry";
 import {
   ImageArchive,
@@ -408,7 +422,28 @@ export async function runInside(topology: Topology, prepared: Prepared): Promise
   for (const line of summary.lines) {
     log(line);
   }
+  recordHistory(topology, results);
   return summary.ok;
+}
+
+/** Where every local run appends its phases (historyLine), to compare runs of any commit. */
+export function historyFile(): string {
+  return path.join(cacheRoot(), "e2e", "history.jsonl");
+}
+
+function recordHistory(topology: Topology, results: readonly PhaseResult[]): void {
+  const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], {
+    cwd: PROJECT_DIR,
+    encoding: "utf8",
+  });
+  const commit = head.status === 0 ? head.stdout.trim() : "unknown";
+  const file = historyFile();
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.appendFileSync(
+    file,
+    `${historyLine({ topology: topology.name, commit, finished: new Date() }, results)}\n`,
+  );
+  log(`this run's phases were added to ${file}`);
 }
 
 /**

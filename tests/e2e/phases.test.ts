@@ -1,6 +1,7 @@
 import {
   PhaseResult,
   errorDiagnostics,
+  historyLine,
   noChangesVerdict,
   runPhase,
   stepSpans,
@@ -122,5 +123,28 @@ describe("stepSpans", () => {
       "not json",
     ].join("\n");
     expect(stepSpans(log)).toEqual([{ urn: "a", type: "t:a", op: "update", start: 200, end: 260 }]);
+  });
+});
+
+describe("historyLine", () => {
+  it("records the run and each phase's verdict, seconds and detail on one JSON line", () => {
+    const line = historyLine(
+      { topology: "upgrade", commit: "3f749a7", finished: new Date("2026-12-05T04:00:00Z") },
+      [
+        { name: "up (cold)", ok: true, durationMs: 1060_340, detail: "1060 s" },
+        { name: "checks", ok: false, durationMs: 99_560, detail: "no default ServiceAccount" },
+      ],
+    );
+    expect(line).not.toContain("\n");
+    expect(JSON.parse(line)).toEqual({
+      topology: "upgrade",
+      commit: "3f749a7",
+      finished: "2026-12-05T04:00:00.000Z",
+      ok: false,
+      phases: [
+        { name: "up (cold)", ok: true, seconds: 1060.3, detail: "1060 s" },
+        { name: "checks", ok: false, seconds: 99.6, detail: "no default ServiceAccount" },
+      ],
+    });
   });
 });

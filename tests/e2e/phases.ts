@@ -58,6 +58,30 @@ export function summarize(results: readonly PhaseResult[]): { ok: boolean; lines
   };
 }
 
+/**
+ * One run's phases as a line of the runs' history (JSON Lines): its topology, the commit it
+ * ran, when it ended, and each phase's verdict, seconds and detail. The e2e's times vary by
+ * many minutes between runs of the same code on the same machine, so a time means something
+ * only beside earlier ones. Pure.
+ */
+export function historyLine(
+  run: { topology: string; commit: string; finished: Date },
+  results: readonly PhaseResult[],
+): string {
+  return JSON.stringify({
+    topology: run.topology,
+    commit: run.commit,
+    finished: run.finished.toISOString(),
+    ok: summarize(results).ok,
+    phases: results.map((r) => ({
+      name: r.name,
+      ok: r.ok,
+      seconds: Math.round(r.durationMs / 100) / 10,
+      detail: r.detail,
+    })),
+  });
+}
+
 /** The part of the Automation API's UpdateSummary the verdict reads. */
 export interface ChangeSummary {
   readonly resourceChanges?: Readonly<Record<string, number>>;

@@ -408,7 +408,7 @@ export async function runInside(topology: Topology, prepared: Prepared): Promise
     log((err as Error).message);
   } finally {
     if (results.some((r) => !r.ok)) {
-      await logNodeStates(cluster, log);
+      await logNodeStates(cluster, stack.name, log);
     }
     if (process.env.HARDWAY_E2E_KEEP !== "1") {
       await destroyAndCheck(results, topology, stack, cluster);

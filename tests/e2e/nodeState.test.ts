@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { nodeStateScript } from "./nodeState";
+import { consoleTail, nodeStateScript } from "./nodeState";
 
 /** Stand-ins for systemctl and journalctl: etcd is installed and restarted, nothing else. */
 function standIns(): string {
@@ -52,5 +52,33 @@ describe("nodeStateScript", () => {
     });
     expect(check.stdout + check.stderr).toBe("");
     expect(check.status).toBe(0);
+  });
+});
+
+describe("consoleTail", () => {
+  // As a guest's serial console writes it: CR LF, a terminal escape, a login prompt last.
+  const serial = [
+    "[    3.104] virtio_net virtio1 enp0s2: renamed from eth0\r",
+    "[\x1b[0;32m  OK  \x1b[0m] Started ssh.service - OpenBSD Secure Shell server.\r",
+    "[ 4262.513] NETDEV WATCHDOG: enp0s2 (virtio_net): transmit queue 0 timed out\r",
+    "[ 4262.514] WARNING: CPU: 0 PID: 0 at net/sched/sch_generic.c:525 dev_watchdog+0x207/0x210\r",
+    "",
+    "control0 login: \r",
+  ].join("\n");
+
+  it("puts the kernel's complaints first, then the console's last lines, escapes taken out", () => {
+    const tail = consoleTail(serial, 2);
+    expect(tail.split("\n")).toEqual([
+      "kernel complaints: ",
+      "  [ 4262.513] NETDEV WATCHDOG: enp0s2 (virtio_net): transmit queue 0 timed out",
+      "last 2 console lines:",
+      "  [ 4262.514] WARNING: CPU: 0 PID: 0 at net/sched/sch_generic.c:525 dev_watchdog+0x207/0x210",
+      "  control0 login: ",
+    ]);
+    expect(consoleTail(serial)).toContain("  [  OK  ] Started ssh.service");
+  });
+
+  it("says when the kernel complained of nothing", () => {
+    expect(consoleTail("control0 login: \r\n")).toMatch(/^kernel complaints: none\n/);
   });
 });

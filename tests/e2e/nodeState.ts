@@ -3,6 +3,9 @@
  * host ("the VIP did not answer") then says what happened on the node itself (a daemon that
  * restarted again and again, and why it exited; the kernel killing it for memory; the load).
  */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { vmStateDir } from "../../components/host/layout";
 import { Cluster } from "./cluster";
 
 /** The units node steps install, in start order; a node has only some of them. */
@@ -39,8 +42,39 @@ export function nodeStateScript(units: readonly string[] = NODE_UNITS): string {
   ].join("\n");
 }
 
-/** Logs nodeStateScript's answer from every node that runs a kubelet; never throws. */
-export async function logNodeStates(cluster: Cluster, log: (line: string) => void): Promise<void> {
+/** Kernel complaints worth reading first in a guest's console: the network, memory, hangs. */
+const KERNEL_TROUBLE =
+  /NETDEV WATCHDOG|transmit queue|Out of memory|oom-kill|BUG:|hung_task|blocked for more than|rcu.*stall|soft lockup|Kernel panic/i;
+
+/**
+ * What a node's serial console says when it cannot be asked over SSH: its kernel's complaints
+ * (the last `troubles`) and the last `lines` lines, carriage returns and terminal escapes taken
+ * out. Pure.
+ */
+export function consoleTail(text: string, lines = 30, troubles = 10): string {
+  const clean = text
+    // eslint-disable-next-line no-control-regex
+    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "")
+    .split(/\r?\n|\r/)
+    .filter((line) => line.trim() !== "");
+  const complaints = clean.filter((line) => KERNEL_TROUBLE.test(line)).slice(-troubles);
+  return [
+    `kernel complaints: ${complaints.length === 0 ? "none" : ""}`,
+    ...complaints.map((line) => `  ${line}`),
+    `last ${Math.min(lines, clean.length)} console lines:`,
+    ...clean.slice(-lines).map((line) => `  ${line}`),
+  ].join("\n");
+}
+
+/**
+ * Logs nodeStateScript's answer from every node that runs a kubelet; for a node SSH cannot
+ * reach, its serial console's tail instead (consoleTail). Never throws.
+ */
+export async function logNodeStates(
+  cluster: Cluster,
+  stack: string,
+  log: (line: string) => void,
+): Promise<void> {
   if (cluster.outputs === undefined) {
     return;
   }
@@ -51,6 +85,10 @@ export async function logNodeStates(cluster: Cluster, log: (line: string) => voi
       log(`state of ${node}:\n${state.trimEnd()}`);
     } catch (err) {
       log(`state of ${node}: could not ask (${(err as Error).message.trim()})`);
+      const serial = path.join(vmStateDir(stack, node), "serial.log");
+      if (fs.existsSync(serial)) {
+        log(`console of ${node} (${serial}):\n${consoleTail(fs.readFileSync(serial, "utf8"))}`);
+      }
     }
   }
 }

@@ -5,10 +5,10 @@
  * network and mount namespaces of its own, from a release mirror, a prebaked image, pod image
  * archives and the services' images (served by a registry in the namespace) and chart, all built
  * here: a cold `up` of the release one minor below the pins, checks, CoreDNS's and MetalLB's
- * checks (serviceChecks.ts), a no-op `up`, a worker added and removed again (scaleWorkers.ts), the minor upgrade to the pins
- * (upgrade.ts), a host reboot and `destroy`, each phase timed (CI's run, measured 55 minutes on
- * two cores). `npm run e2e -- --no-upgrade` installs the pins cold instead and skips the upgrade
- * (about 20 minutes less). `npm run e2e -- --prepare` only makes the run's one-time builds
+ * checks (serviceChecks.ts), a no-op `up`, a worker added and removed again (scaleWorkers.ts),
+ * the minor upgrade to the pins (upgrade.ts), a host reboot and `destroy`, each phase timed
+ * (about 90 minutes on two cores, 41 of them the upgrade). `npm run e2e -- --no-upgrade` installs
+ * the pins cold instead and skips the upgrade (CI's run, about 45 minutes). `npm run e2e -- --prepare` only makes the run's one-time builds
  * (CI makes them in the time a cold machine has left). `npm run e2e -- --ha` runs the
  * three-control-plane topology instead (highAvailability.ts): cold `up`, checks, a no-op `up`,
  * failover, recovery, a member replaced from an empty disk, a rolling patch upgrade, `destroy`

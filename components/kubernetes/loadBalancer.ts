@@ -10,23 +10,37 @@ import { AddressPlan } from "../network/addressPlan";
 
 /** How ldirectord checks the API servers. */
 export interface LdirectordChecks {
-  /** Seconds between health checks. @default 2 */
+  /** Seconds between health checks. @default 1 */
   readonly checkInterval?: number;
   /**
    * Seconds a check's HTTPS request may take; software-emulated control nodes answer slowly.
-   * @default 10
+   * @default 3
    */
   readonly checkTimeout?: number;
   /**
    * Failed checks in a row before a server is dropped: a busy server that misses one check
-   * keeps its connections, a stopped one (its connection fails within a few seconds) goes in
-   * well under a minute.
-   * @default 3
+   * keeps its connections.
+   * @default 2
    */
   readonly failureCount?: number;
   /** /readyz checks the probe leaves out (`?exclude=`). @default none */
   readonly readyzExclude?: readonly string[];
 }
+
+/**
+ * The checks on hardware-accelerated guests, where an API server answers /readyz in
+ * milliseconds (its slowest part, etcd-readiness, gives up after 2 s). ldirectord checks the
+ * servers of a virtual service one after another, so a server that hangs (its VM gone, its
+ * process stopped) costs each round a whole timeout: with 3 s, a round a second and 2 failures
+ * it leaves the table within the API server's 15 s shutdown delay, and so does a server failing
+ * /readyz behind it (measured in tests/kubernetes/ldirectord.test.ts; with 10 s, every 2 s and
+ * 3 failures it took over 30 s, and 4 s every 2 s left a margin of only 2 s).
+ */
+export const DEFAULT_CHECKS: Required<Omit<LdirectordChecks, "readyzExclude">> = {
+  checkInterval: 1,
+  checkTimeout: 3,
+  failureCount: 2,
+};
 
 /**
  * ldirectord's checks on emulated (TCG) VMs. A TLS handshake from a one-vCPU emulated gateway
@@ -41,10 +55,15 @@ export interface LdirectordChecks {
  * minutes, ldirectord deleted each in turn, and IPVS reset the connections they held (a
  * `pulumi up` failed on "connection reset by peer"). A stopped or shutting-down server still
  * fails the probe (`shutdown`, or no answer).
+ *
+ * Three failures in a row, not two: on starved guests a check that waits out its 20 s is not
+ * rare, and a server dropped for it loses its connections. The price: a hung server stays about
+ * three timeouts, a minute.
  */
 export const EMULATED_CHECKS: LdirectordChecks = {
   checkTimeout: 20,
   checkInterval: 4,
+  failureCount: 3,
   readyzExclude: ["etcd", "etcd-readiness"],
 };
 
@@ -69,10 +88,10 @@ export interface LdirectordArgs extends LdirectordChecks {
 export function ldirectordConfig(args: LdirectordArgs): string {
   const { plan } = args;
   const global: [string, string | number][] = [
-    ["checktimeout", args.checkTimeout ?? 10],
-    ["negotiatetimeout", args.checkTimeout ?? 10],
-    ["checkinterval", args.checkInterval ?? 2],
-    ["failurecount", args.failureCount ?? 3],
+    ["checktimeout", args.checkTimeout ?? DEFAULT_CHECKS.checkTimeout],
+    ["negotiatetimeout", args.checkTimeout ?? DEFAULT_CHECKS.checkTimeout],
+    ["checkinterval", args.checkInterval ?? DEFAULT_CHECKS.checkInterval],
+    ["failurecount", args.failureCount ?? DEFAULT_CHECKS.failureCount],
     // A dead server is removed from the table rather than kept with weight 0.
     ["quiescent", "no"],
     // At each start and reload ldirectord puts a server it does not have in the table yet (a new

@@ -169,10 +169,10 @@ describe("ordering", () => {
       bundle(named(`${prefix}-api-ldirectord`), "gateway").find(
         (f) => f.path === "/etc/ha.d/ldirectord.cf",
       )?.content ?? "";
-    expect(ldirectord("std")).toContain("checktimeout=10\n");
+    expect(ldirectord("std")).toContain("checktimeout=3\n");
     expect(ldirectord("crio")).toContain("checktimeout=20\n");
     // Each check costs an emulated gateway CPU the control nodes need: fewer of them.
-    expect(ldirectord("std")).toContain("checkinterval=2\n");
+    expect(ldirectord("std")).toContain("checkinterval=1\n");
     expect(ldirectord("crio")).toContain("checkinterval=4\n");
   });
 

@@ -56,8 +56,8 @@ describe("ldirectord config", () => {
     ]) {
       expect(lines).toContain(`\t${option}`);
     }
-    // One slow answer does not drop a server; three failed checks in a row do.
-    expect(lines).toEqual(expect.arrayContaining(["failurecount=3", "negotiatetimeout=10"]));
+    // One slow answer does not drop a server; two failed checks in a row do.
+    expect(lines).toEqual(expect.arrayContaining(["failurecount=2", "negotiatetimeout=3"]));
   });
 
   itIfAvailable(

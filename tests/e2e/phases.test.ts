@@ -3,7 +3,9 @@ import {
   errorDiagnostics,
   historyLine,
   noChangesVerdict,
+  parseDeadline,
   runPhase,
+  runPhaseBefore,
   stepSpans,
   summarize,
 } from "./phases";
@@ -123,6 +125,111 @@ describe("stepSpans", () => {
       "not json",
     ].join("\n");
     expect(stepSpans(log)).toEqual([{ urn: "a", type: "t:a", op: "update", start: 200, end: 260 }]);
+  });
+});
+
+describe("runPhaseBefore", () => {
+  const deadline = parseDeadline("3600", 300_000);
+
+  it("reads HARDWAY_E2E_DEADLINE as Unix seconds and refuses anything else", () => {
+    expect(deadline).toEqual({ atMs: 3_600_000, reserveMs: 300_000 });
+    expect(parseDeadline(undefined, 1)).toBeUndefined();
+    expect(parseDeadline(" ", 1)).toBeUndefined();
+    expect(() => parseDeadline("in an hour", 1)).toThrow(/Unix seconds, not "in an hour"/);
+  });
+
+  it("runs a phase that ends before the deadline less the reserve, and any without a deadline", async () => {
+    const results: PhaseResult[] = [];
+    const body = () => Promise.resolve({ ok: true, detail: "ran" });
+    // 3600 s less 300 s reserved: a 900 s phase fits from 2400 s on the clock, not 2401.
+    expect(
+      await runPhaseBefore(
+        deadline,
+        900_000,
+        results,
+        "a",
+        body,
+        () => {},
+        () => 2_400_000,
+      ),
+    ).toBe(true);
+    expect(
+      await runPhaseBefore(
+        undefined,
+        900_000,
+        results,
+        "b",
+        body,
+        () => {},
+        () => 9e12,
+      ),
+    ).toBe(true);
+    expect(results.map((r) => [r.name, r.skipped])).toEqual([
+      ["a", undefined],
+      ["b", undefined],
+    ]);
+  });
+
+  it("leaves out a phase that would end after it, says why, and the run still passes", async () => {
+    const results: PhaseResult[] = [
+      { name: "up (cold)", ok: true, durationMs: 800_000, detail: "800 s" },
+    ];
+    const lines: string[] = [];
+    let ran = false;
+    const body = () => {
+      ran = true;
+      return Promise.resolve({ ok: true, detail: "ran" });
+    };
+    expect(
+      await runPhaseBefore(
+        deadline,
+        900_000,
+        results,
+        "reboot",
+        body,
+        (l) => lines.push(l),
+        () => 2_401_000,
+      ),
+    ).toBe(false);
+    expect(ran).toBe(false);
+    const why =
+      "not run: 899.0s left before the run's deadline (HARDWAY_E2E_DEADLINE, less 300.0s for destroy and the leak check), and it may take 900.0s";
+    expect(lines).toEqual([`SKIP phase reboot: ${why}`]);
+    const summary = summarize(results);
+    expect(summary.ok).toBe(true);
+    expect(summary.lines).toEqual([
+      "  PASS  up (cold)      800.0s",
+      "  SKIP  reboot           0.0s",
+      `why reboot did not run: ${why}`,
+      "E2E PASS: 1 phases (not run: reboot)",
+    ]);
+    const history = JSON.parse(
+      historyLine({ topology: "small", commit: "c", finished: new Date(0) }, results),
+    ) as { phases: unknown[] };
+    expect(history.phases[1]).toEqual({
+      name: "reboot",
+      ok: true,
+      skipped: true,
+      seconds: 0,
+      detail: why,
+    });
+    // Past the deadline itself: nothing left, never a negative time.
+    await runPhaseBefore(
+      deadline,
+      1,
+      results,
+      "late",
+      body,
+      (l) => lines.push(l),
+      () => 4_000_000,
+    );
+    expect(lines[1]).toMatch(/^SKIP phase late: not run: 0\.0s left/);
+  });
+
+  it("a run whose phases were all left out did not pass", () => {
+    expect(
+      summarize([{ name: "reboot", ok: true, skipped: true, durationMs: 0, detail: "x" }]).ok,
+    ).toBe(false);
   });
 });
 

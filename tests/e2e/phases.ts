@@ -6,6 +6,8 @@ export interface PhaseResult {
   readonly ok: boolean;
   readonly durationMs: number;
   readonly detail: string;
+  /** Not run, for the reason in `detail` (the run's deadline); does not fail the run. */
+  readonly skipped?: boolean;
 }
 
 /**
@@ -33,6 +35,82 @@ export async function runPhase(
   return outcome.ok;
 }
 
+/**
+ * When a run must have ended (its destroy and leak check included), in ms since the epoch, and
+ * how long those last steps are given.
+ */
+export interface Deadline {
+  readonly atMs: number;
+  readonly reserveMs: number;
+}
+
+/**
+ * The deadline in HARDWAY_E2E_DEADLINE (Unix seconds; CI sets it to the end of its own time),
+ * with `reserveMs` kept for destroy and the leak check, or none. Refuses anything but a number.
+ * Pure.
+ */
+export function parseDeadline(value: string | undefined, reserveMs: number): Deadline | undefined {
+  if (value === undefined || value.trim() === "") {
+    return undefined;
+  }
+  if (!/^\d+$/.test(value.trim())) {
+    throw new Error(`HARDWAY_E2E_DEADLINE must be Unix seconds, not ${JSON.stringify(value)}`);
+  }
+  return { atMs: Number(value.trim()) * 1000, reserveMs };
+}
+
+/**
+ * Why a phase that may take `expectedMs` does not start at `nowMs`: it would end after the
+ * deadline less the reserve, so a run cut off in its middle would leave its VMs running and
+ * report nothing. Undefined when it fits, or when there is no deadline. Pure.
+ */
+export function tooLate(
+  expectedMs: number,
+  nowMs: number,
+  deadline: Deadline | undefined,
+): string | undefined {
+  if (deadline === undefined) {
+    return undefined;
+  }
+  const leftMs = deadline.atMs - deadline.reserveMs - nowMs;
+  if (leftMs >= expectedMs) {
+    return undefined;
+  }
+  return `not run: ${seconds(Math.max(0, leftMs))} left before the run's deadline (HARDWAY_E2E_DEADLINE, less ${seconds(deadline.reserveMs)} for destroy and the leak check), and it may take ${seconds(expectedMs)}`;
+}
+
+/**
+ * runPhase, unless the phase may not end before the deadline (tooLate): then it is recorded as
+ * skipped with the reason, and `false` says it did not run.
+ */
+export async function runPhaseBefore(
+  deadline: Deadline | undefined,
+  expectedMs: number,
+  results: PhaseResult[],
+  name: string,
+  body: () => Promise<{ ok: boolean; detail: string }>,
+  log: (line: string) => void,
+  now: () => number = Date.now,
+): Promise<boolean> {
+  const late = tooLate(expectedMs, now(), deadline);
+  if (late === undefined) {
+    return runPhase(results, name, body, log, now);
+  }
+  skipPhase(results, name, late, log);
+  return false;
+}
+
+/** Records a phase that did not run, and why. */
+export function skipPhase(
+  results: PhaseResult[],
+  name: string,
+  why: string,
+  log: (line: string) => void,
+): void {
+  results.push({ name, ok: true, skipped: true, durationMs: 0, detail: why });
+  log(`SKIP phase ${name}: ${why}`);
+}
+
 /** How much of a failed phase's detail the summary repeats. */
 const SUMMARY_DETAIL_CHARS = 4000;
 
@@ -42,18 +120,22 @@ const SUMMARY_DETAIL_CHARS = 4000;
  */
 export function summarize(results: readonly PhaseResult[]): { ok: boolean; lines: string[] } {
   const failed = results.filter((r) => !r.ok);
-  const ok = results.length > 0 && failed.length === 0;
+  const skipped = results.filter((r) => r.skipped === true);
+  const ran = results.length - skipped.length;
+  const ok = ran > 0 && failed.length === 0;
+  const notRun = skipped.length === 0 ? "" : ` (not run: ${skipped.map((r) => r.name).join(", ")})`;
   return {
     ok,
     lines: [
       ...results.map(
         (r) =>
-          `  ${r.ok ? "PASS" : "FAIL"}  ${r.name.padEnd(12)} ${seconds(r.durationMs).padStart(8)}`,
+          `  ${r.skipped === true ? "SKIP" : r.ok ? "PASS" : "FAIL"}  ${r.name.padEnd(12)} ${seconds(r.durationMs).padStart(8)}`,
       ),
+      ...skipped.map((r) => `why ${r.name} did not run: ${r.detail}`),
       ...failed.map((r) => `why ${r.name} failed: ${r.detail.slice(-SUMMARY_DETAIL_CHARS)}`),
       ok
-        ? `E2E PASS: ${results.length} phases`
-        : `E2E FAIL: ${failed.map((r) => r.name).join(", ") || "nothing ran"}`,
+        ? `E2E PASS: ${ran} phases${notRun}`
+        : `E2E FAIL: ${failed.map((r) => r.name).join(", ") || "nothing ran"}${notRun}`,
     ],
   };
 }
@@ -76,6 +158,7 @@ export function historyLine(
     phases: results.map((r) => ({
       name: r.name,
       ok: r.ok,
+      ...(r.skipped === true ? { skipped: true } : {}),
       seconds: Math.round(r.durationMs / 100) / 10,
       detail: r.detail,
     })),

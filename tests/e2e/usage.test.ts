@@ -4,6 +4,7 @@ import {
   GUEST_USAGE_SCRIPT,
   busyCores,
   cpuTicks,
+  hostUsage,
   metered,
   parseGuestUsage,
   readQemuTimes,
@@ -97,12 +98,13 @@ describe("GUEST_USAGE_SCRIPT and parseGuestUsage", () => {
   });
 });
 
-describe("usageLine", () => {
-  it("names each VM's busy host cores and each guest's load, memory and stalls", () => {
+describe("usageLine and hostUsage", () => {
+  it("names each VM's busy host cores, and the host's and each guest's load, memory and stalls", () => {
+    const host = { load1: 5.4, availableMiB: 9000, stall: { cpu: 78, memory: 0, io: 1.5 } };
     expect(
       usageLine(
         "workers 2 → 1",
-        5.4,
+        host,
         { worker0: 0.31, control0: 1.46 },
         {
           control0: { load1: 7.2, availableMiB: 300, stall: { cpu: 88, memory: 12.4, io: 3 } },
@@ -111,13 +113,19 @@ describe("usageLine", () => {
       ),
     ).toBe(
       [
-        "usage during workers 2 → 1: host load 5.4; host cores busy per VM: control0 1.46, worker0 0.31",
-        "  at its end (last minute): control0: load 7.2, 300 MiB free, stalled cpu 88% memory 12% io 3%; gateway: no answer in 60 s",
+        "usage during workers 2 → 1: host cores busy per VM: control0 1.46, worker0 0.31",
+        "  at its end (last minute): host: load 5.4, 9000 MiB free, stalled cpu 78% memory 0% io 2%; control0: load 7.2, 300 MiB free, stalled cpu 88% memory 12% io 3%; gateway: no answer in 60 s",
       ].join("\n"),
     );
-    expect(usageLine("up (cold)", 0.5, {}, {})).toBe(
-      "usage during up (cold): host load 0.5; host cores busy per VM: no VM",
+    expect(usageLine("up (cold)", host, {}, {}).split("\n")[0]).toBe(
+      "usage during up (cold): host cores busy per VM: no VM",
     );
+  });
+
+  it("reads this machine's own /proc as a guest's", () => {
+    const usage = hostUsage();
+    expect(usage.availableMiB).toBeGreaterThan(0);
+    expect(usage.stall.io === undefined).toBe(!fs.existsSync("/proc/pressure/io"));
   });
 });
 
@@ -145,10 +153,10 @@ describe("metered", () => {
     await expect(body()).resolves.toEqual({ ok: true, detail: "fine" });
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
-      /^usage during checks: host load [0-9.]+; host cores busy per VM: no VM\n/,
+      /^usage during checks: host cores busy per VM: no VM\n {2}at its end \(last minute\): host: load /,
     );
     expect(lines[0]).toContain(
-      "control0: load 1.0, 1024 MiB free, stalled cpu 5% memory ? io ?; gateway: no answer in 0.05 s; worker0: not asked (ssh worker0 exited 255: refused)",
+      "; control0: load 1.0, 1024 MiB free, stalled cpu 5% memory ? io ?; gateway: no answer in 0.05 s; worker0: not asked (ssh worker0 exited 255: refused)",
     );
   });
 
@@ -162,6 +170,6 @@ describe("metered", () => {
       () => Promise.reject(new Error("up failed")),
     );
     await expect(body()).rejects.toThrow("up failed");
-    expect(lines).toEqual([expect.stringMatching(/^usage during up \(cold\): host load/)]);
+    expect(lines).toEqual([expect.stringMatching(/^usage during up \(cold\): host cores busy/)]);
   });
 });

@@ -2,7 +2,8 @@
  * Where the machine's time went during a phase, logged after it: how many host cores each VM's
  * QEMU kept busy on average, the host's load, and each guest's own view at the phase's end (its
  * load, its available memory, and the share of the last minute its tasks stalled for want of
- * CPU, memory or I/O: the kernel's pressure stall information, /proc/pressure). The same run
+ * CPU, memory or I/O: the kernel's pressure stall information, /proc/pressure), and the host's
+ * own. The same run
  * varies by many minutes here; in CI's log this says which guest was starved, and of what, in a
  * phase that took four times as long as usual.
  */
@@ -74,10 +75,18 @@ export function parseGuestUsage(text: string): GuestUsage {
   };
 }
 
+/** A machine's load, free memory and stalls, as usageLine prints them. Pure. */
+function describeUsage(u: GuestUsage): string {
+  const stalls = (["cpu", "memory", "io"] as const)
+    .map((r) => `${r} ${u.stall[r] === undefined ? "?" : `${u.stall[r].toFixed(0)}%`}`)
+    .join(" ");
+  return `load ${u.load1.toFixed(1)}, ${u.availableMiB} MiB free, stalled ${stalls}`;
+}
+
 /** The line logged after a phase (see the header). Pure. */
 export function usageLine(
   phase: string,
-  hostLoad1: number,
+  host: GuestUsage,
   cores: Readonly<Record<string, number>>,
   guests: Readonly<Record<string, GuestUsage | string>>,
 ): string {
@@ -86,18 +95,10 @@ export function usageLine(
     .map(([node, n]) => `${node} ${n.toFixed(2)}`);
   const views = Object.entries(guests)
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([node, g]) => {
-      if (typeof g === "string") {
-        return `${node}: ${g}`;
-      }
-      const stalls = (["cpu", "memory", "io"] as const)
-        .map((r) => `${r} ${g.stall[r] === undefined ? "?" : `${g.stall[r].toFixed(0)}%`}`)
-        .join(" ");
-      return `${node}: load ${g.load1.toFixed(1)}, ${g.availableMiB} MiB free, stalled ${stalls}`;
-    });
+    .map(([node, g]) => `${node}: ${typeof g === "string" ? g : describeUsage(g)}`);
   return [
-    `usage during ${phase}: host load ${hostLoad1.toFixed(1)}; host cores busy per VM: ${vms.join(", ") || "no VM"}`,
-    ...(views.length === 0 ? [] : [`  at its end (last minute): ${views.join("; ")}`]),
+    `usage during ${phase}: host cores busy per VM: ${vms.join(", ") || "no VM"}`,
+    `  at its end (last minute): host: ${describeUsage(host)}${views.map((v) => `; ${v}`).join("")}`,
   ].join("\n");
 }
 
@@ -118,9 +119,16 @@ export function readQemuTimes(stack: string, root?: string): QemuTimes {
   return times;
 }
 
-/** The first number of /proc/loadavg. */
-export function hostLoad(): number {
-  return Number(fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
+/** This machine's own usage, read as GUEST_USAGE_SCRIPT reads a guest's. */
+export function hostUsage(): GuestUsage {
+  const read = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "");
+  return parseGuestUsage(
+    [
+      read("/proc/loadavg").trim(),
+      read("/proc/meminfo"),
+      ...["cpu", "memory", "io"].map((r) => `${r} ${read(`/proc/pressure/${r}`).split("\n")[0]}`),
+    ].join("\n"),
+  );
 }
 
 /** What `metered` asks guests through: the run's cluster, once it has outputs. */
@@ -171,7 +179,7 @@ export function metered<T>(
           }
         }),
       );
-      log(usageLine(phase, hostLoad(), cores, guests));
+      log(usageLine(phase, hostUsage(), cores, guests));
     }
   };
 }

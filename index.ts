@@ -120,6 +120,7 @@ if (access && kubernetes?.kubelet !== undefined && reached(config.stopAfter, "se
     services: config.services,
     charts: config.versions.charts,
     chartMirror: config.chartMirror,
+    chartValues: config.chartValues,
     corednsVersion: config.versions.coredns,
     provider: access.provider,
     kubeconfig: pki.kubeconfigs.admin,

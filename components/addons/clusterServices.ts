@@ -25,6 +25,7 @@ import {
   metallbPool,
   metallbValues,
   nfsProvisionerValues,
+  overlayValues,
 } from "./values";
 import { objectOptions } from "./provider";
 
@@ -70,6 +71,11 @@ export interface ClusterServicesArgs {
    * @default "" (each chart's own repository)
    */
   readonly chartMirror?: string;
+  /**
+   * Helm values laid over hardway's own, per release (config `chartValues`, overlayValues).
+   * @default {}
+   */
+  readonly chartValues?: Readonly<Partial<Record<ChartName, Readonly<HelmValues>>>>;
   /** The CoreDNS release (config `versions.coredns`). */
   readonly corednsVersion: string;
   /** The host directory exported over NFS (HostNetwork.exportDir). */
@@ -163,7 +169,7 @@ export class ClusterServices extends pulumi.ComponentResource {
         releaseArgs(
           releaseName,
           chartSource(charts[key], args.chartMirror ?? ""),
-          values,
+          pulumi.output(values).apply((v) => overlayValues(v, args.chartValues?.[key] ?? {})),
           RELEASE_TIMEOUTS[key],
         ),
         k8sOpts([...podKubelet, ...after]),

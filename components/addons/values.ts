@@ -24,6 +24,23 @@ export const METALLB_L2_NAME = "hardway-l2";
 
 export type HelmValues = Record<string, unknown>;
 
+const isObject = (v: unknown): v is HelmValues =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * `theirs` (config `chartValues.<release>`) laid over `ours`, as Helm lays a values file over a
+ * chart's defaults: objects merge key by key, anything else (a list, a string, null) replaces
+ * our value. Pure; neither argument changes.
+ */
+export function overlayValues(ours: HelmValues, theirs: Readonly<HelmValues>): HelmValues {
+  const merged: HelmValues = { ...ours };
+  for (const [key, value] of Object.entries(theirs)) {
+    const mine = merged[key];
+    merged[key] = isObject(mine) && isObject(value) ? overlayValues(mine, value) : value;
+  }
+  return merged;
+}
+
 /**
  * With no workers, control nodes are the only place a Deployment can run, so its pods must
  * tolerate the taint the control kubelets register with; otherwise they stay off control nodes.

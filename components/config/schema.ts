@@ -174,6 +174,11 @@ const chart = (d: { repository: string; chart: string; version: string }) =>
       .default(d.version),
   }).prefault({});
 
+/** A release's Helm values: a JSON object, as a values.yaml file would hold. */
+const helmValues = z.record(z.string(), z.unknown(), {
+  error: 'expected a JSON object of Helm values such as {"operator": {"replicas": 1}}',
+});
+
 const version = (d: string) =>
   z
     .string()
@@ -293,6 +298,15 @@ export const configSchema = z.strictObject({
     .default([...SERVICES]),
   /** "": each chart's own `versions.charts.<name>.repository`. */
   chartMirror: z.union([z.literal(""), chartRepository]).default(""),
+  /**
+   * Helm values of each release laid over hardway's own (overlayValues): objects merge key by
+   * key, anything else (a list, a string) replaces hardway's value.
+   */
+  chartValues: object({
+    cilium: helmValues.optional(),
+    metallb: helmValues.optional(),
+    nfsProvisioner: helmValues.optional(),
+  }).default({}),
   /** Registry (docker.io, registry.k8s.io, host:port) → where its images are pulled from first. */
   registryMirrors: z
     .record(registryName, registryMirror, {

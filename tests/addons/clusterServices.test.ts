@@ -66,6 +66,7 @@ async function build(p: typeof PulumiModule, s: Scenario): Promise<void> {
     services: config.services,
     charts: config.versions.charts,
     chartMirror: config.chartMirror,
+    chartValues: config.chartValues,
     corednsVersion: config.versions.coredns,
     provider: access.provider,
     kubeconfig: s.secretKubeconfig ? p.secret(KUBECONFIG) : KUBECONFIG,
@@ -99,7 +100,18 @@ const SCENARIOS: Scenario[] = [
 const CHOICES: Scenario[] = [
   {
     prefix: "oci",
-    raw: { cni: "cilium", services: ["metallb"], chartMirror: "oci://mirror.lab:5000/charts/" },
+    raw: {
+      cni: "cilium",
+      services: ["metallb"],
+      chartMirror: "oci://mirror.lab:5000/charts/",
+      chartValues: {
+        cilium: {
+          envoy: { enabled: false },
+          image: { useDigest: false },
+          kubeProxyReplacement: false,
+        },
+      },
+    },
     apiReadyAs: "output",
     secretKubeconfig: false,
   },
@@ -298,6 +310,20 @@ describe("releases", () => {
     );
     expect(local).not.toHaveProperty("repositoryOpts");
     expect(local).not.toHaveProperty("version");
+  });
+
+  it("lays the stack's chartValues over its own values, and only on the release they name", () => {
+    const values = release("oci-addons-cilium").values as Record<string, unknown>;
+    expect(values).toMatchObject({
+      envoy: { enabled: false },
+      image: { useDigest: false },
+      // The stack's value wins over hardway's, keys it does not name stay.
+      kubeProxyReplacement: false,
+      enableLBIPAM: false,
+    });
+    expect(values.k8sServiceHost).toBe(addressPlan(parseConfig({}, HOST)).apiVip);
+    expect(release("oci-addons-metallb").values).not.toHaveProperty("envoy");
+    expect(release("cil-addons-cilium").values).not.toHaveProperty("envoy");
   });
 
   it("installs only the services the stack names, and labels the control nodes without CoreDNS", () => {

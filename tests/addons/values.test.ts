@@ -23,6 +23,7 @@ import {
   metallbPoolSpec,
   metallbValues,
   nfsProvisionerValues,
+  overlayValues,
 } from "../../components/addons/values";
 import { METALLB_RUN_VERSION } from "../e2e/serviceArtifacts";
 
@@ -217,5 +218,31 @@ describe("nfs-subdir-external-provisioner", () => {
     expect(() => nfsProvisionerValues({ plan: standard, exportDir: "nfs" })).toThrow(
       'exportDir must be an absolute path on the host (got "nfs")',
     );
+  });
+});
+
+describe("overlayValues", () => {
+  it("merges objects key by key, as Helm lays a values file over a chart's defaults", () => {
+    const ours = { a: { b: 1, c: { d: 2 } }, list: [1, 2], keep: "x" };
+    const theirs = { a: { c: { e: 3 } }, list: [9], added: { f: true } };
+    expect(overlayValues(ours, theirs)).toEqual({
+      a: { b: 1, c: { d: 2, e: 3 } },
+      list: [9],
+      keep: "x",
+      added: { f: true },
+    });
+    // Neither argument changes.
+    expect(ours).toEqual({ a: { b: 1, c: { d: 2 } }, list: [1, 2], keep: "x" });
+  });
+
+  it("replaces anything that is not an object on both sides, null and lists included", () => {
+    expect(
+      overlayValues({ a: { b: 1 }, c: 1, d: [1] }, { a: null, c: { x: 1 }, d: { y: 2 } }),
+    ).toEqual({
+      a: null,
+      c: { x: 1 },
+      d: { y: 2 },
+    });
+    expect(overlayValues({ a: 1 }, {})).toEqual({ a: 1 });
   });
 });

@@ -147,6 +147,16 @@ const REFUSED: [string, Record<string, unknown>, RegExp][] = [
     /^hardway:chartMirror: no file at \/srv\/charts\/metallb-0\.16\.2\.tgz on this host$/,
   ],
   [
+    "chart values for a release hardway does not install",
+    { chartValues: { traefik: { replicas: 1 } } },
+    /^hardway:chartValues\.traefik: unknown key; known keys here: cilium, metallb, nfsProvisioner$/,
+  ],
+  [
+    "chart values that are not an object",
+    { chartValues: { cilium: "envoy.enabled=false" } },
+    /^hardway:chartValues\.cilium: expected a JSON object of Helm values such as \{"operator": \{"replicas": 1\}\}/,
+  ],
+  [
     "a registry mirror without endpoints",
     { registryMirrors: { "docker.io": { endpoints: [] } } },
     /^hardway:registryMirrors\["docker\.io"\]\.endpoints: expected at least one endpoint/,

@@ -71,6 +71,7 @@ describe("the test tiers' shell scripts (toolchain, mirror, image builds)", () =
         "engine/toolchain.sh",
         "e2e/build-mirror.sh",
         "e2e/build-image.sh",
+        "e2e/build-cilium-rootfs.sh",
         "harness/progress.sh",
       ]),
     );

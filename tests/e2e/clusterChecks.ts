@@ -1,11 +1,13 @@
 /**
  * The checks of a converged cluster, run after the cold `up` and again after the reboot: etcd
  * healthy, /healthz through the VIP, nodes Ready, a Secret encrypted in etcd, and two pods (each
- * a one-replica Deployment pinned to a node) that reach each other and the host without NAT.
+ * a one-replica Deployment pinned to a node) that reach each other without NAT, and that the host
+ * reaches without NAT (with the bridge CNI, whose pod networks the host routes to).
  * What a check expects is derived from the stack's outputs, not from the default address plan.
  */
 import * as crypto from "node:crypto";
 import { stringify } from "yaml";
+import { Cni } from "../../components/config/schema";
 import { waitFor } from "../smoke/checks";
 import { runCommand } from "../smoke/run";
 import { Cluster, POLLING, pinnedDeployment, podOf } from "./cluster";
@@ -26,7 +28,11 @@ export function checkWorkloads(cluster: Cluster): { echoNode: string; clientNode
 
 export async function clusterChecks(
   cluster: Cluster,
-  expected: { readonly controlPlanes: number; readonly workers: number },
+  expected: {
+    readonly controlPlanes: number;
+    readonly workers: number;
+    readonly cni: Cni;
+  },
 ): Promise<string> {
   cluster.refreshOutputs();
   const notes: string[] = [];
@@ -94,28 +100,13 @@ export async function clusterChecks(
     }
     return pod;
   };
-  const hostIp = hostAddress(cluster.outputs.nodes[echoNode].ip);
-  // Right after a host reboot the API may still show a pod Running with the address of its old
-  // sandbox until its kubelet reports the new one: read the addresses again until a request
-  // gets through, then judge the address the pod saw.
-  const fromHost = await waitFor(POLLING, "the host reaching pod echo", 300_000, async () => {
-    const echo = await running("echo");
-    const answer = await runCommand("curl", [
-      "-sS",
-      "--max-time",
-      "10",
-      `http://${echo.ip}:${ECHO_PORT}/cgi-bin/ip`,
-    ]);
-    return answer.code === 0
-      ? { done: true, value: peerAddress(answer.stdout) }
-      : { done: false, state: `failing at ${echo.ip}: ${answer.stderr.trim()}` };
-  });
-  if (fromHost !== hostIp) {
-    throw new Error(
-      `the pod saw the host as ${JSON.stringify(fromHost)}; expected ${hostIp}, no NAT`,
-    );
+  if (expected.cni === "bridge") {
+    notes.push(await hostReachesPod(cluster, echoNode, running));
+  } else {
+    // Cilium's pods are behind its tunnel between the nodes; the host has no route to them.
+    notes.push("host → pod: not checked with Cilium (no host routes to its pod networks)");
   }
-  notes.push(`host → pod on ${echoNode}: seen as ${fromHost}`);
+
   // The client's address is read after its request: the API may lag behind its new sandbox too.
   const fromPod = await waitFor(POLLING, "pod client reaching pod echo", 300_000, async () => {
     const echo = await running("echo");
@@ -149,4 +140,34 @@ export async function clusterChecks(
   }
   notes.push("kubectl logs works");
   return notes.join("; ");
+}
+
+/** The host asks the echo pod for the address it sees: the host's own, not NATed. */
+async function hostReachesPod(
+  cluster: Cluster,
+  echoNode: string,
+  running: (app: string) => Promise<{ ip: string }>,
+): Promise<string> {
+  const hostIp = hostAddress(cluster.outputs.nodes[echoNode].ip);
+  // Right after a host reboot the API may still show a pod Running with the address of its old
+  // sandbox until its kubelet reports the new one: read the addresses again until a request
+  // gets through, then judge the address the pod saw.
+  const fromHost = await waitFor(POLLING, "the host reaching pod echo", 300_000, async () => {
+    const echo = await running("echo");
+    const answer = await runCommand("curl", [
+      "-sS",
+      "--max-time",
+      "10",
+      `http://${echo.ip}:${ECHO_PORT}/cgi-bin/ip`,
+    ]);
+    return answer.code === 0
+      ? { done: true, value: peerAddress(answer.stdout) }
+      : { done: false, state: `failing at ${echo.ip}: ${answer.stderr.trim()}` };
+  });
+  if (fromHost !== hostIp) {
+    throw new Error(
+      `the pod saw the host as ${JSON.stringify(fromHost)}; expected ${hostIp}, no NAT`,
+    );
+  }
+  return `host → pod on ${echoNode}: seen as ${fromHost}`;
 }

@@ -13,7 +13,9 @@
  * end) leaves out the phases that may not end before it, saying so (phases.ts, runPhaseBefore). `npm run e2e -- --ha` runs the
  * three-control-plane topology instead (highAvailability.ts): cold `up`, checks, a no-op `up`,
  * failover, recovery, a member replaced from an empty disk, a rolling patch upgrade, `destroy`
- * (not part of CI: on two cores under TCG its cold `up` has not passed yet).
+ * (not part of CI: on two cores under TCG its cold `up` has not passed yet). `npm run e2e --
+ * --cilium` runs the small cluster with Cilium as CNI and kube-proxy replacement (cold `up`,
+ * checks, services, no-op `up`, `destroy`; ciliumArtifacts.ts builds its images and chart).
  *
  * Workstation mode (`npm run e2e -- --workstation`): the default stack on a machine with a
  * hypervisor and the internet. Preflight, a cold `up`, the smoke checks, a second `up` that must
@@ -31,7 +33,7 @@ import { smokeFromOutputs, PROJECT_DIR } from "../smoke/smoke";
 import { StackOutputs, parseStackOutputs } from "../smoke/stackOutputs";
 import { findLeaks, readHostState } from "./leaks";
 import { PhaseResult, noChangesVerdict, runPhase, summarize } from "./phases";
-import { HA, SMALL, UPGRADE, inside, prepareLocal, runLocal } from "./local";
+import { CILIUM, HA, SMALL, UPGRADE, inside, prepareLocal, runLocal } from "./local";
 import { preflight, realPreflightEnv } from "./preflight";
 
 const log = (line: string) => console.log(`[e2e ${new Date().toISOString()}] ${line}`);
@@ -46,10 +48,15 @@ async function main(argv: readonly string[]): Promise<number> {
     return workstation();
   }
   if (argv.includes("--prepare")) {
-    return prepareLocal(argv.includes("--no-upgrade") ? [SMALL] : [UPGRADE]);
+    return prepareLocal(
+      argv.includes("--cilium") ? [CILIUM] : argv.includes("--no-upgrade") ? [SMALL] : [UPGRADE],
+    );
   }
   if (argv.includes("--ha")) {
     return runLocal([HA]);
+  }
+  if (argv.includes("--cilium")) {
+    return runLocal([CILIUM]);
   }
   return runLocal(argv.includes("--no-upgrade") ? [SMALL] : [UPGRADE]);
 }

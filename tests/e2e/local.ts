@@ -19,7 +19,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { defaultVersions } from "../../components/config/defaults";
-import { DEFAULT_CLUSTER_CIDR, Service, parseConfig } from "../../components/config/schema";
+import { Cni, DEFAULT_CLUSTER_CIDR, Service, parseConfig } from "../../components/config/schema";
 import { addressPlan } from "../../components/network/addressPlan";
 import {
   EngineStack,
@@ -32,6 +32,11 @@ import {
 import { inSandbox, makeSandbox, removeSandbox } from "../harness/namespaces";
 import { onePathFrom } from "../harness/scriptOutput";
 import { Cluster, log } from "./cluster";
+import {
+  RUN_VALUES as CILIUM_RUN_VALUES,
+  buildCiliumImages,
+  packageCiliumChart,
+} from "./ciliumArtifacts";
 import { clusterChecks } from "./clusterChecks";
 import { failover, haChecks, recovery, replacement, rollingUpgrade } from "./highAvailability";
 import { killVms, simulateReboot } from "./hostFaults";
@@ -81,6 +86,8 @@ export interface Topology {
   readonly services: readonly Service[];
   /** vCPUs of each control VM. */
   readonly controlCpus: number;
+  /** The pod network: the nodes' bridge plugin and kube-proxy, or Cilium (ciliumArtifacts.ts). */
+  readonly cni: Cni;
 }
 
 /**
@@ -98,6 +105,7 @@ export const SMALL: Topology = {
   patchUpgrade: false,
   services: RUN_SERVICES,
   controlCpus: 2,
+  cni: "bridge",
 };
 /**
  * CI's run: the small cluster on the release one minor below, a worker added and removed,
@@ -113,6 +121,7 @@ export const UPGRADE: Topology = {
   patchUpgrade: false,
   services: RUN_SERVICES,
   controlCpus: 2,
+  cni: "bridge",
 };
 /**
  * Three control planes behind the VIP and nothing else: two host cores carry four emulated vCPUs
@@ -129,6 +138,17 @@ export const HA: Topology = {
   patchUpgrade: true,
   services: [],
   controlCpus: 1,
+  cni: "bridge",
+};
+/**
+ * `--cilium`: the small cluster with Cilium as its CNI and kube-proxy replacement instead of the
+ * bridge plugin and kube-proxy, its images and chart built from the Cilium module
+ * (ciliumArtifacts.ts); cold `up`, checks, services, no-op `up`, destroy. Not part of CI.
+ */
+export const CILIUM: Topology = {
+  ...SMALL,
+  name: "cilium",
+  cni: "cilium",
 };
 
 interface Prepared {
@@ -169,6 +189,7 @@ function scriptValue(script: string, args: readonly string[]): string {
 }
 
 export const BUILD_IMAGE_SCRIPT = path.join(E2E_DIR, "build-image.sh");
+const BUILD_CILIUM_ROOTFS_SCRIPT = path.join(E2E_DIR, "build-cilium-rootfs.sh");
 
 /** Builds (or finds cached) everything the run needs; each part timed. */
 export async function prepare(topologies: readonly Topology[]): Promise<Prepared> {
@@ -195,11 +216,25 @@ export async function prepare(topologies: readonly Topology[]): Promise<Prepared
     registry: buildProgram(cache, PROGRAMS.registry, log),
     crane: buildProgram(cache, PROGRAMS.crane, log),
   }));
+  const cilium = topologies.some((t) => t.cni === "cilium")
+    ? await timed("Cilium's images and chart", () => {
+        const rootfs = onePathFrom(
+          BUILD_CILIUM_ROOTFS_SCRIPT,
+          scriptValue(BUILD_CILIUM_ROOTFS_SCRIPT, ["--out", path.join(cache, "cilium")]),
+        );
+        packageCiliumChart(path.join(cache, "charts"));
+        return buildCiliumImages(cache, rootfs, log);
+      })
+    : [];
   return {
     mirror,
     image,
     archives,
-    services: { ...services, charts: path.dirname(services.charts) },
+    services: {
+      ...services,
+      images: [...services.images, ...cilium],
+      charts: path.dirname(services.charts),
+    },
   };
 }
 
@@ -213,6 +248,10 @@ export function stackConfig(topology: Topology, prepared: Prepared): Record<stri
     "hardway:accelerator": "tcg",
     "hardway:controlPlanes": String(topology.controlPlanes),
     "hardway:workers": String(topology.workers),
+    "hardway:cni": topology.cni,
+    ...(topology.cni === "cilium"
+      ? { "hardway:chartValues": JSON.stringify({ cilium: CILIUM_RUN_VALUES }) }
+      : {}),
     "hardway:services": JSON.stringify(topology.services),
     "hardway:chartMirror": prepared.services.charts,
     "hardway:registryMirrors": JSON.stringify(
@@ -385,6 +424,10 @@ export async function runInside(topology: Topology, prepared: Prepared): Promise
     });
     if (topology === HA) {
       await haPhases(results, stack, cluster);
+    } else if (topology.cni === "cilium") {
+      log(
+        "the Cilium variant ends here: no worker change, upgrade or reboot (the bridge runs' phases)",
+      );
     } else {
       await scalePhases(
         results,
@@ -673,7 +716,7 @@ function isAlive(pid: number): boolean {
 /** The entry point inside the namespaces. */
 export async function inside(json: string): Promise<number> {
   const args = JSON.parse(json) as { topology: string; prepared: Prepared };
-  const topology = [SMALL, UPGRADE, HA].find((t) => t.name === args.topology) ?? SMALL;
+  const topology = [SMALL, UPGRADE, HA, CILIUM].find((t) => t.name === args.topology) ?? SMALL;
   return (await runInside(topology, args.prepared)) ? 0 : 1;
 }
 

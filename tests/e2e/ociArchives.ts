@@ -13,7 +13,6 @@ import { execFileSync, spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as zlib from "node:zlib";
 import { SANDBOX_IMAGE } from "../../components/kubernetes/runtime";
 
 export const ECHO_IMAGE = "hardway.test/echo:1";
@@ -30,8 +29,12 @@ interface ImageFile {
 
 interface ImageSpec {
   readonly name: string;
+  /** Layers below the files' own, bottom first: uncompressed tar archives on this machine. */
+  readonly baseLayers?: readonly string[];
   readonly files: readonly ImageFile[];
-  readonly entrypoint: readonly string[];
+  readonly entrypoint?: readonly string[];
+  /** The containers' environment, "NAME=value". */
+  readonly env?: readonly string[];
 }
 
 /** tar's options for an archive whose bytes depend only on the files' contents and modes. */
@@ -44,6 +47,51 @@ export const REPRODUCIBLE_TAR = [
 ] as const;
 
 const sha256 = (data: Buffer | string) => crypto.createHash("sha256").update(data).digest("hex");
+
+/** A file's sha256, read in pieces (a base layer can be most of a gigabyte). */
+function sha256File(file: string): string {
+  const hash = crypto.createHash("sha256");
+  const piece = Buffer.alloc(8 << 20);
+  const fd = fs.openSync(file, "r");
+  try {
+    for (let n = fs.readSync(fd, piece); n > 0; n = fs.readSync(fd, piece)) {
+      hash.update(piece.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest("hex");
+}
+
+/** A layer as the image layout holds it: gzipped, with its digests and size. */
+interface Layer {
+  /** The gzipped blob's file. */
+  readonly file: string;
+  readonly digest: string;
+  readonly size: number;
+  /** The sha256 of the uncompressed tar (the config's diff_id). */
+  readonly diffId: string;
+}
+
+/** `tar` gzipped into `dir` by gzip itself (no name or time in the header: reproducible). */
+function gzipLayer(tar: string, dir: string): Layer {
+  const gz = path.join(dir, `${path.basename(tar)}.${process.pid}.gz`);
+  const fd = fs.openSync(gz, "w");
+  try {
+    const zipped = spawnSync("gzip", ["-n", "-c", tar], { stdio: ["ignore", fd, "pipe"] });
+    if (zipped.status !== 0) {
+      throw new Error(`gzip ${tar} failed: ${zipped.stderr.toString()}`);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return {
+    file: gz,
+    digest: `sha256:${sha256File(gz)}`,
+    size: fs.statSync(gz).size,
+    diffId: `sha256:${sha256File(tar)}`,
+  };
+}
 
 /** Writes an OCI image layout for `spec` as a tar archive at `out`. */
 export function writeOciArchive(spec: ImageSpec, out: string, arch = "amd64"): void {
@@ -62,13 +110,15 @@ export function writeOciArchive(spec: ImageSpec, out: string, arch = "amd64"): v
     }
     const layerTar = path.join(work, "layer.tar");
     execFileSync("tar", [...REPRODUCIBLE_TAR, "-C", rootfs, "-cf", layerTar, "."]);
-    const layer = fs.readFileSync(layerTar);
-    const layerGz = zlib.gzipSync(layer);
+    const layers = [...(spec.baseLayers ?? []), layerTar].map((tar) => gzipLayer(tar, work));
     const config = JSON.stringify({
       architecture: arch,
       os: "linux",
-      config: { Entrypoint: spec.entrypoint },
-      rootfs: { type: "layers", diff_ids: [`sha256:${sha256(layer)}`] },
+      config: {
+        ...(spec.entrypoint === undefined ? {} : { Entrypoint: spec.entrypoint }),
+        ...(spec.env === undefined ? {} : { Env: spec.env }),
+      },
+      rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) },
     });
     const manifest = JSON.stringify({
       schemaVersion: 2,
@@ -78,18 +128,19 @@ export function writeOciArchive(spec: ImageSpec, out: string, arch = "amd64"): v
         digest: `sha256:${sha256(config)}`,
         size: Buffer.byteLength(config),
       },
-      layers: [
-        {
-          mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
-          digest: `sha256:${sha256(layerGz)}`,
-          size: layerGz.length,
-        },
-      ],
+      layers: layers.map((l) => ({
+        mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+        digest: l.digest,
+        size: l.size,
+      })),
     });
     const layout = path.join(work, "layout");
     const blobs = path.join(layout, "blobs", "sha256");
     fs.mkdirSync(blobs, { recursive: true });
-    for (const blob of [layerGz, Buffer.from(config), Buffer.from(manifest)]) {
+    for (const layer of layers) {
+      fs.renameSync(layer.file, path.join(blobs, layer.digest.slice("sha256:".length)));
+    }
+    for (const blob of [Buffer.from(config), Buffer.from(manifest)]) {
       fs.writeFileSync(path.join(blobs, sha256(blob)), blob);
     }
     fs.writeFileSync(

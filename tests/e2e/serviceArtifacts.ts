@@ -160,6 +160,39 @@ export function moduleDir(module: string, version: string): string {
   return parsed.Dir;
 }
 
+/**
+ * `go <args>` in `cwd` writing `out`, unless `out` is already there: built under a temporary name
+ * and renamed, so a build cut short never passes for a cached one. `progress` hears what was
+ * built and how long it took.
+ */
+export function goBuildOnce(
+  out: string,
+  what: string,
+  args: (tmp: string) => string[],
+  options: { readonly cwd: string; readonly env: NodeJS.ProcessEnv },
+  progress: (line: string) => void,
+): string {
+  if (fs.existsSync(out)) {
+    return out;
+  }
+  const started = Date.now();
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const tmp = `${out}.tmp-${process.pid}`;
+  const built = spawnSync("go", args(tmp), {
+    cwd: options.cwd,
+    encoding: "utf8",
+    env: options.env,
+    stdio: ["ignore", "inherit", "pipe"],
+    timeout: 3_600_000,
+  });
+  if (built.status !== 0) {
+    throw new Error(`go build of ${what} failed:\n${built.stderr.slice(-3000)}`);
+  }
+  fs.renameSync(tmp, out);
+  progress(`built ${what} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  return out;
+}
+
 /** The program's binary, built unless cached; `progress` hears what is built and how long it took. */
 export function buildProgram(
   cache: string,
@@ -170,27 +203,13 @@ export function buildProgram(
   if (fs.existsSync(out)) {
     return out;
   }
-  const started = Date.now();
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  const dir = moduleDir(program.module, program.version);
-  const tmp = `${out}.tmp-${process.pid}`;
-  const built = spawnSync("go", goBuildArgs(program, tmp), {
-    cwd: dir,
-    encoding: "utf8",
-    env: goEnv(),
-    stdio: ["ignore", "inherit", "pipe"],
-    timeout: 3_600_000,
-  });
-  if (built.status !== 0) {
-    throw new Error(
-      `go build ${program.pkg} in ${program.module}@v${program.version} failed:\n${built.stderr.slice(-3000)}`,
-    );
-  }
-  fs.renameSync(tmp, out);
-  progress(
-    `built ${program.name} from ${program.module}@v${program.version} in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  return goBuildOnce(
+    out,
+    `${program.name} from ${program.module}@v${program.version}`,
+    (tmp) => goBuildArgs(program, tmp),
+    { cwd: moduleDir(program.module, program.version), env: goEnv() },
+    progress,
   );
-  return out;
 }
 
 /** An image of the services as an OCI archive, with the tag its pod spec names. */
@@ -221,16 +240,31 @@ export function buildServiceImages(
   });
 }
 
-/** The MetalLB chart of the run, packaged into `chartsDir` from its module; returns the file. */
-export function packageMetallbChart(chartsDir: string): string {
-  const ref = { chart: "metallb", version: METALLB_RUN_VERSION };
+/**
+ * A chart directory inside a module (`<module>/<parent>/<chart>`), packaged into `chartsDir` as
+ * `helm package` names it, unless it is there; returns the file.
+ */
+export function packageModuleChart(
+  chartsDir: string,
+  ref: { readonly chart: string; readonly version: string },
+  module: { readonly module: string; readonly version: string; readonly parent: string },
+): string {
   const out = packagedChartPath(chartsDir, ref);
   if (!fs.existsSync(out)) {
     fs.mkdirSync(chartsDir, { recursive: true });
-    const dir = path.join(moduleDir(METALLB_MODULE, METALLB_RUN_VERSION), "charts");
+    const dir = path.join(moduleDir(module.module, module.version), module.parent);
     const tmp = `${out}.tmp-${process.pid}`;
     execFileSync("tar", [...REPRODUCIBLE_TAR, "--mode=u+w", "-czf", tmp, "-C", dir, ref.chart]);
     fs.renameSync(tmp, out);
   }
   return out;
+}
+
+/** The MetalLB chart of the run, packaged into `chartsDir` from its module; returns the file. */
+export function packageMetallbChart(chartsDir: string): string {
+  return packageModuleChart(
+    chartsDir,
+    { chart: "metallb", version: METALLB_RUN_VERSION },
+    { module: METALLB_MODULE, version: METALLB_RUN_VERSION, parent: "charts" },
+  );
 }

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Builds the base layer of the e2e's Cilium agent image: a Debian bookworm root file system with
+# what the agent runs beside its own programs, as upstream's cilium-runtime image has it: clang
+# (the agent compiles its BPF programs on each node at run time; Cilium needs clang 18 or newer,
+# Debian has clang-19), iproute2, iptables, ipset and kmod, plus bash and util-linux (mount,
+# nsenter) for the chart's init containers. ciliumArtifacts.ts lays the agent's programs, its
+# BPF sources and scripts over it.
+#
+# Cached by the recipe (this script's hash); a second run takes a second.
+#
+# usage: build-cilium-rootfs.sh --out DIR [--debian-mirror URL]
+#   prints the path of the layer (an uncompressed tar) and nothing else; progress goes to stderr.
+set -euo pipefail
+exec 3>&1 1>&2
+
+say() { echo "[cilium-rootfs] $*" >&2; }
+die() {
+  echo "[cilium-rootfs] error: $*" >&2
+  exit 1
+}
+
+out=""
+debian_mirror="http://deb.debian.org/debian"
+while [[ $# -gt 0 ]]; do
+  [[ $# -ge 2 ]] || die "option $1 needs a value"
+  case "$1" in
+    --out) out="$2" ;;
+    --debian-mirror) debian_mirror="$2" ;;
+    *) die "unknown option $1" ;;
+  esac
+  shift 2
+done
+[[ "$out" == /* ]] || die "--out must be an absolute directory"
+[[ $EUID -eq 0 ]] || die "debootstrap needs root"
+command -v debootstrap >/dev/null || die "debootstrap is not installed (Debian: debootstrap)"
+
+recipe="$(sha256sum "$0" | cut -c1-16)"
+layer="$out/cilium-rootfs-bookworm-$recipe.tar"
+if [[ -f "$layer" ]]; then
+  say "cached: $layer"
+  echo "$layer" >&3
+  exit 0
+fi
+
+packages=(clang-19 iproute2 iptables ipset kmod ca-certificates)
+
+mkdir -p "$out"
+work="$(mktemp -d "$out/.build.XXXXXX")"
+cleanup() {
+  umount -R "$work/root/proc" "$work/root/sys" "$work/root/dev" 2>/dev/null || true
+  rm -rf -- "$work"
+}
+trap cleanup EXIT
+root="$work/root"
+started=$SECONDS
+say "debootstrap bookworm (first time: ~3 min)"
+debootstrap --variant=minbase bookworm "$root" "$debian_mirror" >"$work/debootstrap.log" 2>&1 || {
+  tail -n 40 "$work/debootstrap.log" "$root/debootstrap/debootstrap.log" >&2 2>/dev/null
+  die "debootstrap failed"
+}
+mount -t proc proc "$root/proc"
+mount -t sysfs sys "$root/sys"
+mount --bind /dev "$root/dev"
+printf 'deb %s bookworm main\n' "$debian_mirror" >"$root/etc/apt/sources.list"
+chroot "$root" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${packages[*]}" \
+  >"$work/apt.log" 2>&1 || {
+  tail -n 40 "$work/apt.log" >&2
+  die "installing ${packages[*]} failed"
+}
+umount "$root/proc" "$root/sys" "$root/dev"
+say "  packages: done in $((SECONDS - started)) s"
+
+# The agent runs `clang`; Debian names it by its major version.
+ln -sfn clang-19 "$root/usr/bin/clang"
+# Nothing a container needs: package lists and archives, documentation, the build's resolver.
+rm -rf "$root/var/cache/apt/archives"/*.deb "$root/var/lib/apt/lists"/* \
+  "$root/usr/share/doc" "$root/usr/share/man" "$root/usr/share/info" "$root/etc/resolv.conf"
+
+tar --sort=name --numeric-owner --mtime=@0 -C "$root" -cf "$work/layer.tar" .
+mv "$work/layer.tar" "$layer"
+say "layer ready: $layer ($((SECONDS - started)) s, $(du -sh "$layer" | cut -f1))"
+echo "$layer" >&3

@@ -121,6 +121,7 @@ if (access && kubernetes?.kubelet !== undefined && reached(config.stopAfter, "se
     charts: config.versions.charts,
     chartMirror: config.chartMirror,
     chartValues: config.chartValues,
+    emulated: accelerator === "tcg",
     corednsVersion: config.versions.coredns,
     provider: access.provider,
     kubeconfig: pki.kubeconfigs.admin,

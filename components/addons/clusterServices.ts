@@ -36,6 +36,12 @@ export const RELEASE_TIMEOUTS = {
   nfsProvisioner: 600,
 } as const;
 
+/**
+ * On emulated (TCG) guests: Cilium's agent compiles its BPF programs with clang on every node as
+ * it starts, about ten times slower than on hardware, after pulling an image with clang in it.
+ */
+export const EMULATED_RELEASE_TIMEOUTS = { ...RELEASE_TIMEOUTS, cilium: 1800 } as const;
+
 /** The host-side wait until the API admits an object or calls a node Ready (see its header). */
 export const WAIT_FOR_OBJECT_SCRIPT = "cluster/wait-for-object.sh";
 /** How often, and how far apart, the host asks: up to ten minutes. */
@@ -76,6 +82,11 @@ export interface ClusterServicesArgs {
    * @default {}
    */
   readonly chartValues?: Readonly<Partial<Record<ChartName, Readonly<HelmValues>>>>;
+  /**
+   * The nodes run emulated (TCG): Helm waits longer for Cilium (EMULATED_RELEASE_TIMEOUTS).
+   * @default false
+   */
+  readonly emulated?: boolean;
   /** The CoreDNS release (config `versions.coredns`). */
   readonly corednsVersion: string;
   /** The host directory exported over NFS (HostNetwork.exportDir). */
@@ -170,7 +181,7 @@ export class ClusterServices extends pulumi.ComponentResource {
           releaseName,
           chartSource(charts[key], args.chartMirror ?? ""),
           pulumi.output(values).apply((v) => overlayValues(v, args.chartValues?.[key] ?? {})),
-          RELEASE_TIMEOUTS[key],
+          (args.emulated ? EMULATED_RELEASE_TIMEOUTS : RELEASE_TIMEOUTS)[key],
         ),
         k8sOpts([...podKubelet, ...after]),
       );

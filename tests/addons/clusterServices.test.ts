@@ -67,6 +67,7 @@ async function build(p: typeof PulumiModule, s: Scenario): Promise<void> {
     charts: config.versions.charts,
     chartMirror: config.chartMirror,
     chartValues: config.chartValues,
+    emulated: config.accelerator === "tcg",
     corednsVersion: config.versions.coredns,
     provider: access.provider,
     kubeconfig: s.secretKubeconfig ? p.secret(KUBECONFIG) : KUBECONFIG,
@@ -103,6 +104,7 @@ const CHOICES: Scenario[] = [
     raw: {
       cni: "cilium",
       services: ["metallb"],
+      accelerator: "tcg",
       chartMirror: "oci://mirror.lab:5000/charts/",
       chartValues: {
         cilium: {
@@ -293,6 +295,12 @@ describe("releases", () => {
       repositoryOpts: { repo: defaults.nfsProvisioner.repository },
       skipAwait: false,
     });
+  });
+
+  it("waits twice as long for Cilium on emulated nodes, which compile its BPF programs slowly", () => {
+    expect(release("oci-addons-cilium").timeout).toBe(1800);
+    expect(release("oci-addons-metallb").timeout).toBe(600);
+    expect(release("cil-addons-metallb").timeout).toBe(600);
   });
 
   it("takes every chart from the chart mirror: an OCI registry path or a directory of packages", () => {

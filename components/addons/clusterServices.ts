@@ -12,6 +12,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ChartName, ChartSource, Charts, chartSource } from "../config/charts";
 import { Cni, SERVICES, Service } from "../config/schema";
 import { EnsuredScript } from "../host/ensured";
+import { EMULATED_LEADER_ELECTION } from "../kubernetes/controlPlane";
 import { AddressPlan } from "../network/addressPlan";
 import { Coredns } from "./coredns";
 import {
@@ -83,7 +84,8 @@ export interface ClusterServicesArgs {
    */
   readonly chartValues?: Readonly<Partial<Record<ChartName, Readonly<HelmValues>>>>;
   /**
-   * The nodes run emulated (TCG): Helm waits longer for Cilium (EMULATED_RELEASE_TIMEOUTS).
+   * The nodes run emulated (TCG): Helm waits longer for Cilium (EMULATED_RELEASE_TIMEOUTS), and
+   * its operator keeps its lease as long as the controller manager (EMULATED_LEADER_ELECTION).
    * @default false
    */
   readonly emulated?: boolean;
@@ -188,7 +190,16 @@ export class ClusterServices extends pulumi.ComponentResource {
 
     const cilium =
       args.cni === "cilium"
-        ? release("cilium", "cilium", ciliumValues(plan, { metallb: services.has("metallb") }), [])
+        ? release(
+            "cilium",
+            "cilium",
+            ciliumValues(
+              plan,
+              { metallb: services.has("metallb") },
+              args.emulated ? EMULATED_LEADER_ELECTION : undefined,
+            ),
+            [],
+          )
         : undefined;
     // Every other workload needs pod networking, which with Cilium exists only once it runs.
     const afterCni = cilium ? [cilium] : [];

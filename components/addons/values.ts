@@ -4,6 +4,7 @@
  * (cilium 1.20.2, metallb 0.16.2, nfs-subdir-external-provisioner 4.0.18). CoreDNS is not a
  * chart here: coredns.ts has its objects.
  */
+import { LeaderElectionTiming } from "../kubernetes/controlPlane";
 import { CONTROL_PLANE_TAINT } from "../kubernetes/kubelet";
 import { AddressPlan } from "../network/addressPlan";
 import { parseCidr } from "../network/ipv4";
@@ -81,8 +82,27 @@ function nodePodPrefix(plan: AddressPlan): number {
  * Without kube-proxy nothing serves the `kubernetes` Service before Cilium runs, so the agent
  * talks to the API through the load balancer's VIP. The guide's `cgroup.automount` is not a key
  * of the chart (it is `autoMount`); the host already mounts cgroup2, so automount is off.
+ *
+ * `leaderElection` (emulated nodes): the operator's lease timing, as the controller manager's.
+ * With its defaults (15 s lease, 10 s to renew, 5 s per request) an emulated cluster's operator
+ * lost its lease while the agents started and exited, again and again, and no node got a pod
+ * network (measured: the e2e's Cilium run).
  */
-export function ciliumValues(plan: AddressPlan, beside: { readonly metallb: boolean }): HelmValues {
+export function ciliumValues(
+  plan: AddressPlan,
+  beside: { readonly metallb: boolean },
+  leaderElection?: LeaderElectionTiming,
+): HelmValues {
+  const operatorArgs =
+    leaderElection === undefined
+      ? {}
+      : {
+          extraArgs: [
+            `--leader-election-lease-duration=${leaderElection.leaseDurationSeconds}s`,
+            `--leader-election-renew-deadline=${leaderElection.renewDeadlineSeconds}s`,
+            `--leader-election-retry-period=${leaderElection.retryPeriodSeconds}s`,
+          ],
+        };
   return {
     kubeProxyReplacement: true,
     k8sServiceHost: plan.apiVip,
@@ -96,7 +116,7 @@ export function ciliumValues(plan: AddressPlan, beside: { readonly metallb: bool
       },
     },
     // The operator's replicas repel each other per node; a one-node cluster fits only one.
-    operator: { replicas: Math.min(2, plan.kubeletNodes.length) },
+    operator: { replicas: Math.min(2, plan.kubeletNodes.length), ...operatorArgs },
     ...(beside.metallb ? { enableLBIPAM: false } : {}),
   };
 }

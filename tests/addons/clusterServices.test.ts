@@ -297,8 +297,16 @@ describe("releases", () => {
     });
   });
 
-  it("waits twice as long for Cilium on emulated nodes, which compile its BPF programs slowly", () => {
+  it("waits twice as long for Cilium on emulated nodes, and its operator keeps its lease longer", () => {
     expect(release("oci-addons-cilium").timeout).toBe(1800);
+    const operator = (release("oci-addons-cilium").values as { operator: object }).operator;
+    expect(operator).toHaveProperty(
+      "extraArgs",
+      expect.arrayContaining(["--leader-election-lease-duration=180s"]),
+    );
+    expect(
+      (release("cil-addons-cilium").values as { operator: object }).operator,
+    ).not.toHaveProperty("extraArgs");
     expect(release("oci-addons-metallb").timeout).toBe(600);
     expect(release("cil-addons-metallb").timeout).toBe(600);
   });

@@ -7,6 +7,7 @@
  * provisioner's chart is in no module the Go proxy serves, so its keys are listed by hand.
  */
 import { parseConfig } from "../../components/config/schema";
+import { EMULATED_LEADER_ELECTION } from "../../components/kubernetes/controlPlane";
 import { itIfAvailable, missingPrograms } from "../harness/prerequisites";
 import { AddressPlan, addressPlan } from "../../components/network/addressPlan";
 import { spawnSync } from "node:child_process";
@@ -61,9 +62,9 @@ const CHART_MODULES = {
   metallbRun: { module: `go.universe.tf/metallb@v${METALLB_RUN_VERSION}`, dir: "charts/metallb" },
 } as const;
 
-/** The chart's values.yaml from its module (downloaded once into Go's module cache). */
-function chartValues(chart: keyof typeof CHART_MODULES): unknown {
-  const { module, dir } = CHART_MODULES[chart];
+/** A chart's module's source directory (downloaded once into Go's module cache). */
+function chartModuleDir(chart: keyof typeof CHART_MODULES): string {
+  const { module } = CHART_MODULES[chart];
   const found = spawnSync("go", ["mod", "download", "-json", module], {
     encoding: "utf8",
     env: { ...process.env, GOFLAGS: "-mod=mod" },
@@ -71,8 +72,15 @@ function chartValues(chart: keyof typeof CHART_MODULES): unknown {
   if (found.status !== 0) {
     throw new Error(`go mod download ${module} failed: ${found.stdout}${found.stderr}`);
   }
-  const moduleDir = (JSON.parse(found.stdout) as { Dir: string }).Dir;
-  return parse(fs.readFileSync(path.join(moduleDir, dir, "values.yaml"), "utf8"));
+  return (JSON.parse(found.stdout) as { Dir: string }).Dir;
+}
+
+const ciliumModuleDir = () => chartModuleDir("cilium");
+
+/** The chart's values.yaml from its module. */
+function chartValues(chart: keyof typeof CHART_MODULES): unknown {
+  const file = path.join(chartModuleDir(chart), CHART_MODULES[chart].dir, "values.yaml");
+  return parse(fs.readFileSync(file, "utf8"));
 }
 
 /** Dotted paths of every leaf; a list is a leaf, as Helm replaces lists whole. */
@@ -89,7 +97,9 @@ describe("keys", () => {
     "sets only keys the pinned Cilium and MetalLB charts (and the e2e's MetalLB) have in their values.yaml",
     () => {
       const set = {
-        cilium: keyPaths(ciliumValues(planFor({ workers: 0 }), { metallb: true })),
+        cilium: keyPaths(
+          ciliumValues(planFor({ workers: 0 }), { metallb: true }, EMULATED_LEADER_ELECTION),
+        ),
         metallb: keyPaths(metallbValues(planFor({ workers: 0 }))),
         metallbRun: keyPaths(metallbValues(planFor({ workers: 0 }))),
       };
@@ -152,6 +162,35 @@ describe("Cilium", () => {
     });
     expect(ciliumValues(standard, { metallb: true }).operator).toEqual({ replicas: 2 });
   });
+
+  it("gives the operator the controller manager's lease timing on emulated nodes", () => {
+    expect(ciliumValues(standard, { metallb: true }, EMULATED_LEADER_ELECTION).operator).toEqual({
+      replicas: 2,
+      extraArgs: [
+        "--leader-election-lease-duration=180s",
+        "--leader-election-renew-deadline=120s",
+        "--leader-election-retry-period=10s",
+      ],
+    });
+  });
+
+  itIfAvailable(
+    missingPrograms(["go"]),
+    "names leader election flags the operator of the pinned module declares",
+    () => {
+      const args = ciliumValues(standard, { metallb: true }, EMULATED_LEADER_ELECTION).operator as {
+        extraArgs: string[];
+      };
+      const source = fs.readFileSync(
+        path.join(ciliumModuleDir(), "operator/cmd/leader_election.go"),
+        "utf8",
+      );
+      for (const flag of args.extraArgs.map((a) => a.replace(/^--([a-z-]+)=.*$/, "$1"))) {
+        expect(source).toContain(`flags.Duration("${flag}"`);
+      }
+    },
+    120_000,
+  );
 });
 
 describe("MetalLB", () => {

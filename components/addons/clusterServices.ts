@@ -52,6 +52,14 @@ export const OBJECT_WAIT = { attempts: 60, intervalSeconds: 10 } as const;
  * one every 15-30 s, 13 minutes for 27 of them.
  */
 export const CONTROLLERS_WAIT = { attempts: 180, intervalSeconds: 10 } as const;
+/**
+ * Emulated nodes: a node is Ready, and a pod runs, only once the CNI does. With Cilium, whose
+ * agent pulls an image with clang in it and compiles its BPF programs on each node, the first
+ * emulated Cilium run's control node was not Ready after 14 minutes. Up to 30 minutes for the
+ * host's waits and CoreDNS's replicas.
+ */
+export const EMULATED_OBJECT_WAIT = { attempts: 180, intervalSeconds: 10 } as const;
+export const EMULATED_COREDNS_READY_MINUTES = 30;
 
 export interface ClusterServicesArgs {
   /** ClusterAccess.provider: gated on API health, named by the cluster. */
@@ -84,8 +92,9 @@ export interface ClusterServicesArgs {
    */
   readonly chartValues?: Readonly<Partial<Record<ChartName, Readonly<HelmValues>>>>;
   /**
-   * The nodes run emulated (TCG): Helm waits longer for Cilium (EMULATED_RELEASE_TIMEOUTS), and
-   * its operator keeps its lease as long as the controller manager (EMULATED_LEADER_ELECTION).
+   * The nodes run emulated (TCG): Helm waits longer for Cilium (EMULATED_RELEASE_TIMEOUTS), its
+   * operator keeps its lease as long as the controller manager (EMULATED_LEADER_ELECTION), and
+   * the host's waits and CoreDNS's replicas get 30 minutes (EMULATED_OBJECT_WAIT).
    * @default false
    */
   readonly emulated?: boolean;
@@ -144,7 +153,9 @@ export class ClusterServices extends pulumi.ComponentResource {
       resourceName: string,
       untilArgs: string[],
       after: pulumi.Resource[],
-      wait: { readonly attempts: number; readonly intervalSeconds: number } = OBJECT_WAIT,
+      wait: { readonly attempts: number; readonly intervalSeconds: number } = args.emulated
+        ? EMULATED_OBJECT_WAIT
+        : OBJECT_WAIT,
     ) =>
       new EnsuredScript(
         resourceName,
@@ -212,6 +223,7 @@ export class ClusterServices extends pulumi.ComponentResource {
             provider: args.provider,
             clusterData: args.clusterData,
             after: [...podKubelet, ...afterCni],
+            readyTimeoutMinutes: args.emulated ? EMULATED_COREDNS_READY_MINUTES : undefined,
           },
           { parent: this },
         )

@@ -263,6 +263,12 @@ export interface CorednsArgs extends CorednsObjectsArgs {
    * @default [] (only the provider's API health gate)
    */
   readonly after?: readonly pulumi.Resource[];
+  /**
+   * Minutes `up` waits for a replica to be Ready, when the provider's 10 are too few (emulated
+   * nodes where Cilium must start first).
+   * @default the provider's 10
+   */
+  readonly readyTimeoutMinutes?: number;
 }
 
 /** CoreDNS's objects in the cluster; `deployment` is Ready once a replica answers /ready. */
@@ -287,11 +293,13 @@ export class Coredns extends pulumi.ComponentResource {
       options([clusterRole, serviceAccount]),
     );
     const configMap = new k8s.core.v1.ConfigMap(`${name}-config`, o.configMap, options());
-    this.deployment = new k8s.apps.v1.Deployment(
-      `${name}-deployment`,
-      o.deployment,
-      options([binding, configMap, ...(args.after ?? [])]),
-    );
+    const minutes = args.readyTimeoutMinutes;
+    this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`, o.deployment, {
+      ...options([binding, configMap, ...(args.after ?? [])]),
+      ...(minutes === undefined
+        ? {}
+        : { customTimeouts: { create: `${minutes}m`, update: `${minutes}m` } }),
+    });
     this.service = new k8s.core.v1.Service(`${name}-service`, o.service, options());
     if (o.podDisruptionBudget !== undefined) {
       new k8s.policy.v1.PodDisruptionBudget(`${name}-pdb`, o.podDisruptionBudget, options());

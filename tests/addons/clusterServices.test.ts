@@ -308,6 +308,15 @@ describe("releases", () => {
       (release("cil-addons-cilium").values as { operator: object }).operator,
     ).not.toHaveProperty("extraArgs");
     expect(release("oci-addons-metallb").timeout).toBe(600);
+    // A node is Ready only once Cilium runs: the host waits up to 30 minutes for it there.
+    const attempts = (name: string) => {
+      const args = named(name).inputs.args as string[];
+      return args[args.indexOf("--attempts") + 1];
+    };
+    expect([attempts("oci-addons-role-control0"), attempts("cil-addons-role-control0")]).toEqual([
+      "180",
+      "60",
+    ]);
     expect(release("cil-addons-metallb").timeout).toBe(600);
   });
 

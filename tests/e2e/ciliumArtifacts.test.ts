@@ -21,6 +21,7 @@ import {
   buildModuleGoMod,
   ciliumBuildArgs,
   ciliumImageRefs,
+  listFiles,
 } from "./ciliumArtifacts";
 
 describe("the build module", () => {
@@ -146,11 +147,7 @@ describe("the recipe against the Cilium module", () => {
   });
 
   it("finds the BPF sources the agent compiles: its programs' C files and headers", () => {
-    const walk = (sub: string): string[] =>
-      fs
-        .readdirSync(path.join(dir, sub), { withFileTypes: true })
-        .flatMap((e) => (e.isDirectory() ? walk(`${sub}/${e.name}`) : [`${sub}/${e.name}`]));
-    const sources = bpfSources(walk("bpf"));
+    const sources = bpfSources(listFiles(dir, "bpf"));
     expect(sources).toEqual(
       expect.arrayContaining(["bpf/bpf_lxc.c", "bpf/bpf_host.c", "bpf/bpf_overlay.c"]),
     );

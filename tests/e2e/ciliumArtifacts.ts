@@ -166,7 +166,8 @@ export const CILIUM_ENV = [
   "INITSYSTEM=SYSTEMD",
 ];
 
-function listFiles(root: string, dir = ""): string[] {
+/** Every file under `root`/`dir`, as paths relative to `root`. */
+export function listFiles(root: string, dir = ""): string[] {
   return fs.readdirSync(path.join(root, dir), { withFileTypes: true }).flatMap((entry) => {
     const relative = dir === "" ? entry.name : `${dir}/${entry.name}`;
     return entry.isDirectory() ? listFiles(root, relative) : [relative];
@@ -222,7 +223,7 @@ export function buildCiliumImages(
   if (!fs.existsSync(agent)) {
     const started = Date.now();
     const module = moduleDir(CILIUM_MODULE, CILIUM_VERSION);
-    const bpf = bpfSources(listFiles(module).filter((f) => f.startsWith("bpf/")));
+    const bpf = bpfSources(listFiles(module, "bpf"));
     writeOciArchive(
       {
         name: refs.agent,

@@ -9,7 +9,8 @@
  * the minor upgrade to the pins (upgrade.ts), a host reboot and `destroy`, each phase timed
  * (about 90 minutes on two cores, 41 of them the upgrade). `npm run e2e -- --no-upgrade` installs
  * the pins cold instead and skips the upgrade (CI's run, about 45 minutes). `npm run e2e -- --prepare` only makes the run's one-time builds
- * (CI makes them in the time a cold machine has left). HARDWAY_E2E_DEADLINE (Unix seconds; CI's
+ * (CI makes them in the time a cold machine has left; with `--ha`, `--cilium` or `--no-upgrade`, those
+ * of that run). HARDWAY_E2E_DEADLINE (Unix seconds; CI's
  * end) leaves out the phases that may not end before it, saying so (phases.ts, runPhaseBefore). `npm run e2e -- --ha` runs the
  * three-control-plane topology instead (highAvailability.ts): cold `up`, checks, a no-op `up`,
  * failover, recovery, a member replaced from an empty disk, a rolling patch upgrade, `destroy`
@@ -49,7 +50,13 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (argv.includes("--prepare")) {
     return prepareLocal(
-      argv.includes("--cilium") ? [CILIUM] : argv.includes("--no-upgrade") ? [SMALL] : [UPGRADE],
+      argv.includes("--cilium")
+        ? [CILIUM]
+        : argv.includes("--ha")
+          ? [HA]
+          : argv.includes("--no-upgrade")
+            ? [SMALL]
+            : [UPGRADE],
     );
   }
   if (argv.includes("--ha")) {

@@ -72,9 +72,23 @@ say "  packages: done in $((SECONDS - started)) s"
 
 # The agent runs `clang`; Debian names it by its major version.
 ln -sfn clang-19 "$root/usr/bin/clang"
-# Nothing a container needs: package lists and archives, documentation, the build's resolver.
-rm -rf "$root/var/cache/apt/archives"/*.deb "$root/var/lib/apt/lists"/* \
-  "$root/usr/share/doc" "$root/usr/share/man" "$root/usr/share/info" "$root/etc/resolv.conf"
+# Nothing a container needs: package lists, archives and caches, documentation, translations,
+# the build's resolver.
+rm -rf "$root/var/cache/apt"/*.bin "$root/var/cache/apt/archives"/*.deb "$root/var/lib/apt/lists"/* \
+  "$root/usr/share/doc" "$root/usr/share/man" "$root/usr/share/info" "$root/usr/share/locale" \
+  "$root/etc/resolv.conf"
+# Nor what clang-19 depends on for building programs that the agent never builds: it compiles
+# BPF objects only, with -nostdinc and its own headers, and links nothing (pkg/datapath/loader).
+# So no C or C++ headers, static libraries, sanitizer runtimes, GCC's start files, or libclang's
+# C API (the clang program itself uses libclang-cpp and libLLVM). A third of the layer, and as
+# much of every node's pull.
+rm -rf "$root/usr/include" "$root/usr/lib/gcc" "$root/usr/lib/x86_64-linux-gnu"/*.a \
+  "$root/usr/lib/x86_64-linux-gnu"/lib{a,hwa,l,t,ub}san.so* "$root/usr/lib/x86_64-linux-gnu"/libclang-19.so*
+# What is left must still compile a BPF object the way the agent does.
+echo 'int answer = 42;' >"$root/tmp/check.c"
+chroot "$root" clang -O2 --target=bpf -nostdinc -c /tmp/check.c -o /tmp/check.o ||
+  die "clang no longer compiles a BPF object in the trimmed file system"
+rm -f "$root/tmp/check.c" "$root/tmp/check.o"
 
 tar --sort=name --numeric-owner --mtime=@0 -C "$root" -cf "$work/layer.tar" .
 mv "$work/layer.tar" "$layer"

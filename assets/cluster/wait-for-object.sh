@@ -29,6 +29,14 @@
 #       ServiceAccount, and on starved emulated guests with a three-member etcd that took 15-30 s
 #       a controller (HA run 7: 27 controllers in 13 minutes, the serviceaccount controller not
 #       among them yet). Until it runs, no pod can be created in a new namespace.
+#   --until rolled-out --path /apis/apps/v1/namespaces/NS/daemonsets/NAME
+#       until the DaemonSet's controller has seen its latest spec and every pod it schedules runs
+#       that spec and is Ready. Helm's own wait does not cover it: it counts a DaemonSet ready
+#       when no more pods than its rolling update's maxUnavailable are missing, and Cilium's
+#       chart allows 2, so on a cluster of one or two nodes the wait passes before any agent is
+#       Ready. Until then no pod gets a network; on emulated guests that took 17-25 minutes (an
+#       image with clang to pull, its BPF programs to compile), in which the next releases'
+#       own waits ran out.
 #   In all: 5xx, 404, 408, 409, 429 or no answer mean not yet (unreachable or slow webhook, a type
 #   or object not there yet, a conflict, a busy API).
 #
@@ -36,12 +44,12 @@
 # The admin kubeconfig (certificates embedded, as the Pki component writes it) comes on stdin;
 # its server (the VIP), CA and client certificate go to a private temporary directory.
 #
-# usage: wait-for-object.sh create|status|delete --until admitted|labelled|present --path API-PATH
-#          [--body JSON] [--label KEY=VALUE] [--attempts N] [--interval SECONDS] < kubeconfig
+# usage: wait-for-object.sh create|status|delete --until admitted|labelled|present|rolled-out
+#          --path API-PATH [--body JSON] [--label KEY=VALUE] [--attempts N] [--interval SECONDS] < kubeconfig
 set -euo pipefail
 
 usage() {
-  echo "usage: wait-for-object.sh create|status|delete --until admitted|labelled|present --path API-PATH [--body JSON] [--label KEY=VALUE] [--attempts N] [--interval SECONDS] < kubeconfig"
+  echo "usage: wait-for-object.sh create|status|delete --until admitted|labelled|present|rolled-out --path API-PATH [--body JSON] [--label KEY=VALUE] [--attempts N] [--interval SECONDS] < kubeconfig"
 }
 
 die() {
@@ -91,7 +99,11 @@ case "$until" in
       || die "--until labelled needs --label KEY=VALUE, e.g. node-role.kubernetes.io/control-plane= (got '$label')"
     ;;
   present) ;;
-  *) die "--until must be admitted, labelled or present (got '$until')" ;;
+  rolled-out)
+    [[ "$api_path" =~ ^/apis/apps/v1/namespaces/[a-z0-9-]+/daemonsets/[a-z0-9.-]+$ ]] \
+      || die "--until rolled-out takes a DaemonSet's path, /apis/apps/v1/namespaces/NS/daemonsets/NAME (got '$api_path')"
+    ;;
+  *) die "--until must be admitted, labelled, present or rolled-out (got '$until')" ;;
 esac
 [[ "$attempts" =~ ^[1-9][0-9]*$ ]] || die "--attempts must be a positive whole number"
 [[ "$interval" =~ ^[0-9]+$ ]] || die "--interval must be a whole number of seconds"
@@ -152,6 +164,29 @@ has_label() {
   sed -n '/^    "labels": {/,/^    }/p' "$work/answer" | grep -qF "\"${label%%=*}\": \"${label#*=}\""
 }
 
+# A whole number the answer holds one level down, `    "KEY": N` (metadata's generation, the
+# status's counts: no two share a name); 0 when it is absent, as the API leaves out zeros.
+number() {
+  local value
+  value="$(sed -n "s/^    \"$1\": \([0-9][0-9]*\),\{0,1\}\$/\1/p" "$work/answer" | head -n 1)"
+  echo "${value:-0}"
+}
+
+# Why the DaemonSet in the answer is not rolled out yet, or nothing when it is.
+not_rolled_out() {
+  local desired ready updated
+  desired="$(number desiredNumberScheduled)"
+  ready="$(number numberReady)"
+  updated="$(number updatedNumberScheduled)"
+  if (($(number observedGeneration) < $(number generation))); then
+    echo "its controller has not seen generation $(number generation) yet"
+  elif ((desired == 0)); then
+    echo "no node runs it yet"
+  elif ((updated < desired || ready < desired)); then
+    echo "$ready of $desired pods Ready, $updated of $desired on the latest spec"
+  fi
+}
+
 for ((attempt = 1; attempt <= attempts; attempt++)); do
   if [[ "$until" == admitted ]]; then
     code="$(ask "dryRun=All&pretty=true" -H "Content-Type: application/json" --data-binary "$body")"
@@ -167,6 +202,13 @@ for ((attempt = 1; attempt <= attempts; attempt++)); do
     present:200)
       echo "present: $api_path (on attempt $attempt)"
       exit 0
+      ;;
+    rolled-out:200)
+      why="$(not_rolled_out)"
+      if [[ -z "$why" ]]; then
+        echo "rolled out: $api_path, $(number numberReady) pods Ready (on attempt $attempt)"
+        exit 0
+      fi
       ;;
     labelled:200)
       if ! node_ready; then

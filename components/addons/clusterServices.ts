@@ -20,6 +20,7 @@ import {
   CONTROL_PLANE_ROLE_LABEL,
   HelmValues,
   METALLB_L2_NAME,
+  ciliumAgentsPath,
   ciliumValues,
   collectionPath,
   l2AdvertisementSpec,
@@ -60,6 +61,13 @@ export const CONTROLLERS_WAIT = { attempts: 180, intervalSeconds: 10 } as const;
  */
 export const EMULATED_OBJECT_WAIT = { attempts: 180, intervalSeconds: 10 } as const;
 export const EMULATED_COREDNS_READY_MINUTES = 30;
+/**
+ * Emulated nodes: how long the host waits for every Cilium agent to be Ready. In the third
+ * emulated Cilium run an agent was Ready 27 minutes after its pod was made: 3 minutes of image
+ * pull, 5 of the operator registering its CRDs (each one it waits for 60 s at most, then exits
+ * and starts again), 4-5 for each of bpf_host and bpf_lxc to compile, one restart of its own.
+ */
+export const EMULATED_CILIUM_AGENTS_WAIT = { attempts: 270, intervalSeconds: 10 } as const;
 
 export interface ClusterServicesArgs {
   /** ClusterAccess.provider: gated on API health, named by the cluster. */
@@ -94,7 +102,8 @@ export interface ClusterServicesArgs {
   /**
    * The nodes run emulated (TCG): Helm waits longer for Cilium (EMULATED_RELEASE_TIMEOUTS), its
    * operator keeps its lease as long as the controller manager (EMULATED_LEADER_ELECTION), and
-   * the host's waits and CoreDNS's replicas get 30 minutes (EMULATED_OBJECT_WAIT).
+   * the host's waits and CoreDNS's replicas get 30 minutes (EMULATED_OBJECT_WAIT), and its
+   * wait for Cilium's agents 45 (EMULATED_CILIUM_AGENTS_WAIT).
    * @default false
    */
   readonly emulated?: boolean;
@@ -133,6 +142,11 @@ export class ClusterServices extends pulumi.ComponentResource {
   readonly controlPlaneLabels: Readonly<Record<string, EnsuredScript>>;
   /** Done once the controller manager runs its controllers (the default ServiceAccount). */
   readonly controllers: EnsuredScript;
+  /**
+   * With Cilium: done once its agent runs Ready on every node (EMULATED_CILIUM_AGENTS_WAIT on
+   * emulated nodes); CoreDNS and the other releases come after it.
+   */
+  readonly ciliumAgents?: EnsuredScript;
 
   constructor(name: string, args: ClusterServicesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardway:addons:ClusterServices", name, {}, opts);
@@ -199,21 +213,30 @@ export class ClusterServices extends pulumi.ComponentResource {
         k8sOpts([...podKubelet, ...after]),
       );
 
-    const cilium =
-      args.cni === "cilium"
-        ? release(
-            "cilium",
-            "cilium",
-            ciliumValues(
-              plan,
-              { metallb: services.has("metallb") },
-              args.emulated ? EMULATED_LEADER_ELECTION : undefined,
-            ),
-            [],
-          )
-        : undefined;
-    // Every other workload needs pod networking, which with Cilium exists only once it runs.
-    const afterCni = cilium ? [cilium] : [];
+    const ours = ciliumValues(
+      plan,
+      { metallb: services.has("metallb") },
+      args.emulated ? EMULATED_LEADER_ELECTION : undefined,
+    );
+    const cilium = args.cni === "cilium" ? release("cilium", "cilium", ours, []) : undefined;
+    // Every other workload needs pod networking, which with Cilium exists only once its agent
+    // runs Ready on the node: the release's own wait does not see that (wait-for-object.sh,
+    // `rolled-out`), and the next releases' timeouts would run while no pod can start.
+    this.ciliumAgents =
+      cilium === undefined
+        ? undefined
+        : waitFor(
+            `${name}-cilium-agents`,
+            [
+              "--until",
+              "rolled-out",
+              "--path",
+              ciliumAgentsPath(overlayValues(ours, args.chartValues?.cilium ?? {})),
+            ],
+            [cilium],
+            args.emulated ? EMULATED_CILIUM_AGENTS_WAIT : OBJECT_WAIT,
+          );
+    const afterCni = cilium && this.ciliumAgents ? [cilium, this.ciliumAgents] : [];
     this.coredns = services.has("coredns")
       ? new Coredns(
           `${name}-coredns`,

@@ -160,6 +160,15 @@ export function collectionPath(apiVersion: string, namespace: string, plural: st
   return `${root}/${apiVersion}/namespaces/${namespace}/${plural}`;
 }
 
+/**
+ * The API path of Cilium's agent DaemonSet, the one the host waits for: the chart names it by
+ * its `name` value, "cilium" unless a user's chartValues say otherwise. Pure.
+ */
+export function ciliumAgentsPath(values: Readonly<HelmValues>): string {
+  const name = typeof values.name === "string" && values.name !== "" ? values.name : "cilium";
+  return `${collectionPath("apps/v1", ADDONS_NAMESPACE, "daemonsets")}/${name}`;
+}
+
 /** The L2Advertisement spec (metallb.io/v1beta1): answer ARP for addresses from these pools. */
 export function l2AdvertisementSpec(poolNames: readonly string[]): { ipAddressPools: string[] } {
   return { ipAddressPools: [...poolNames] };

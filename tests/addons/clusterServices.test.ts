@@ -111,6 +111,7 @@ const CHOICES: Scenario[] = [
           envoy: { enabled: false },
           image: { useDigest: false },
           kubeProxyReplacement: false,
+          name: "agents",
         },
       },
     },
@@ -276,6 +277,36 @@ describe("releases", () => {
     for (const other of ["metallb", "nfs-provisioner", "coredns-deployment"]) {
       expect(named(`cil-addons-${other}`).dependencies).toContain(cilium);
     }
+  });
+
+  it("waits until every Cilium agent is Ready before any other workload, longer on emulated nodes", () => {
+    const wait = named("cil-addons-cilium-agents");
+    expect(wait.inputs.args).toEqual([
+      "--until",
+      "rolled-out",
+      "--path",
+      "/apis/apps/v1/namespaces/kube-system/daemonsets/cilium",
+      "--attempts",
+      "60",
+      "--interval",
+      "10",
+    ]);
+    expect(wait.dependencies).toContain(named("cil-addons-cilium").urn);
+    for (const other of ["metallb", "nfs-provisioner", "coredns-deployment"]) {
+      expect(named(`cil-addons-${other}`).dependencies).toContain(wait.urn);
+    }
+    // Emulated, and the DaemonSet renamed through the stack's chartValues.
+    const emulated = named("oci-addons-cilium-agents").inputs.args as string[];
+    expect(emulated.slice(2, 6)).toEqual([
+      "--path",
+      "/apis/apps/v1/namespaces/kube-system/daemonsets/agents",
+      "--attempts",
+      "270",
+    ]);
+    expect(named("oci-addons-metallb").dependencies).toContain(
+      named("oci-addons-cilium-agents").urn,
+    );
+    expect(inScenario("bri").filter((r) => r.name.includes("cilium"))).toEqual([]);
   });
 
   it("pins each chart's repository and version from the config and waits for readiness", () => {

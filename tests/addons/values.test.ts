@@ -17,6 +17,7 @@ import { parse } from "yaml";
 import { defaultVersions } from "../../components/config/defaults";
 import {
   HOST_CGROUP_ROOT,
+  ciliumAgentsPath,
   ciliumValues,
   collectionPath,
   l2AdvertisementSpec,
@@ -173,6 +174,33 @@ describe("Cilium", () => {
       ],
     });
   });
+
+  it("finds the agents' DaemonSet by the chart's name value, cilium unless the stack renames it", () => {
+    expect(ciliumAgentsPath(ciliumValues(standard, { metallb: true }))).toBe(
+      "/apis/apps/v1/namespaces/kube-system/daemonsets/cilium",
+    );
+    expect(
+      ciliumAgentsPath(
+        overlayValues(ciliumValues(standard, { metallb: true }), { name: "agents" }),
+      ),
+    ).toBe("/apis/apps/v1/namespaces/kube-system/daemonsets/agents");
+    expect(ciliumAgentsPath({ name: "" })).toMatch(/\/daemonsets\/cilium$/);
+  });
+
+  itIfAvailable(
+    missingPrograms(["go"]),
+    "names the agents' DaemonSet as the pinned chart does",
+    () => {
+      const chart = path.join(ciliumModuleDir(), "install/kubernetes/cilium");
+      const daemonSet = fs.readFileSync(
+        path.join(chart, "templates/cilium-agent/daemonset.yaml"),
+        "utf8",
+      );
+      expect(daemonSet).toMatch(/kind: DaemonSet\nmetadata:\n {2}name: \{\{ \.Values\.name \}\}\n/);
+      expect(fs.readFileSync(path.join(chart, "values.yaml"), "utf8")).toMatch(/^name: cilium$/m);
+    },
+    120_000,
+  );
 
   itIfAvailable(
     missingPrograms(["go"]),

@@ -11,6 +11,10 @@
  * `--until labelled`, with a Node object whose status this test writes as a kubelet would: it
  * waits while the Node is missing and while it is NotReady, then patches the label in once Ready
  * is True; a Node that carries the label already is not patched.
+ *
+ * `--until rolled-out`, with a DaemonSet whose status this test writes as its controller would:
+ * it waits while the controller has not seen the spec, while no node runs it, and while fewer
+ * pods than scheduled are Ready (where Helm's own wait already passes), and ends once all are.
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -341,6 +345,86 @@ describeIfAvailable(apiServerLabMissing(), "wait-for-object.sh", () => {
     );
   }, 120_000);
 
+  it("waits until a DaemonSet runs its latest spec Ready on every node it schedules", async () => {
+    // No controller manager runs here: the test writes the status as the DaemonSet controller
+    // and the kubelets' readiness would, the way Cilium's agents come up one after another.
+    const name = "agent";
+    const dsPath = `/apis/apps/v1/namespaces/default/daemonsets/${name}`;
+    const rolledOut = ["--until", "rolled-out", "--path", dsPath];
+    const status = (fields: Record<string, number>) =>
+      lab.kubectl([
+        "patch",
+        "daemonset",
+        name,
+        "-n",
+        "default",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        JSON.stringify({
+          status: {
+            currentNumberScheduled: 2,
+            numberMisscheduled: 0,
+            desiredNumberScheduled: 2,
+            updatedNumberScheduled: 2,
+            ...fields,
+          },
+        }),
+      ]);
+    const missing = await script(rolledOut, 1, 0);
+    expect(missing.stderr).toMatch(
+      /not rolled-out after 1 attempts.*HTTP 404: daemonsets.apps "agent" not found/,
+    );
+    const labels = { app: name };
+    const created = lab.kubectl(
+      ["create", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "apps/v1",
+        kind: "DaemonSet",
+        metadata: { name, namespace: "default" },
+        spec: {
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels },
+            spec: { containers: [{ name, image: "registry.k8s.io/pause:3.10" }] },
+          },
+        },
+      }),
+    );
+    expect(created.stderr).toBe("");
+    const unseen = await script(rolledOut, 1, 0);
+    expect(unseen.stderr).toMatch(/the last answer: its controller has not seen generation 1 yet/);
+    expect(
+      status({
+        observedGeneration: 1,
+        desiredNumberScheduled: 0,
+        currentNumberScheduled: 0,
+        updatedNumberScheduled: 0,
+        numberReady: 0,
+      }).stderr,
+    ).toBe("");
+    const none = await script(rolledOut, 1, 0);
+    expect(none.stderr).toMatch(/the last answer: no node runs it yet/);
+    // What Helm's wait takes for ready (two missing are within the chart's maxUnavailable): not here.
+    expect(status({ observedGeneration: 1, numberReady: 0 }).stderr).toBe("");
+    const zero = await script(rolledOut, 1, 0);
+    expect(zero.stderr).toMatch(/the last answer: 0 of 2 pods Ready, 2 of 2 on the latest spec/);
+    expect(status({ observedGeneration: 1, numberReady: 1 }).stderr).toBe("");
+    let turned = false;
+    const waited = await script(rolledOut, 30, 1, (stderr) => {
+      // The second agent turns Ready while the host waits.
+      if (!turned && /attempt 1\/30: not rolled-out yet \(1 of 2 pods Ready/.test(stderr)) {
+        turned = true;
+        expect(status({ observedGeneration: 1, numberReady: 2 }).stderr).toBe("");
+      }
+    });
+    expect(turned).toBe(true);
+    expect(waited.status).toBe(0);
+    expect(waited.stdout).toMatch(
+      /^rolled out: \/apis\/apps\/v1\/namespaces\/default\/daemonsets\/agent, 2 pods Ready \(on attempt \d+\)\n$/,
+    );
+  }, 120_000);
+
   it("refuses a Node path for --until labelled that is not one, a bad label, and an unknown --until", async () => {
     const wrong = await script(
       ["--until", "labelled", "--path", COLLECTION, "--label", `${ROLE}=`],
@@ -356,7 +440,11 @@ describeIfAvailable(apiServerLabMissing(), "wait-for-object.sh", () => {
     );
     expect(quoted.stderr).toMatch(/--until labelled needs --label KEY=VALUE/);
     const unknown = await script(["--until", "gone", "--path", COLLECTION], 1, 0);
-    expect(unknown.stderr).toMatch(/--until must be admitted, labelled or present \(got 'gone'\)/);
+    expect(unknown.stderr).toMatch(
+      /--until must be admitted, labelled, present or rolled-out \(got 'gone'\)/,
+    );
+    const notDaemonSet = await script(["--until", "rolled-out", "--path", COLLECTION], 1, 0);
+    expect(notDaemonSet.stderr).toMatch(/--until rolled-out takes a DaemonSet's path/);
   });
 
   it("refuses a kubeconfig without embedded certificates before asking anything", async () => {

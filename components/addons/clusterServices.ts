@@ -67,6 +67,13 @@ export const EMULATED_COREDNS_READY_MINUTES = 30;
  * pull, 5 of the operator registering its CRDs (each one it waits for 60 s at most, then exits
  * and starts again), 4-5 for each of bpf_host and bpf_lxc to compile, one restart of its own.
  */
+/**
+ * Emulated nodes: seconds before the kubelet first asks MetalLB's controller and speakers whether
+ * they live (the chart: 10). In the fourth emulated Cilium run the controller took 40 s from its
+ * start to its webhook's certificate and had not opened its metrics port after 90 s, so its
+ * liveness probe restarted it again and again until the release ran out of time.
+ */
+export const EMULATED_METALLB_LIVENESS_DELAY_SECONDS = 300;
 export const EMULATED_CILIUM_AGENTS_WAIT = { attempts: 270, intervalSeconds: 10 } as const;
 
 export interface ClusterServicesArgs {
@@ -103,7 +110,8 @@ export interface ClusterServicesArgs {
    * The nodes run emulated (TCG): Helm waits longer for Cilium (EMULATED_RELEASE_TIMEOUTS), its
    * operator keeps its lease as long as the controller manager (EMULATED_LEADER_ELECTION), and
    * the host's waits and CoreDNS's replicas get 30 minutes (EMULATED_OBJECT_WAIT), and its
-   * wait for Cilium's agents 45 (EMULATED_CILIUM_AGENTS_WAIT).
+   * wait for Cilium's agents 45 (EMULATED_CILIUM_AGENTS_WAIT); MetalLB's liveness probes start
+   * after 5 minutes (EMULATED_METALLB_LIVENESS_DELAY_SECONDS).
    * @default false
    */
   readonly emulated?: boolean;
@@ -252,7 +260,12 @@ export class ClusterServices extends pulumi.ComponentResource {
         )
       : undefined;
     const metallb = services.has("metallb")
-      ? release("metallb", "metallb", metallbValues(plan), afterCni)
+      ? release(
+          "metallb",
+          "metallb",
+          metallbValues(plan, args.emulated ? EMULATED_METALLB_LIVENESS_DELAY_SECONDS : undefined),
+          afterCni,
+        )
       : undefined;
     const nfsProvisioner = services.has("nfsProvisioner")
       ? release(

@@ -126,13 +126,19 @@ export function ciliumValues(
  * default (a further DaemonSet), and charts before 0.16 ran FRR itself beside each speaker
  * (`speaker.frr`, three more containers). Both bring images an L2-only lab does not use, which an
  * air-gapped mirror would have to carry. Address pools are not chart values: they are the custom
- * resources below.
+ * resources below. `livenessDelaySeconds` holds the liveness probes back on slow (emulated) nodes.
  */
-export function metallbValues(plan: AddressPlan): HelmValues {
+export function metallbValues(plan: AddressPlan, livenessDelaySeconds?: number): HelmValues {
+  // The chart's liveness probes start 10 s after a container and restart it after three
+  // failures 10 s apart.
+  const liveness =
+    livenessDelaySeconds === undefined
+      ? {}
+      : { livenessProbe: { initialDelaySeconds: livenessDelaySeconds } };
   return {
     frrk8s: { enabled: false },
-    controller: { ...controlPlaneTolerations(plan) },
-    speaker: { frr: { enabled: false } },
+    controller: { ...controlPlaneTolerations(plan), ...liveness },
+    speaker: { frr: { enabled: false }, ...liveness },
   };
 }
 

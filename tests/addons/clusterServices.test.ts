@@ -339,6 +339,12 @@ describe("releases", () => {
       (release("cil-addons-cilium").values as { operator: object }).operator,
     ).not.toHaveProperty("extraArgs");
     expect(release("oci-addons-metallb").timeout).toBe(600);
+    // MetalLB's liveness probes wait 5 minutes there before they may restart anything.
+    const metallb = (prefix: string) =>
+      release(`${prefix}-addons-metallb`).values as { controller: object; speaker: object };
+    expect(metallb("oci").controller).toHaveProperty("livenessProbe", { initialDelaySeconds: 300 });
+    expect(metallb("oci").speaker).toHaveProperty("livenessProbe", { initialDelaySeconds: 300 });
+    expect(metallb("cil").controller).not.toHaveProperty("livenessProbe");
     // A node is Ready only once Cilium runs: the host waits up to 30 minutes for it there.
     const attempts = (name: string) => {
       const args = named(name).inputs.args as string[];

@@ -17,6 +17,7 @@ import { parse } from "yaml";
 import { defaultVersions } from "../../components/config/defaults";
 import {
   HOST_CGROUP_ROOT,
+  HelmValues,
   ciliumAgentsPath,
   ciliumValues,
   collectionPath,
@@ -101,8 +102,8 @@ describe("keys", () => {
         cilium: keyPaths(
           ciliumValues(planFor({ workers: 0 }), { metallb: true }, EMULATED_LEADER_ELECTION),
         ),
-        metallb: keyPaths(metallbValues(planFor({ workers: 0 }))),
-        metallbRun: keyPaths(metallbValues(planFor({ workers: 0 }))),
+        metallb: keyPaths(metallbValues(planFor({ workers: 0 }), 300)),
+        metallbRun: keyPaths(metallbValues(planFor({ workers: 0 }), 300)),
       };
       for (const chart of ["cilium", "metallb", "metallbRun"] as const) {
         const chartKeys = new Set(keyPaths(chartValues(chart)));
@@ -258,6 +259,18 @@ describe("MetalLB", () => {
       frrk8s: { enabled: false },
       controller: {},
       speaker: { frr: { enabled: false } },
+    });
+  });
+
+  it("holds the controller's and the speakers' liveness probes back when asked (emulated nodes)", () => {
+    const values = metallbValues(standard, 300) as {
+      controller: HelmValues;
+      speaker: HelmValues;
+    };
+    expect(values.controller.livenessProbe).toEqual({ initialDelaySeconds: 300 });
+    expect(values.speaker).toEqual({
+      frr: { enabled: false },
+      livenessProbe: { initialDelaySeconds: 300 },
     });
   });
 });

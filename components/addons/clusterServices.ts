@@ -62,18 +62,18 @@ export const CONTROLLERS_WAIT = { attempts: 180, intervalSeconds: 10 } as const;
 export const EMULATED_OBJECT_WAIT = { attempts: 180, intervalSeconds: 10 } as const;
 export const EMULATED_COREDNS_READY_MINUTES = 30;
 /**
- * Emulated nodes: how long the host waits for every Cilium agent to be Ready. In the third
- * emulated Cilium run an agent was Ready 27 minutes after its pod was made: 3 minutes of image
- * pull, 5 of the operator registering its CRDs (each one it waits for 60 s at most, then exits
- * and starts again), 4-5 for each of bpf_host and bpf_lxc to compile, one restart of its own.
- */
-/**
  * Emulated nodes: seconds before the kubelet first asks MetalLB's controller and speakers whether
  * they live (the chart: 10). In the fourth emulated Cilium run the controller took 40 s from its
  * start to its webhook's certificate and had not opened its metrics port after 90 s, so its
  * liveness probe restarted it again and again until the release ran out of time.
  */
 export const EMULATED_METALLB_LIVENESS_DELAY_SECONDS = 300;
+/**
+ * Emulated nodes: how long the host waits for every Cilium agent to be Ready. In the third
+ * emulated Cilium run an agent was Ready 27 minutes after its pod was made: 3 minutes of image
+ * pull, 5 of the operator registering its CRDs (each one it waits for 60 s at most, then exits
+ * and starts again), 4-5 for each of bpf_host and bpf_lxc to compile, one restart of its own.
+ */
 export const EMULATED_CILIUM_AGENTS_WAIT = { attempts: 270, intervalSeconds: 10 } as const;
 
 export interface ClusterServicesArgs {
@@ -221,29 +221,29 @@ export class ClusterServices extends pulumi.ComponentResource {
         k8sOpts([...podKubelet, ...after]),
       );
 
-    const ours = ciliumValues(
-      plan,
-      { metallb: services.has("metallb") },
-      args.emulated ? EMULATED_LEADER_ELECTION : undefined,
-    );
-    const cilium = args.cni === "cilium" ? release("cilium", "cilium", ours, []) : undefined;
     // Every other workload needs pod networking, which with Cilium exists only once its agent
     // runs Ready on the node: the release's own wait does not see that (wait-for-object.sh,
     // `rolled-out`), and the next releases' timeouts would run while no pod can start.
-    this.ciliumAgents =
-      cilium === undefined
-        ? undefined
-        : waitFor(
-            `${name}-cilium-agents`,
-            [
-              "--until",
-              "rolled-out",
-              "--path",
-              ciliumAgentsPath(overlayValues(ours, args.chartValues?.cilium ?? {})),
-            ],
-            [cilium],
-            args.emulated ? EMULATED_CILIUM_AGENTS_WAIT : OBJECT_WAIT,
-          );
+    let cilium: k8s.helm.v3.Release | undefined;
+    if (args.cni === "cilium") {
+      const values = ciliumValues(
+        plan,
+        { metallb: services.has("metallb") },
+        args.emulated ? EMULATED_LEADER_ELECTION : undefined,
+      );
+      cilium = release("cilium", "cilium", values, []);
+      this.ciliumAgents = waitFor(
+        `${name}-cilium-agents`,
+        [
+          "--until",
+          "rolled-out",
+          "--path",
+          ciliumAgentsPath(overlayValues(values, args.chartValues?.cilium ?? {})),
+        ],
+        [cilium],
+        args.emulated ? EMULATED_CILIUM_AGENTS_WAIT : OBJECT_WAIT,
+      );
+    }
     const afterCni = cilium && this.ciliumAgents ? [cilium, this.ciliumAgents] : [];
     this.coredns = services.has("coredns")
       ? new Coredns(

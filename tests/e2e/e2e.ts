@@ -48,24 +48,14 @@ async function main(argv: readonly string[]): Promise<number> {
   if (argv.includes("--workstation")) {
     return workstation();
   }
-  if (argv.includes("--prepare")) {
-    return prepareLocal(
-      argv.includes("--cilium")
-        ? [CILIUM]
-        : argv.includes("--ha")
-          ? [HA]
-          : argv.includes("--no-upgrade")
-            ? [SMALL]
-            : [UPGRADE],
-    );
-  }
-  if (argv.includes("--ha")) {
-    return runLocal([HA]);
-  }
-  if (argv.includes("--cilium")) {
-    return runLocal([CILIUM]);
-  }
-  return runLocal(argv.includes("--no-upgrade") ? [SMALL] : [UPGRADE]);
+  const topology = argv.includes("--ha")
+    ? HA
+    : argv.includes("--cilium")
+      ? CILIUM
+      : argv.includes("--no-upgrade")
+        ? SMALL
+        : UPGRADE;
+  return argv.includes("--prepare") ? prepareLocal([topology]) : runLocal([topology]);
 }
 
 async function workstation(): Promise<number> {

@@ -13,29 +13,12 @@
 set -euo pipefail
 exec 3>&1 1>&2
 
-say() { echo "[cilium-rootfs] $*" >&2; }
-die() {
-  echo "[cilium-rootfs] error: $*" >&2
-  exit 1
-}
+TAG=cilium-rootfs
+# shellcheck source=SCRIPTDIR/bookworm-root.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/bookworm-root.sh"
+parse_build_options "$@"
 
-out=""
-debian_mirror="http://deb.debian.org/debian"
-while [[ $# -gt 0 ]]; do
-  [[ $# -ge 2 ]] || die "option $1 needs a value"
-  case "$1" in
-    --out) out="$2" ;;
-    --debian-mirror) debian_mirror="$2" ;;
-    *) die "unknown option $1" ;;
-  esac
-  shift 2
-done
-[[ "$out" == /* ]] || die "--out must be an absolute directory"
-[[ $EUID -eq 0 ]] || die "debootstrap needs root"
-command -v debootstrap >/dev/null || die "debootstrap is not installed (Debian: debootstrap)"
-
-recipe="$(sha256sum "$0" | cut -c1-16)"
-layer="$out/cilium-rootfs-bookworm-$recipe.tar"
+layer="$out/cilium-rootfs-bookworm-$(recipe).tar"
 if [[ -f "$layer" ]]; then
   say "cached: $layer"
   echo "$layer" >&3
@@ -44,31 +27,9 @@ fi
 
 packages=(clang-19 iproute2 iptables ipset kmod ca-certificates)
 
-mkdir -p "$out"
-work="$(mktemp -d "$out/.build.XXXXXX")"
-cleanup() {
-  umount -R "$work/root/proc" "$work/root/sys" "$work/root/dev" 2>/dev/null || true
-  rm -rf -- "$work"
-}
-trap cleanup EXIT
-root="$work/root"
-started=$SECONDS
+start_work
 say "debootstrap bookworm (first time: ~3 min)"
-debootstrap --variant=minbase bookworm "$root" "$debian_mirror" >"$work/debootstrap.log" 2>&1 || {
-  tail -n 40 "$work/debootstrap.log" "$root/debootstrap/debootstrap.log" >&2 2>/dev/null
-  die "debootstrap failed"
-}
-mount -t proc proc "$root/proc"
-mount -t sysfs sys "$root/sys"
-mount --bind /dev "$root/dev"
-printf 'deb %s bookworm main\n' "$debian_mirror" >"$root/etc/apt/sources.list"
-chroot "$root" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${packages[*]}" \
-  >"$work/apt.log" 2>&1 || {
-  tail -n 40 "$work/apt.log" >&2
-  die "installing ${packages[*]} failed"
-}
-umount "$root/proc" "$root/sys" "$root/dev"
-say "  packages: done in $((SECONDS - started)) s"
+bootstrap_root "" "${packages[@]}"
 
 # The agent runs `clang`; Debian names it by its major version.
 ln -sfn clang-19 "$root/usr/bin/clang"

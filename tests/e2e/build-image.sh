@@ -14,38 +14,20 @@
 set -euo pipefail
 exec 3>&1 1>&2
 
-say() { echo "[image] $*" >&2; }
-die() {
-  echo "[image] error: $*" >&2
-  exit 1
-}
+TAG=image
+# shellcheck source=SCRIPTDIR/bookworm-root.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/bookworm-root.sh"
+parse_build_options "$@"
+command -v mkfs.ext4 >/dev/null || die "mkfs.ext4 is not installed (Debian: e2fsprogs)"
 
-out=""
-debian_mirror="http://deb.debian.org/debian"
-while [[ $# -gt 0 ]]; do
-  [[ $# -ge 2 ]] || die "option $1 needs a value"
-  case "$1" in
-    --out) out="$2" ;;
-    --debian-mirror) debian_mirror="$2" ;;
-    *) die "unknown option $1" ;;
-  esac
-  shift 2
-done
-[[ "$out" == /* ]] || die "--out must be an absolute directory"
-[[ $EUID -eq 0 ]] || die "debootstrap and mkfs need root"
-for tool in debootstrap mkfs.ext4; do
-  command -v "$tool" >/dev/null || die "$tool is not installed (Debian: debootstrap, e2fsprogs)"
-done
-
-recipe="$(sha256sum "$0" | cut -c1-16)"
-dir="$out/bookworm-$recipe"
+dir="$out/bookworm-$(recipe)"
 if [[ -f "$dir/disk.raw" && -f "$dir/vmlinuz" && -f "$dir/initrd.img" ]]; then
   say "cached: $dir"
   echo "$dir" >&3
   exit 0
 fi
 
-# debootstrap resolves only a plain list well; the rest comes from apt inside the new system.
+# What debootstrap installs (a plain list); the rest comes from apt inside the new system.
 base=(
   # boot, services, login
   systemd-sysv udev dbus kmod initramfs-tools linux-image-cloud-amd64 e2fsprogs procps
@@ -64,35 +46,12 @@ packages=(
   systemd-resolved
 )
 
-mkdir -p "$out"
-work="$(mktemp -d "$out/.build.XXXXXX")"
-cleanup() {
-  umount -R "$work/root/proc" "$work/root/sys" "$work/root/dev" 2>/dev/null || true
-  rm -rf -- "$work"
-}
-trap cleanup EXIT
-root="$work/root"
-started=$SECONDS
+start_work
 say "debootstrap bookworm (first time: ~5 min)"
-debootstrap --variant=minbase --include="$(
+bootstrap_root "$(
   IFS=,
   echo "${base[*]}"
-)" bookworm "$root" "$debian_mirror" >"$work/debootstrap.log" 2>&1 || {
-  tail -n 40 "$work/debootstrap.log" "$root/debootstrap/debootstrap.log" >&2 2>/dev/null
-  die "debootstrap failed"
-}
-say "  debootstrap: done in $((SECONDS - started)) s"
-mount -t proc proc "$root/proc"
-mount -t sysfs sys "$root/sys"
-mount --bind /dev "$root/dev"
-printf 'deb %s bookworm main\n' "$debian_mirror" >"$root/etc/apt/sources.list"
-chroot "$root" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${packages[*]}" \
-  >"$work/apt.log" 2>&1 || {
-  tail -n 40 "$work/apt.log" >&2
-  die "installing the node packages failed"
-}
-umount "$root/proc" "$root/sys" "$root/dev"
-say "  packages: done in $((SECONDS - started)) s"
+)" "${packages[@]}"
 
 # A unique machine per VM: systemd makes the machine id, cloud-init the host keys (the PKI's).
 : >"$root/etc/machine-id"

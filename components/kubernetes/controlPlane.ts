@@ -6,7 +6,7 @@ import { stringify } from "yaml";
 import { AddressPlan, NodeAddress } from "../network/addressPlan";
 import { BIN_DIR, CA_FILES, certFiles, NODE_PATHS } from "./paths";
 import { etcdClientUrls } from "./etcd";
-import { flags, renderServiceUnit, ServiceUnit } from "./systemd";
+import { CONTROL_PLANE_CPU_WEIGHT, flags, renderServiceUnit, ServiceUnit } from "./systemd";
 
 /** Days, files and MiB of audit log kept on each control node. */
 export interface AuditLogRetention {
@@ -217,6 +217,7 @@ export function apiServerUnit(args: ApiServerArgs): ServiceUnit {
       // Room for the shutdown delay and the requests in flight after it.
       timeoutStopSec: API_SHUTDOWN_DELAY_SECONDS + 60,
       limitNoFile: 65536,
+      cpuWeight: CONTROL_PLANE_CPU_WEIGHT,
       logsDirectory: ["kubernetes"],
     },
   };

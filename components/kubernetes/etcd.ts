@@ -6,7 +6,7 @@
 import { AddressPlan, NodeAddress } from "../network/addressPlan";
 import { etcdPeerCertId, etcdServerCertId } from "../pki/certificates";
 import { BIN_DIR, CA_FILES, certFiles, NODE_PATHS } from "./paths";
-import { flags, renderServiceUnit, ServiceUnit } from "./systemd";
+import { CONTROL_PLANE_CPU_WEIGHT, flags, renderServiceUnit, ServiceUnit } from "./systemd";
 
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
@@ -284,6 +284,7 @@ export function etcdUnit(args: EtcdMemberArgs): ServiceUnit {
       restart: "always",
       restartSec: 5,
       limitNoFile: 65536,
+      cpuWeight: CONTROL_PLANE_CPU_WEIGHT,
       // systemd creates /var/lib/etcd with 0700 before start, which etcd checks for.
       stateDirectory: { names: ["etcd"], mode: "0700" },
       // /run/etcd, for etcd-join.sh's answer (NODE_PATHS.etcdJoinEnv).

@@ -5,6 +5,21 @@
 
 export type UnitValue = string | number | boolean;
 
+/**
+ * CPUWeight of etcd and kube-apiserver on a control node, against the node agents beside them
+ * (kubelet, containerd, kube-proxy, the scheduler and controller manager, journald, sshd: 100).
+ * An API server that starts again on a running cluster must finish post-start hooks within
+ * limits fixed in its code (30 s for the bootstrap RBAC roles and PriorityClasses, 1 minute for
+ * the first Service IP and port repair) and exits when it does not. In the HA e2e's run 9 a
+ * control node back from failover got 27-33 % of its one emulated vCPU for its API server, which
+ * missed those limits seven times in 33 minutes; with this weight set by hand its next start
+ * passed them. The one control node of the small e2e (two vCPUs, 0.8 of a host core while both
+ * workers run) stopped answering `/healthz` for 20 minutes in one run: its API server on 42 % of
+ * a vCPU timed out its handlers, while the kubelet, controller manager, MetalLB's speaker,
+ * containerd and CoreDNS beside it took more than that together.
+ */
+export const CONTROL_PLANE_CPU_WEIGHT = 1000;
+
 /** A command line: the executable first, then one argument per element. */
 export type CommandLine = readonly string[];
 
@@ -43,6 +58,11 @@ export interface ServiceUnit {
     readonly delegate?: boolean;
     readonly killMode?: "control-group" | "process" | "mixed";
     readonly oomScoreAdjust?: number;
+    /**
+     * The unit's share of the CPU against its siblings in system.slice when they all want more
+     * than there is (cgroup v2 cpu.weight, 1-10000). @default systemd's (100)
+     */
+    readonly cpuWeight?: number;
     /** Directories under /var/lib that systemd creates before start, with StateDirectoryMode. */
     readonly stateDirectory?: { readonly names: readonly string[]; readonly mode: string };
     /** Directories under /run that systemd creates before start and removes after stop. */
@@ -118,6 +138,7 @@ export function renderServiceUnit(spec: ServiceUnit): string {
     ...line("Delegate", s.delegate),
     ...line("KillMode", s.killMode),
     ...line("OOMScoreAdjust", s.oomScoreAdjust),
+    ...line("CPUWeight", s.cpuWeight),
     ...list("StateDirectory", s.stateDirectory?.names),
     ...line("StateDirectoryMode", s.stateDirectory?.mode),
     ...list("RuntimeDirectory", s.runtimeDirectory),

@@ -98,12 +98,18 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       { artifacts: all, holder: args.clusterName, cacheDir: args.cacheDir },
       parent,
     );
-    // Every VM's release files first, all VMs at once; each step on a VM then waits for them,
-    // through the VM's instance id that the copy hands on.
+    // Every VM's release files first; each step on a VM then waits for them, through the VM's
+    // instance id that the copy hands on. The workers' copies go at once; the control nodes'
+    // one after another, so an upgrade's copies (hundreds of MB, which keep an emulated guest
+    // busy for minutes) slow one control plane at a time, never the quorum. The steps that roll
+    // over the control nodes take every control node's instance, so they start after the last
+    // copy.
     const releases: Record<string, NodeReleases> = {};
     const hosts = { ...args.nodes.hosts };
+    let previousControl: NodeReleases | undefined;
     for (const node of [...plan.controls, ...(through === "nodes" ? plan.workers : [])]) {
       const host = args.nodes.hosts[node.name];
+      const after = node.role === "control" && previousControl ? [previousControl] : [];
       releases[node.name] = new NodeReleases(
         `${name}-releases-${node.name}`,
         {
@@ -117,8 +123,11 @@ export class KubernetesCluster extends pulumi.ComponentResource {
             this,
           ),
         },
-        { parent: this, deletedWith: args.nodes.hostNetwork },
+        { parent: this, deletedWith: args.nodes.hostNetwork, dependsOn: after },
       );
+      if (node.role === "control") {
+        previousControl = releases[node.name];
+      }
       hosts[node.name] = { hostKey: host.hostKey, instance: releases[node.name].instance };
     }
     this.releases = releases;

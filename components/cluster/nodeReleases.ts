@@ -2,7 +2,8 @@
  * NodeReleases: the release files one VM installs (the binaries of every step on it), copied from
  * the host's cache before any step runs, each file once. The steps then only install and restart,
  * so an upgrade's ordered part (etcd members, then API servers, … one at a time) does not wait
- * for uploads, and the nodes' copies go in parallel. Its life cycle, in one place:
+ * for uploads. KubernetesCluster copies to the workers at once and to the control nodes one
+ * after another. Its life cycle, in one place:
  *
  *   create   copy every file that is missing or different on the VM (sha256 compared).
  *   update   the same for the new list (a new version is a new file), then delete the files of

@@ -458,6 +458,29 @@ describe("downloads", () => {
   });
 });
 
+describe("the release copies", () => {
+  it("go to the control nodes one after another and to the workers at once", () => {
+    const releases = (prefix: string, node: string) => named(`${prefix}-releases-${node}`);
+    for (const [prefix, controls, workers] of [
+      ["std", 3, 3],
+      ["five", 5, 2],
+      ["one", 1, 1],
+    ] as const) {
+      const c = Array.from({ length: controls }, (_, i) => releases(prefix, `control${i}`));
+      const w = Array.from({ length: workers }, (_, i) => releases(prefix, `worker${i}`));
+      c.slice(1).forEach((r, i) => expect(waitsFor(r, c[i])).toBe(true));
+      c.slice(0, -1).forEach((r, i) => expect(waitsFor(r, c[i + 1])).toBe(false));
+      for (const r of w) {
+        expect([...c, ...w].filter((other) => waitsFor(r, other))).toEqual([]);
+      }
+      // The steps that roll over every control node start after the last copy.
+      for (const step of [`${prefix}-etcd-members`, `${prefix}-control-kube-apiserver`]) {
+        expect(waitsFor(named(step), c[c.length - 1])).toBe(true);
+      }
+    }
+  });
+});
+
 describe("secrets", () => {
   it("keep every key off command lines: only the bundles carry them, as secrets", () => {
     for (const r of resources.filter((x) => STEP_TYPES.has(x.type))) {
@@ -501,15 +524,20 @@ describe("the longest chain of steps", () => {
     // Printed so the report and a reviewer see the critical path of a default `pulumi up`.
     console.log(`longest chain (${names.length} steps):\n  ${names.join("\n  ")}`);
     expect(names[0]).toMatch(/^std-artifacts-/);
-    expect(names[1]).toMatch(/^std-releases-control/);
     const drains = names.filter((n) => n.startsWith("std-drains-"));
-    expect(names.slice(2, 4)).toEqual(["std-etcd-members", "std-control-kube-apiserver"]);
+    expect(names.slice(1, 6)).toEqual([
+      "std-releases-control0",
+      "std-releases-control1",
+      "std-releases-control2",
+      "std-etcd-members",
+      "std-control-kube-apiserver",
+    ]);
     expect(drains).toEqual(
       ["control0", "control1", "control2", "worker0", "worker1", "worker2"].flatMap((n) => [
         `std-drains-${n}-drain`,
         `std-drains-${n}-uncordon`,
       ]),
     );
-    expect(names).toHaveLength(4 + 6 * 3);
+    expect(names).toHaveLength(6 + 6 * 3);
   });
 });

@@ -1,5 +1,12 @@
 import { defaultVersions } from "../../components/config/defaults";
-import { longestOutage, lostWrites, minimums, parseMembers, parseWrites } from "./highAvailability";
+import {
+  longestOutage,
+  lostWrites,
+  memberHealthy,
+  minimums,
+  parseMembers,
+  parseWrites,
+} from "./highAvailability";
 import { PATCH_FROM, UPGRADE_FROM, mirrorArgs } from "./mirror";
 
 describe("longestOutage", () => {
@@ -61,6 +68,18 @@ describe("parseMembers", () => {
       { id: "8e9e05c52164694d", name: "control0" },
       { id: "f2a1c0e4b8d3a901", name: "" },
     ]);
+  });
+});
+
+describe("memberHealthy", () => {
+  it("reads etcd's /health answer", () => {
+    expect(memberHealthy('{"health":"true","reason":""}')).toBe(true);
+    expect(memberHealthy('{"health":"false","reason":"RAFT NO LEADER"}')).toBe(false);
+  });
+
+  it("counts what is not an answer as not healthy", () => {
+    expect(memberHealthy("")).toBe(false);
+    expect(memberHealthy("curl: (28) Operation timed out")).toBe(false);
   });
 });
 

@@ -133,18 +133,64 @@ async function readyApiServers(cluster: Cluster): Promise<string[]> {
   return answers.filter((n): n is string => n !== undefined);
 }
 
-/** How many members answer healthy, asked once from `via` through every member's URL. */
-async function healthyMembers(cluster: Cluster, via: string): Promise<number> {
+/** Files of the etcd CA and the health-check client's pair, in the run's directory. */
+interface EtcdClient {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+/**
+ * The etcd CA and the health-check client's certificate and key, copied once from `via` into
+ * the run's directory: the samples then ask each member from the host, so a control node too
+ * starved to answer SSH does not make every member look unhealthy.
+ */
+async function etcdClient(cluster: Cluster, via: string): Promise<EtcdClient> {
+  const client = certFiles("etcd-healthcheck-client");
+  const sources = { ca: CA_FILES["etcd-ca"].cert, cert: client.cert, key: client.key };
+  const local = {
+    ca: path.join(cluster.dir, "etcd-ca.crt"),
+    cert: path.join(cluster.dir, "etcd-healthcheck-client.crt"),
+    key: path.join(cluster.dir, "etcd-healthcheck-client.key"),
+  };
+  for (const name of ["ca", "cert", "key"] as const) {
+    const text = await cluster.ssh(via, `sudo cat ${sources[name]}`);
+    fs.writeFileSync(local[name], text, { mode: 0o600 });
+  }
+  return local;
+}
+
+/**
+ * The members that answer their own /health (a linearizable read: it needs a leader and a
+ * quorum) within 10 s, each asked from the host at once.
+ */
+async function healthyMembers(cluster: Cluster, client: EtcdClient): Promise<string[]> {
+  const answers = await Promise.all(
+    cluster.controls().map(async (node) => {
+      const result = await runCommand("curl", [
+        "-sS",
+        "--max-time",
+        "10",
+        "--cacert",
+        client.ca,
+        "--cert",
+        client.cert,
+        "--key",
+        client.key,
+        `https://${cluster.outputs.nodes[node].ip}:${ETCD_CLIENT_PORT}/health`,
+      ]);
+      return result.code === 0 && memberHealthy(result.stdout) ? node : undefined;
+    }),
+  );
+  return answers.filter((n): n is string => n !== undefined);
+}
+
+/** Whether a member's /health answer says healthy (`{"health":"true",…}`). Pure. */
+export function memberHealthy(answer: string): boolean {
   try {
-    const out = await cluster.ssh(
-      via,
-      `${etcdctlCommand(cluster, "endpoint health -w json")} || true`,
-      30_000,
-    );
-    const health = JSON.parse(out.trim() || "[]") as { health: boolean }[];
-    return health.filter((h) => h.health).length;
+    return (JSON.parse(answer) as { health?: unknown }).health === "true";
   } catch {
-    return 0;
+    return false;
   }
 }
 
@@ -345,19 +391,20 @@ export async function rollingUpgrade(
   const preview = stack.must(["preview", "--json"], { timeoutMs: 1_800_000 });
   const planned = parsePreview(preview.stdout).steps.filter((s) => s.op !== "same");
   const started = Date.now();
+  const client = await etcdClient(cluster, cluster.controls()[0]);
   const samples: { at: number; api: number; etcd: number }[] = [];
   let finished: Awaited<ReturnType<typeof up>> | undefined;
   const running = up().then((r) => (finished = r));
   while (finished === undefined) {
     const [api, etcd] = await Promise.all([
       readyApiServers(cluster),
-      healthyMembers(cluster, cluster.controls()[0]),
+      healthyMembers(cluster, client),
     ]);
     const at = (Date.now() - started) / 1000;
-    samples.push({ at, api: api.length, etcd });
-    if (api.length < 2 || etcd < 2) {
+    samples.push({ at, api: api.length, etcd: etcd.length });
+    if (api.length < 2 || etcd.length < 2) {
       log(
-        `rolling upgrade at ${at.toFixed(0)} s: API servers ready ${api.join(", ") || "none"}, etcd healthy ${etcd}`,
+        `rolling upgrade at ${at.toFixed(0)} s: API servers ready ${api.join(", ") || "none"}, etcd members healthy ${etcd.join(", ") || "none"}`,
       );
     }
     await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 3_000))]);

@@ -721,13 +721,21 @@ export async function inside(json: string): Promise<number> {
 }
 
 /**
- * Issue 17's phases after the no-op `up`, each on the cluster the one before left: control1
- * killed (failover) and brought back by `up` (recovery), control2 re-created with an empty disk
- * (replacement), and the patch upgrade with its samples. Steps removed from a live VM are
- * proven by the small run's worker removal (scaleWorkers.ts) and by tests/cluster.
+ * Issue 17's phases after the no-op `up`, each on the cluster the one before left: the patch
+ * upgrade with its samples first (the longest phase and the one that needs the most of the
+ * machine, so a failure shows an hour into the run, not three), then control1 killed (failover)
+ * and brought back by `up` (recovery), and control2 re-created with an empty disk (replacement).
+ * Steps removed from a live VM are proven by the small run's worker removal (scaleWorkers.ts)
+ * and by tests/cluster.
  */
 async function haPhases(results: PhaseResult[], stack: EngineStack, cluster: Cluster) {
   const up = () => stream(stack, ["up", "--yes"]);
+  await runPhase(
+    results,
+    "rolling patch upgrade",
+    () => rollingUpgrade(cluster, stack, JSON.stringify(RUN_VERSIONS), () => upInBackground(stack)),
+    log,
+  );
   const down = await runPhase(
     results,
     "failover (control1 killed)",
@@ -742,12 +750,6 @@ async function haPhases(results: PhaseResult[], stack: EngineStack, cluster: Clu
     results,
     "replacement (control2's disk deleted)",
     () => replacement(cluster, stack, "control2", up),
-    log,
-  );
-  await runPhase(
-    results,
-    "rolling patch upgrade",
-    () => rollingUpgrade(cluster, stack, JSON.stringify(RUN_VERSIONS), () => upInBackground(stack)),
     log,
   );
 }

@@ -13,7 +13,7 @@
  * of that run). HARDWAY_E2E_DEADLINE (Unix seconds; CI's
  * end) leaves out the phases that may not end before it, saying so (phases.ts, runPhaseBefore). `npm run e2e -- --ha` runs the
  * three-control-plane topology instead (highAvailability.ts): cold `up`, checks, a no-op `up`,
- * failover, recovery, a member replaced from an empty disk, a rolling patch upgrade, `destroy`
+ * a rolling patch upgrade, failover, recovery, a member replaced from an empty disk, `destroy`
  * (not part of CI: it has not passed on two cores under TCG; the README says where it stops). `npm run e2e --
  * --cilium` runs the small cluster with Cilium as CNI and kube-proxy replacement (cold `up`,
  * checks, services, no-op `up`, `destroy`; ciliumArtifacts.ts builds its images and chart; not

@@ -6,6 +6,7 @@ import {
   minimums,
   parseMembers,
   parseWrites,
+  readyzVerdict,
 } from "./highAvailability";
 import { PATCH_FROM, UPGRADE_FROM, mirrorArgs } from "./mirror";
 
@@ -80,6 +81,33 @@ describe("memberHealthy", () => {
   it("counts what is not an answer as not healthy", () => {
     expect(memberHealthy("")).toBe(false);
     expect(memberHealthy("curl: (28) Operation timed out")).toBe(false);
+  });
+});
+
+describe("readyzVerdict", () => {
+  it("counts a 200 as ready, with the time it took", () => {
+    const stdout = "[+]ping ok\n[+]etcd ok\nreadyz check passed\n200 3.402";
+    expect(readyzVerdict({ code: 0, stdout, stderr: "" })).toEqual({
+      ok: true,
+      why: "ok in 3.4 s",
+    });
+  });
+
+  it("names the checks a server failed", () => {
+    const stdout =
+      "[+]ping ok\n[-]etcd-readiness failed: reason withheld\n[-]shutdown failed: reason withheld\nreadyz check failed\n500 0.210";
+    expect(readyzVerdict({ code: 0, stdout, stderr: "" })).toEqual({
+      ok: false,
+      why: "500 in 0.2 s: etcd-readiness shutdown",
+    });
+  });
+
+  it("says why there was no answer", () => {
+    const stderr = "curl: (28) Operation timed out after 20001 milliseconds with 0 bytes received";
+    expect(readyzVerdict({ code: 28, stdout: "\n000 20.001", stderr })).toEqual({
+      ok: false,
+      why: stderr,
+    });
   });
 });
 

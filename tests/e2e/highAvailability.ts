@@ -19,6 +19,7 @@ import * as path from "node:path";
 import { defaultVersions } from "../../components/config/defaults";
 import { vmStateDir } from "../../components/host/layout";
 import { ETCD_CLIENT_PORT } from "../../components/kubernetes/etcd";
+import { EMULATED_CHECKS } from "../../components/kubernetes/loadBalancer";
 import { CA_FILES, certFiles } from "../../components/kubernetes/paths";
 import { EngineStack, parsePreview } from "../engine/engine";
 import { waitFor } from "../smoke/checks";
@@ -119,18 +120,63 @@ function etcdctlCommand(cluster: Cluster, args: string): string {
   return `sudo /usr/local/bin/etcdctl --endpoints=${endpoints} --cacert=${CA_FILES["etcd-ca"].cert} --cert=${client.cert} --key=${client.key} --dial-timeout=5s --command-timeout=10s ${args}`;
 }
 
-/** Each control node's own /readyz (anonymous, from the host), asked once. */
-async function readyApiServers(cluster: Cluster): Promise<string[]> {
+/**
+ * How long an API server may take to answer /readyz and still count as ready: the limit the
+ * load balancer's checks give it on emulated guests, after which it would stop sending clients
+ * there. (With 5 s, on a host at load 6, the samples counted no server ready while each answered
+ * `ok` within 3.4 s when asked one at a time.)
+ */
+const READY_WITHIN_SECONDS = EMULATED_CHECKS.checkTimeout ?? 20;
+
+/** What one /readyz?verbose asked with curl said: ok, or why not. Pure. */
+export function readyzVerdict(result: { code: number | null; stdout: string; stderr: string }): {
+  ok: boolean;
+  why: string;
+} {
+  const status = /(\d{3}) ([\d.]+)$/.exec(result.stdout.trim());
+  if (result.code !== 0 || status === null) {
+    const reason = result.stderr.trim().split("\n").pop() ?? "";
+    return { ok: false, why: reason || `curl exited ${result.code}` };
+  }
+  const failed = [...result.stdout.matchAll(/^\[-\]([^ ]+)/gm)].map((m) => m[1]);
+  const seconds = Number(status[2]).toFixed(1);
+  return status[1] === "200"
+    ? { ok: true, why: `ok in ${seconds} s` }
+    : {
+        ok: false,
+        why: `${status[1]} in ${seconds} s${failed.length > 0 ? `: ${failed.join(" ")}` : ""}`,
+      };
+}
+
+/**
+ * Each control node's own /readyz (anonymous, from the host), asked once, all at once: the
+ * ready ones, and what each that was not said.
+ */
+async function apiReadiness(cluster: Cluster): Promise<{ ready: string[]; not: string[] }> {
   const answers = await Promise.all(
     cluster.controls().map(async (node) => {
-      const readyz = await cluster.askHealth(
-        `https://${cluster.outputs.nodes[node].ip}:6443/readyz`,
-        5,
-      );
-      return readyz.ok ? node : undefined;
+      const result = await runCommand("curl", [
+        "-sS",
+        "--max-time",
+        String(READY_WITHIN_SECONDS),
+        "--cacert",
+        path.join(cluster.dir, "ca.crt"),
+        "-w",
+        "\n%{http_code} %{time_total}",
+        `https://${cluster.outputs.nodes[node].ip}:6443/readyz?verbose`,
+      ]);
+      return { node, ...readyzVerdict(result) };
     }),
   );
-  return answers.filter((n): n is string => n !== undefined);
+  return {
+    ready: answers.filter((a) => a.ok).map((a) => a.node),
+    not: answers.filter((a) => !a.ok).map((a) => `${a.node} (${a.why})`),
+  };
+}
+
+/** The control nodes whose API server is ready (apiReadiness). */
+async function readyApiServers(cluster: Cluster): Promise<string[]> {
+  return (await apiReadiness(cluster)).ready;
 }
 
 /** Files of the etcd CA and the health-check client's pair, in the run's directory. */
@@ -396,15 +442,12 @@ export async function rollingUpgrade(
   let finished: Awaited<ReturnType<typeof up>> | undefined;
   const running = up().then((r) => (finished = r));
   while (finished === undefined) {
-    const [api, etcd] = await Promise.all([
-      readyApiServers(cluster),
-      healthyMembers(cluster, client),
-    ]);
+    const [api, etcd] = await Promise.all([apiReadiness(cluster), healthyMembers(cluster, client)]);
     const at = (Date.now() - started) / 1000;
-    samples.push({ at, api: api.length, etcd: etcd.length });
-    if (api.length < 2 || etcd.length < 2) {
+    samples.push({ at, api: api.ready.length, etcd: etcd.length });
+    if (api.ready.length < 2 || etcd.length < 2) {
       log(
-        `rolling upgrade at ${at.toFixed(0)} s: API servers ready ${api.join(", ") || "none"}, etcd members healthy ${etcd.join(", ") || "none"}`,
+        `rolling upgrade at ${at.toFixed(0)} s: API servers ready ${api.ready.join(", ") || "none"} (not: ${api.not.join("; ")}), etcd members healthy ${etcd.join(", ") || "none"}`,
       );
     }
     await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 3_000))]);

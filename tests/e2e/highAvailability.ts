@@ -121,9 +121,9 @@ function etcdctlCommand(cluster: Cluster, args: string): string {
 }
 
 /**
- * How long an API server may take to answer /readyz and still count as ready: the limit the
- * load balancer's checks give it on emulated guests, after which it would stop sending clients
- * there. (With 5 s, on a host at load 6, the samples counted no server ready while each answered
+ * How long an API server may take to answer /readyz (and an etcd member /health) and still
+ * count as ready: the limit the load balancer's checks give an API server on emulated guests,
+ * after which it would stop sending clients there. (With 5 s, on a host at load 6, the samples counted no server ready while each answered
  * `ok` within 3.4 s when asked one at a time.)
  */
 const READY_WITHIN_SECONDS = EMULATED_CHECKS.checkTimeout ?? 20;
@@ -208,15 +208,19 @@ async function etcdClient(cluster: Cluster, via: string): Promise<EtcdClient> {
 
 /**
  * The members that answer their own /health (a linearizable read: it needs a leader and a
- * quorum) within 10 s, each asked from the host at once.
+ * quorum) as healthy within the same limit as the API servers, each asked from the host at
+ * once; and what each of the others answered.
  */
-async function healthyMembers(cluster: Cluster, client: EtcdClient): Promise<string[]> {
+async function healthyMembers(
+  cluster: Cluster,
+  client: EtcdClient,
+): Promise<{ healthy: string[]; not: string[] }> {
   const answers = await Promise.all(
     cluster.controls().map(async (node) => {
       const result = await runCommand("curl", [
         "-sS",
         "--max-time",
-        "10",
+        String(READY_WITHIN_SECONDS),
         "--cacert",
         client.ca,
         "--cert",
@@ -225,10 +229,15 @@ async function healthyMembers(cluster: Cluster, client: EtcdClient): Promise<str
         client.key,
         `https://${cluster.outputs.nodes[node].ip}:${ETCD_CLIENT_PORT}/health`,
       ]);
-      return result.code === 0 && memberHealthy(result.stdout) ? node : undefined;
+      const ok = result.code === 0 && memberHealthy(result.stdout);
+      const said = result.code === 0 ? result.stdout.trim() : result.stderr.trim();
+      return { node, ok, said: said.split("\n").pop() ?? "" };
     }),
   );
-  return answers.filter((n): n is string => n !== undefined);
+  return {
+    healthy: answers.filter((a) => a.ok).map((a) => a.node),
+    not: answers.filter((a) => !a.ok).map((a) => `${a.node} (${a.said})`),
+  };
 }
 
 /** Whether a member's /health answer says healthy (`{"health":"true",…}`). Pure. */
@@ -444,10 +453,10 @@ export async function rollingUpgrade(
   while (finished === undefined) {
     const [api, etcd] = await Promise.all([apiReadiness(cluster), healthyMembers(cluster, client)]);
     const at = (Date.now() - started) / 1000;
-    samples.push({ at, api: api.ready.length, etcd: etcd.length });
-    if (api.ready.length < 2 || etcd.length < 2) {
+    samples.push({ at, api: api.ready.length, etcd: etcd.healthy.length });
+    if (api.ready.length < 2 || etcd.healthy.length < 2) {
       log(
-        `rolling upgrade at ${at.toFixed(0)} s: API servers ready ${api.ready.join(", ") || "none"} (not: ${api.not.join("; ")}), etcd members healthy ${etcd.join(", ") || "none"}`,
+        `rolling upgrade at ${at.toFixed(0)} s: API servers ready ${api.ready.join(", ") || "none"} (not: ${api.not.join("; ")}), etcd members healthy ${etcd.healthy.join(", ") || "none"} (not: ${etcd.not.join("; ")})`,
       );
     }
     await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 3_000))]);

@@ -148,6 +148,11 @@ export function readyzVerdict(result: { code: number | null; stdout: string; std
       };
 }
 
+/** One request from the host with curl, given READY_WITHIN_SECONDS to answer. */
+function askWithin(url: string, options: readonly string[]) {
+  return runCommand("curl", ["-sS", "--max-time", String(READY_WITHIN_SECONDS), ...options, url]);
+}
+
 /**
  * Each control node's own /readyz (anonymous, from the host), asked once, all at once: the
  * ready ones, and what each that was not said.
@@ -155,16 +160,10 @@ export function readyzVerdict(result: { code: number | null; stdout: string; std
 async function apiReadiness(cluster: Cluster): Promise<{ ready: string[]; not: string[] }> {
   const answers = await Promise.all(
     cluster.controls().map(async (node) => {
-      const result = await runCommand("curl", [
-        "-sS",
-        "--max-time",
-        String(READY_WITHIN_SECONDS),
-        "--cacert",
-        path.join(cluster.dir, "ca.crt"),
-        "-w",
-        "\n%{http_code} %{time_total}",
+      const result = await askWithin(
         `https://${cluster.outputs.nodes[node].ip}:6443/readyz?verbose`,
-      ]);
+        ["--cacert", path.join(cluster.dir, "ca.crt"), "-w", "\n%{http_code} %{time_total}"],
+      );
       return { node, ...readyzVerdict(result) };
     }),
   );
@@ -217,18 +216,10 @@ async function healthyMembers(
 ): Promise<{ healthy: string[]; not: string[] }> {
   const answers = await Promise.all(
     cluster.controls().map(async (node) => {
-      const result = await runCommand("curl", [
-        "-sS",
-        "--max-time",
-        String(READY_WITHIN_SECONDS),
-        "--cacert",
-        client.ca,
-        "--cert",
-        client.cert,
-        "--key",
-        client.key,
+      const result = await askWithin(
         `https://${cluster.outputs.nodes[node].ip}:${ETCD_CLIENT_PORT}/health`,
-      ]);
+        ["--cacert", client.ca, "--cert", client.cert, "--key", client.key],
+      );
       const ok = result.code === 0 && memberHealthy(result.stdout);
       const said = result.code === 0 ? result.stdout.trim() : result.stderr.trim();
       return { node, ok, said: said.split("\n").pop() ?? "" };

@@ -113,7 +113,18 @@ async function copyAll(state: NodeReleasesState): Promise<NodeReleasesState> {
     // A VM that was just (re)booted may take a while to answer.
     { attempts: 24, retrySeconds: 5 },
   );
-  return { ...state, copied: { files, bytes, seconds: (Date.now() - started) / 1000 } };
+  const copied = { files, bytes, seconds: (Date.now() - started) / 1000 };
+  console.error(copyLine(state.node, copied));
+  return { ...state, copied };
+}
+
+/** What a copy reports as it ends, e.g. "releases on control1: 7 files, 512 MB in 717 s". Pure. */
+export function copyLine(node: string, copied: CopyReport): string {
+  if (copied.files === 0) {
+    return `releases on ${node}: every file already there (${Math.round(copied.seconds)} s)`;
+  }
+  const mb = Math.round(copied.bytes / 1e6);
+  return `releases on ${node}: ${copied.files} file${copied.files === 1 ? "" : "s"}, ${mb} MB in ${Math.round(copied.seconds)} s`;
 }
 
 export const nodeReleasesProvider: pulumi.dynamic.ResourceProvider<

@@ -360,6 +360,7 @@ async function applyTarget(state: NodeStepState, target: TargetState): Promise<v
   await withSsh(
     sshTarget(state, target),
     async (session) => {
+      const started = Date.now();
       await stage(session, state);
       const dir = remoteScriptsDir(state.user, state.scriptsHash);
       const output = await session.check(
@@ -367,9 +368,16 @@ async function applyTarget(state: NodeStepState, target: TargetState): Promise<v
         { text: state.bundles[target.node] ?? "" },
         state.timeoutSeconds,
       );
+      const applied = Date.now();
+      let readySeconds: number | undefined;
       if (state.readiness.length > 0 && startedOrRestarted(output)) {
         await session.check(asRootIn(dir, state.readiness), undefined, state.timeoutSeconds);
+        readySeconds = (Date.now() - applied) / 1000;
       }
+      // Progress a rolling update can be followed by: one line per node, as each is done.
+      console.error(
+        applyReport(state.step, target.node, output, (applied - started) / 1000, readySeconds),
+      );
     },
     // A VM that was just (re)booted may take a while to answer.
     { attempts: 24, retrySeconds: 5 },
@@ -379,6 +387,26 @@ async function applyTarget(state: NodeStepState, target: TargetState): Promise<v
 /** Whether node-step.sh's output says it started or restarted a unit. Pure. */
 export function startedOrRestarted(output: string): boolean {
   return /^hardway-step: (re)?started /m.test(output);
+}
+
+/**
+ * The line one target's apply reports: what node-step.sh did to each unit and how long the apply
+ * and the readiness check after it took, e.g. "etcd on control1: restarted etcd in 41 s, ready
+ * 35 s later". Pure.
+ */
+export function applyReport(
+  step: string,
+  node: string,
+  output: string,
+  applySeconds: number,
+  readySeconds?: number,
+): string {
+  const done = [...output.matchAll(/^hardway-step: (restarted|started|reloaded) (\S+)$/gm)].map(
+    (m) => `${m[1]} ${m[2]}`,
+  );
+  const what = done.length > 0 ? done.join(", ") : "nothing (re)started";
+  const ready = readySeconds === undefined ? "" : `, ready ${Math.round(readySeconds)} s later`;
+  return `${step} on ${node}: ${what} in ${Math.round(applySeconds)} s${ready}`;
 }
 
 /**

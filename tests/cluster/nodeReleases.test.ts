@@ -4,6 +4,7 @@
  */
 import {
   NodeReleasesState,
+  copyLine,
   nodeReleasesProvider,
   releasesInputs,
   staleFiles,
@@ -33,6 +34,18 @@ describe("NodeReleases", () => {
       "",
     ];
     expect(staleFiles(present, state.files)).toEqual([file("kubelet", "1.36.5").remotePath]);
+  });
+
+  it("says per node what a copy moved and how long it took", () => {
+    expect(copyLine("control1", { files: 7, bytes: 512_300_000, seconds: 716.6 })).toBe(
+      "releases on control1: 7 files, 512 MB in 717 s",
+    );
+    expect(copyLine("worker0", { files: 1, bytes: 80_000_000, seconds: 9 })).toBe(
+      "releases on worker0: 1 file, 80 MB in 9 s",
+    );
+    expect(copyLine("worker0", { files: 0, bytes: 0, seconds: 2.2 })).toBe(
+      "releases on worker0: every file already there (2 s)",
+    );
   });
 
   it("sees no change when only the last copy's report differs", async () => {

@@ -14,6 +14,7 @@ import {
   nodeStepProvider,
   releaseMoveProblem,
   startedOrRestarted,
+  applyReport,
 } from "../../components/cluster/nodeStep";
 import { knownHostsLine, sshOptions } from "../../components/cluster/ssh";
 
@@ -239,6 +240,30 @@ describe("a step's release, at preview", () => {
     expect(startedOrRestarted("hardway-step: started kube-apiserver.service\n")).toBe(true);
     expect(startedOrRestarted("changed /x\nhardway-step: restarted etcd.service\n")).toBe(true);
     expect(startedOrRestarted("changed /x\n")).toBe(false);
+  });
+
+  it("reports each target's apply in one line: what it did to each unit, and the time it took", () => {
+    expect(
+      applyReport(
+        "etcd",
+        "control1",
+        "changed /etc/etcd/etcd.env\nhardway-step: restarted etcd.service\n",
+        40.6,
+        35.2,
+      ),
+    ).toBe("etcd on control1: restarted etcd.service in 41 s, ready 35 s later");
+    expect(
+      applyReport(
+        "kubelet",
+        "worker0",
+        "hardway-step: started containerd.service\nhardway-step: reloaded kubelet.service\n",
+        3,
+      ),
+    ).toBe("kubelet on worker0: started containerd.service, reloaded kubelet.service in 3 s");
+    // load-images.sh says what it loaded, not what it restarted.
+    expect(applyReport("pod-images", "worker0", "loaded /x/echo.tar\n", 12.4)).toBe(
+      "pod-images on worker0: nothing (re)started in 12 s",
+    );
   });
 
   it("names the software a release move is judged by", () => {

@@ -3,6 +3,7 @@ import {
   longestOutage,
   lostWrites,
   memberHealthy,
+  memberSeesNoLeader,
   minimums,
   parseMembers,
   parseWrites,
@@ -78,6 +79,21 @@ describe("memberHealthy", () => {
     expect(memberHealthy('{"health":"false","reason":"RAFT NO LEADER"}')).toBe(false);
   });
 
+  it("tells a member between two leaders from one that is unhealthy otherwise", () => {
+    expect(memberSeesNoLeader('{"health":"false","reason":"RAFT NO LEADER"}')).toBe(true);
+    expect(
+      memberSeesNoLeader('{"health":"false","reason":"RANGE ERROR:etcdserver: leader changed"}'),
+    ).toBe(true);
+    expect(
+      memberSeesNoLeader('{"health":"false","reason":"RANGE ERROR:etcdserver: request timed out"}'),
+    ).toBe(false);
+    expect(memberSeesNoLeader('{"health":"false","reason":"ALARM NOSPACE"}')).toBe(false);
+    expect(memberSeesNoLeader('{"health":"true","reason":""}')).toBe(false);
+    expect(
+      memberSeesNoLeader("curl: (7) Failed to connect to 192.168.234.12 port 2379 after 13 ms"),
+    ).toBe(false);
+  });
+
   it("counts what is not an answer as not healthy", () => {
     expect(memberHealthy("")).toBe(false);
     expect(memberHealthy("curl: (28) Operation timed out")).toBe(false);
@@ -119,7 +135,16 @@ describe("minimums", () => {
         { api: 2, etcd: 3 },
         { api: 3, etcd: 2 },
       ]),
-    ).toEqual({ api: 2, etcd: 2, samples: 3 });
+    ).toEqual({ api: 2, etcd: 2, samples: 3, elections: 0 });
+  });
+
+  it("counts the samples that caught etcd between two leaders", () => {
+    expect(
+      minimums([
+        { api: 3, etcd: 3, election: false },
+        { api: 3, etcd: 2, election: true },
+      ]),
+    ).toEqual({ api: 3, etcd: 2, samples: 2, elections: 1 });
   });
 });
 

@@ -18,7 +18,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { defaultVersions } from "../../components/config/defaults";
 import { vmStateDir } from "../../components/host/layout";
-import { ETCD_CLIENT_PORT } from "../../components/kubernetes/etcd";
+import { EMULATED_ETCD_TIMING, ETCD_CLIENT_PORT } from "../../components/kubernetes/etcd";
 import { EMULATED_CHECKS } from "../../components/kubernetes/loadBalancer";
 import { CA_FILES, certFiles } from "../../components/kubernetes/paths";
 import { EngineStack, parsePreview } from "../engine/engine";
@@ -97,18 +97,34 @@ export function lostWrites(
   return acknowledged.filter((n) => !stored.has(n));
 }
 
-/** The minimum of each sampled count, and how many samples there were. Pure. */
-export function minimums(samples: readonly { readonly api: number; readonly etcd: number }[]): {
+/**
+ * The minimum of each sampled count, how many samples there were, and how many of them caught
+ * etcd choosing a leader (see rollingUpgrade). Pure.
+ */
+export function minimums(
+  samples: readonly { readonly api: number; readonly etcd: number; readonly election?: boolean }[],
+): {
   api: number;
   etcd: number;
   samples: number;
+  elections: number;
 } {
   return {
     api: Math.min(...samples.map((s) => s.api)),
     etcd: Math.min(...samples.map((s) => s.etcd)),
     samples: samples.length,
+    elections: samples.filter((s) => s.election === true).length,
   };
 }
+
+/**
+ * How long a sample that caught etcd without a leader waits before it asks the members again:
+ * twice the election timeout of emulated members, the longest a follower waits before it
+ * stands for election (Raft draws it between one and two timeouts). A leader that stops hands
+ * its leadership on first (in HA run 12 the members had none for 0.4 s), and a quorum elects
+ * another within this; only a cluster that has none after it has lost its quorum.
+ */
+export const ELECTION_WAIT_MS = 2 * EMULATED_ETCD_TIMING.electionTimeoutMs;
 
 /** etcdctl on a control node through every member's client URL, with the health-check client. */
 function etcdctlCommand(cluster: Cluster, args: string): string {
@@ -213,7 +229,7 @@ async function etcdClient(cluster: Cluster, via: string): Promise<EtcdClient> {
 async function healthyMembers(
   cluster: Cluster,
   client: EtcdClient,
-): Promise<{ healthy: string[]; not: string[] }> {
+): Promise<{ healthy: string[]; not: string[]; noLeader: boolean }> {
   const answers = await Promise.all(
     cluster.controls().map(async (node) => {
       const result = await askWithin(
@@ -228,15 +244,33 @@ async function healthyMembers(
   return {
     healthy: answers.filter((a) => a.ok).map((a) => a.node),
     not: answers.filter((a) => !a.ok).map((a) => `${a.node} (${a.said})`),
+    noLeader: answers.some((a) => memberSeesNoLeader(a.said)),
   };
 }
 
 /** Whether a member's /health answer says healthy (`{"health":"true",…}`). Pure. */
 export function memberHealthy(answer: string): boolean {
+  return healthAnswer(answer)?.health === "true";
+}
+
+/**
+ * Whether a member's /health answer says the cluster is between two leaders: it has none
+ * (`RAFT NO LEADER`), or the leader changed while the member's read was waiting for it
+ * (`RANGE ERROR:etcdserver: leader changed`, or `no leader`). Pure.
+ */
+export function memberSeesNoLeader(answer: string): boolean {
+  const reason = healthAnswer(answer)?.reason;
+  return (
+    reason === "RAFT NO LEADER" ||
+    (typeof reason === "string" && /etcdserver: (leader changed|no leader)$/.test(reason))
+  );
+}
+
+function healthAnswer(answer: string): { health?: unknown; reason?: unknown } | undefined {
   try {
-    return (JSON.parse(answer) as { health?: unknown }).health === "true";
+    return JSON.parse(answer) as { health?: unknown; reason?: unknown };
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -438,13 +472,27 @@ export async function rollingUpgrade(
   const planned = parsePreview(preview.stdout).steps.filter((s) => s.op !== "same");
   const started = Date.now();
   const client = await etcdClient(cluster, cluster.controls()[0]);
-  const samples: { at: number; api: number; etcd: number }[] = [];
+  const samples: { at: number; api: number; etcd: number; election: boolean }[] = [];
   let finished: Awaited<ReturnType<typeof up>> | undefined;
   const running = up().then((r) => (finished = r));
   while (finished === undefined) {
-    const [api, etcd] = await Promise.all([apiReadiness(cluster), healthyMembers(cluster, client)]);
+    const [api, first] = await Promise.all([
+      apiReadiness(cluster),
+      healthyMembers(cluster, client),
+    ]);
     const at = (Date.now() - started) / 1000;
-    samples.push({ at, api: api.ready.length, etcd: etcd.healthy.length });
+    let etcd = first;
+    // Caught between two leaders: the count that says whether the quorum held is the one after
+    // the longest an election may take to start (ELECTION_WAIT_MS).
+    const election = first.healthy.length < 2 && first.noLeader;
+    if (election) {
+      log(
+        `rolling upgrade at ${at.toFixed(0)} s: etcd has no leader (healthy ${first.healthy.join(", ") || "none"}; not: ${first.not.join("; ")}); asking again in ${ELECTION_WAIT_MS / 1000} s`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, ELECTION_WAIT_MS));
+      etcd = await healthyMembers(cluster, client);
+    }
+    samples.push({ at, api: api.ready.length, etcd: etcd.healthy.length, election });
     if (api.ready.length < 2 || etcd.healthy.length < 2) {
       log(
         `rolling upgrade at ${at.toFixed(0)} s: API servers ready ${api.ready.join(", ") || "none"} (not: ${api.not.join("; ")}), etcd members healthy ${etcd.healthy.join(", ") || "none"} (not: ${etcd.not.join("; ")})`,
@@ -480,6 +528,6 @@ export async function rollingUpgrade(
   ];
   return {
     ok: problems.length === 0,
-    detail: `${PATCH_FROM.kubernetes} → ${defaultVersions.kubernetes}, etcd ${PATCH_FROM.etcd} → ${defaultVersions.etcd}: preview ${planned.length} changes; up ${result.seconds.toFixed(0)} s; ${low.samples} samples, at least ${low.api} API servers ready and ${low.etcd} members healthy at every one${problems.length > 0 ? `; PROBLEMS: ${problems.join("; ")}` : ""}`,
+    detail: `${PATCH_FROM.kubernetes} → ${defaultVersions.kubernetes}, etcd ${PATCH_FROM.etcd} → ${defaultVersions.etcd}: preview ${planned.length} changes; up ${result.seconds.toFixed(0)} s; ${low.samples} samples, at least ${low.api} API servers ready and ${low.etcd} members healthy at every one (${low.elections} caught etcd between two leaders and asked again ${ELECTION_WAIT_MS / 1000} s later)${problems.length > 0 ? `; PROBLEMS: ${problems.join("; ")}` : ""}`,
   };
 }

@@ -153,6 +153,13 @@ export function apiServerCommand(args: ApiServerArgs): string[] {
       // On a graceful stop /readyz fails at once while the server keeps serving this long, so
       // the load balancer drains it before its connections close.
       "shutdown-delay-duration": `${API_SHUTDOWN_DELAY_SECONDS}s`,
+      // Then it answers new requests 429 with Retry-After (clients ask again, through the VIP
+      // another server), waits for the requests in flight, and gives its connections 2 s to
+      // close. Without it the HTTP server waits for every connection to go idle, up to the
+      // request timeout; watches never do, so each stop took that long (300 s on emulated
+      // nodes) or ended in systemd's SIGKILL: in HA run 12 each API server hung a minute after
+      // its last request had drained, until TimeoutStopSec.
+      "shutdown-send-retry-after": true,
       "request-timeout":
         args.requestTimeoutSeconds === undefined ? undefined : `${args.requestTimeoutSeconds}s`,
       "etcd-healthcheck-timeout":

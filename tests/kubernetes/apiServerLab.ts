@@ -56,12 +56,15 @@ export interface ApiServerLabOptions {
   readonly serviceCidr: string;
   /** Seconds to wait for /readyz. @default 180 (the API server starts slowly on a loaded machine) */
   readonly readySeconds?: number;
+  /** More flags for the API server, e.g. the program's own shutdown flags. @default none */
+  readonly apiServerArgs?: readonly string[];
 }
 
 export class ApiServerLab {
   readonly workDir = fs.mkdtempSync(path.join(os.tmpdir(), "hw-apiserver-"));
   readonly kubeconfig = path.join(this.workDir, "admin.kubeconfig");
   private readonly processes: ChildProcess[] = [];
+  private apiServer: ChildProcess | undefined;
   private readonly logs: string[] = [];
   private kubectlPath = "";
 
@@ -96,7 +99,8 @@ export class ApiServerLab {
       `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
       `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
     ]);
-    this.run(apiserver.path, [
+    this.apiServer = this.run(apiserver.path, [
+      ...(options.apiServerArgs ?? []),
       `--etcd-servers=${etcdUrl}`,
       "--bind-address=127.0.0.1",
       `--secure-port=${securePort}`,
@@ -160,6 +164,42 @@ export class ApiServerLab {
     });
   }
 
+  /** kubectl of the pinned version against the lab, running until it ends or is killed. */
+  kubectlInBackground(args: readonly string[]): ChildProcess {
+    const child = spawn(this.kubectlPath, ["--kubeconfig", this.kubeconfig, ...args], {
+      stdio: "ignore",
+    });
+    this.processes.push(child);
+    return child;
+  }
+
+  /**
+   * Sends the API server SIGTERM, as `systemctl stop` does, and waits up to `withinSeconds` for
+   * it to exit: the seconds it took and how it ended, or `exited: false`.
+   */
+  async terminate(
+    withinSeconds: number,
+  ): Promise<{ exited: boolean; seconds: number; code: number | null }> {
+    const server = this.apiServer;
+    if (server === undefined) {
+      throw new Error("the lab's API server was never started");
+    }
+    const started = Date.now();
+    const exit = new Promise<number | null>((resolve) => server.once("exit", resolve));
+    server.kill("SIGTERM");
+    const code = await Promise.race([
+      exit.then((c) => ({ code: c })),
+      new Promise<undefined>((resolve) =>
+        setTimeout(() => resolve(undefined), withinSeconds * 1000),
+      ),
+    ]);
+    return {
+      exited: code !== undefined,
+      seconds: (Date.now() - started) / 1000,
+      code: code?.code ?? null,
+    };
+  }
+
   /** The last lines etcd and the API server wrote, for a failure's message. */
   logTail(lines = 40): string {
     return this.logs.join("").split("\n").slice(-lines).join("\n");
@@ -172,7 +212,7 @@ export class ApiServerLab {
     fs.rmSync(this.workDir, { recursive: true, force: true });
   }
 
-  private run(command: string, args: string[]): void {
+  private run(command: string, args: string[]): ChildProcess {
     const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
     child.stderr?.on("data", (d: Buffer) => {
       this.logs.push(d.toString());
@@ -181,5 +221,6 @@ export class ApiServerLab {
       }
     });
     this.processes.push(child);
+    return child;
   }
 }

@@ -198,6 +198,9 @@ describe("kube-apiserver flags", () => {
 
   it("drains before it stops: /readyz fails first, systemd waits for the delay", () => {
     expect(f.get("shutdown-delay-duration")).toBe(`${API_SHUTDOWN_DELAY_SECONDS}s`);
+    // Then 429 with Retry-After, and 2 s for the connections, not the request timeout
+    // (apiServerShutdown.test.ts stops a real server with these flags).
+    expect(f.get("shutdown-send-retry-after")).toBe("true");
     const unit = apiServerUnit({ plan: p, node: p.controls[1] });
     expect(unit.service.timeoutStopSec).toBeGreaterThan(API_SHUTDOWN_DELAY_SECONDS + 30);
   });

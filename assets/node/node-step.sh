@@ -304,18 +304,30 @@ if ((files_changed > 0)); then
   after_files_hook
 fi
 
-# The path, mode and content of each of the step's files for which `$1 PATH` holds.
+# The path, mode and content of each of the step's files for which `$1 PATH` holds, one
+# "PATH MODE SHA256" line each in path order ("-" for what is gone). One stat and one sha256sum
+# for all of them: each process costs a fifth of a second on a loaded emulated guest, and three
+# per file took 46 s for the API server's 18 files in HA run 12.
 files_state() {
-  local path
-  if [[ -f "$files_manifest" ]]; then
-    while IFS= read -r path; do
-      if [[ -z "$path" ]] || ! "$1" "$path"; then
-        continue
-      fi
-      printf '%s %s %s\n' "$path" "$(stat -c '%a' -- "$root$path" 2>/dev/null || echo -)" \
-        "$(sha256sum <"$root$path" 2>/dev/null | cut -c1-64 || echo -)"
-    done < <(sort -- "$files_manifest")
-  fi
+  local path mode sum name
+  local -a wanted=()
+  local -A modes=() sums=()
+  [[ -f "$files_manifest" ]] || return 0
+  while IFS= read -r path; do
+    if [[ -n "$path" ]] && "$1" "$path"; then
+      wanted+=("$path")
+    fi
+  done < <(sort -- "$files_manifest")
+  ((${#wanted[@]} > 0)) || return 0
+  while read -r mode name; do
+    modes["${name#"$root"}"]="$mode"
+  done < <(stat -c '%a %n' -- "${wanted[@]/#/$root}" 2>/dev/null || true)
+  while read -r sum name; do
+    sums["${name#"$root"}"]="$sum"
+  done < <(sha256sum -- "${wanted[@]/#/$root}" 2>/dev/null || true)
+  for path in "${wanted[@]}"; do
+    printf '%s %s %s\n' "$path" "${modes[$path]:--}" "${sums[$path]:--}"
+  done
 }
 
 # What the units run with: the step's files that restart it (not the --no-restart or --reload

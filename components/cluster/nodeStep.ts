@@ -391,7 +391,7 @@ export function startedOrRestarted(output: string): boolean {
 
 /**
  * The line one target's apply reports: what node-step.sh did to each unit and how long the apply
- * and the readiness check after it took, e.g. "etcd on control1: restarted etcd in 41 s, ready
+ * and the readiness check after it took, e.g. "etcd on control1: restarted etcd.service in 41 s, ready
  * 35 s later". Pure.
  */
 export function applyReport(

@@ -5,6 +5,7 @@ import {
   memberHealthy,
   memberSeesNoLeader,
   minimums,
+  samplesLine,
   parseMembers,
   parseWrites,
   readyzVerdict,
@@ -145,6 +146,21 @@ describe("minimums", () => {
         { api: 3, etcd: 2, election: true },
       ]),
     ).toEqual({ api: 3, etcd: 2, samples: 2, elections: 1 });
+  });
+});
+
+describe("samplesLine", () => {
+  it("says the samples, the minimums and the elections caught", () => {
+    expect(
+      samplesLine(
+        minimums([
+          { api: 3, etcd: 3, election: false },
+          { api: 2, etcd: 2, election: true },
+        ]),
+      ),
+    ).toBe(
+      "2 samples, at least 2 API servers ready and 2 members healthy at every one (1 caught etcd between two leaders and asked again 10 s later)",
+    );
   });
 });
 

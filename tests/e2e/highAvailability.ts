@@ -118,6 +118,17 @@ export function minimums(
 }
 
 /**
+ * What the samples so far say, for the phase's verdict and for the line the run prints every
+ * few minutes while `up` runs (a run stopped halfway still says its minimum). Pure.
+ */
+export function samplesLine(low: ReturnType<typeof minimums>): string {
+  return `${low.samples} samples, at least ${low.api} API servers ready and ${low.etcd} members healthy at every one (${low.elections} caught etcd between two leaders and asked again ${ELECTION_WAIT_MS / 1000} s later)`;
+}
+
+/** How often the rolling upgrade prints samplesLine while `up` runs. */
+const SAMPLES_LINE_EVERY_S = 300;
+
+/**
  * How long a sample that caught etcd without a leader waits before it asks the members again:
  * twice the election timeout of emulated members, the longest a follower waits before it
  * stands for election (Raft draws it between one and two timeouts). A leader that stops hands
@@ -474,6 +485,7 @@ export async function rollingUpgrade(
   const client = await etcdClient(cluster, cluster.controls()[0]);
   const samples: { at: number; api: number; etcd: number; election: boolean }[] = [];
   let finished: Awaited<ReturnType<typeof up>> | undefined;
+  let printed = 0;
   const running = up().then((r) => (finished = r));
   while (finished === undefined) {
     const [api, first] = await Promise.all([
@@ -497,6 +509,10 @@ export async function rollingUpgrade(
       log(
         `rolling upgrade at ${at.toFixed(0)} s: API servers ready ${api.ready.join(", ") || "none"} (not: ${api.not.join("; ")}), etcd members healthy ${etcd.healthy.join(", ") || "none"} (not: ${etcd.not.join("; ")})`,
       );
+    }
+    if (at - printed >= SAMPLES_LINE_EVERY_S) {
+      printed = at;
+      log(`rolling upgrade at ${at.toFixed(0)} s: ${samplesLine(minimums(samples))}`);
     }
     await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 3_000))]);
   }
@@ -528,6 +544,6 @@ export async function rollingUpgrade(
   ];
   return {
     ok: problems.length === 0,
-    detail: `${PATCH_FROM.kubernetes} → ${defaultVersions.kubernetes}, etcd ${PATCH_FROM.etcd} → ${defaultVersions.etcd}: preview ${planned.length} changes; up ${result.seconds.toFixed(0)} s; ${low.samples} samples, at least ${low.api} API servers ready and ${low.etcd} members healthy at every one (${low.elections} caught etcd between two leaders and asked again ${ELECTION_WAIT_MS / 1000} s later)${problems.length > 0 ? `; PROBLEMS: ${problems.join("; ")}` : ""}`,
+    detail: `${PATCH_FROM.kubernetes} → ${defaultVersions.kubernetes}, etcd ${PATCH_FROM.etcd} → ${defaultVersions.etcd}: preview ${planned.length} changes; up ${result.seconds.toFixed(0)} s; ${samplesLine(low)}${problems.length > 0 ? `; PROBLEMS: ${problems.join("; ")}` : ""}`,
   };
 }

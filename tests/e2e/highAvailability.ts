@@ -118,6 +118,15 @@ export function minimums(
 }
 
 /**
+ * How long a sample that caught etcd without a leader waits before it asks the members again:
+ * twice the election timeout of emulated members, the longest a follower waits before it
+ * stands for election (Raft draws it between one and two timeouts). A leader that stops hands
+ * its leadership on first (in HA run 12 the members had none for 0.4 s), and a quorum elects
+ * another within this; only a cluster that has none after it has lost its quorum.
+ */
+export const ELECTION_WAIT_MS = 2 * EMULATED_ETCD_TIMING.electionTimeoutMs;
+
+/**
  * What the samples so far say, for the phase's verdict and for the line the run prints every
  * few minutes while `up` runs (a run stopped halfway still says its minimum). Pure.
  */
@@ -127,15 +136,6 @@ export function samplesLine(low: ReturnType<typeof minimums>): string {
 
 /** How often the rolling upgrade prints samplesLine while `up` runs. */
 const SAMPLES_LINE_EVERY_S = 300;
-
-/**
- * How long a sample that caught etcd without a leader waits before it asks the members again:
- * twice the election timeout of emulated members, the longest a follower waits before it
- * stands for election (Raft draws it between one and two timeouts). A leader that stops hands
- * its leadership on first (in HA run 12 the members had none for 0.4 s), and a quorum elects
- * another within this; only a cluster that has none after it has lost its quorum.
- */
-export const ELECTION_WAIT_MS = 2 * EMULATED_ETCD_TIMING.electionTimeoutMs;
 
 /** etcdctl on a control node through every member's client URL, with the health-check client. */
 function etcdctlCommand(cluster: Cluster, args: string): string {

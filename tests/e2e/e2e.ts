@@ -15,7 +15,7 @@
  * three-control-plane topology instead (highAvailability.ts): cold `up`, checks, a no-op `up`,
  * a rolling patch upgrade, failover, recovery, a member replaced from an empty disk, `destroy`
  * (not part of CI: about 90 minutes on two cores under TCG, more than CI's whole run may take;
- * the README has the times of a run that passed). `npm run e2e --
+ * the README has the times of the two runs that passed). `npm run e2e --
  * --cilium` runs the small cluster with Cilium as CNI and kube-proxy replacement (cold `up`,
  * checks, services, no-op `up`, `destroy`; ciliumArtifacts.ts builds its images and chart; not
  * part of CI: on two cores under TCG its agents' BPF compiles starve the control node's API
